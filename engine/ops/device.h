@@ -1,0 +1,80 @@
+/* Compute devices, device memory and command streams: one interface, two
+ * implementations (engine/vk for Vulkan, the host for the C path).
+ *
+ * Lifetimes: lgpu_dev owns everything created from it; destroy buffers and
+ * execs before the device. destroy(NULL) is a no-op everywhere. */
+#ifndef LGPU_OPS_DEVICE_H
+#define LGPU_OPS_DEVICE_H
+
+#include "lgpu/lgpu.h"
+
+typedef struct lgpu_dev lgpu_dev;   /* a Vulkan device, or the host ("cpu") */
+typedef struct lgpu_buf lgpu_buf;   /* device memory, possibly in several segments */
+typedef struct lgpu_exec lgpu_exec; /* a command stream recorded then submitted */
+
+typedef enum { LGPU_DEV_CPU = 0, LGPU_DEV_VULKAN = 1 } lgpu_dev_kind;
+
+/* Open a device. `selector`: NULL → $LGPU_DEVICE, else automatic choice
+ * (discrete > integrated > virtual > CPU-type Vulkan device; the host C path
+ * when no Vulkan device exists). "cpu" → the host C path. A decimal index or a
+ * case-insensitive name substring picks a Vulkan device; an impossible choice
+ * fails with LGPU_ENODEV and an error detail that lists the devices. */
+int lgpu_dev_open(const char *selector, lgpu_dev **out);
+void lgpu_dev_close(lgpu_dev *dev);
+
+lgpu_dev_kind lgpu_dev_kind_of(const lgpu_dev *dev);
+const char *lgpu_dev_name(const lgpu_dev *dev);
+/* Why this device was selected (for `lgpu info`). */
+const char *lgpu_dev_reason(const lgpu_dev *dev);
+/* Largest byte range one shader binding may address (maxStorageBufferRange;
+ * SIZE_MAX on the host). Buffers larger than this are split in segments. */
+size_t lgpu_dev_max_binding(const lgpu_dev *dev);
+/* Threads used by the host C path (LGPU_THREADS, default: online cores). */
+int lgpu_dev_threads(const lgpu_dev *dev);
+/* Device memory in use by this process, and the total budget (0 if unknown). */
+void lgpu_dev_memory(const lgpu_dev *dev, size_t *used, size_t *budget);
+
+/* ---- buffers ----
+ * A buffer of `size` bytes. `unit` (>= 1) is the granule that must never
+ * straddle a segment boundary (a weight row, a KV block...): if size exceeds
+ * the device's max binding, the buffer is split into segments each holding a
+ * whole number of units. Fails with LGPU_EDEVMEM (and a detail naming the
+ * size and the free memory) when the device is full. */
+int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out);
+void lgpu_buf_destroy(lgpu_buf *buf);
+size_t lgpu_buf_size(const lgpu_buf *buf);
+/* Number of segments and the byte range [*start, *start + *len) of segment i. */
+int lgpu_buf_segments(const lgpu_buf *buf);
+void lgpu_buf_segment(const lgpu_buf *buf, int i, size_t *start, size_t *len);
+/* Synchronous host <-> device copies (waits for pending work on the buffer). */
+int lgpu_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n);
+int lgpu_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n);
+int lgpu_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n);
+/* Host pointer to the bytes at `off`, or NULL when the memory is not host
+ * visible (the host device always returns one). */
+void *lgpu_buf_host_ptr(lgpu_buf *buf, size_t off);
+
+/* A byte position inside a buffer: what ops take as operands. */
+typedef struct lgpu_ref {
+    lgpu_buf *buf;
+    size_t off; /* bytes; must be a multiple of LGPU_REF_ALIGN */
+} lgpu_ref;
+#define LGPU_REF_ALIGN 256
+
+static inline lgpu_ref lgpu_ref_at(lgpu_buf *buf, size_t off) {
+    lgpu_ref r = {buf, off};
+    return r;
+}
+
+/* ---- command streams ----
+ * Ops are recorded into an exec; on the host they run at once, on Vulkan they
+ * are recorded into a command buffer (barriers inserted only where a later op
+ * depends on an earlier one) and run at submit. */
+int lgpu_exec_create(lgpu_dev *dev, lgpu_exec **out);
+void lgpu_exec_destroy(lgpu_exec *ex);
+lgpu_dev *lgpu_exec_dev(lgpu_exec *ex);
+int lgpu_exec_begin(lgpu_exec *ex);
+/* Submit what was recorded and wait for completion. */
+int lgpu_exec_submit(lgpu_exec *ex);
+
+#endif

@@ -1,0 +1,57 @@
+/* Block-quantized formats, laid out exactly as GGUF/ggml stores them so GGUF
+ * tensor data uploads without conversion. Mirrored for shaders in
+ * shaders/types.glsl. */
+#ifndef LGPU_QUANT_QUANT_H
+#define LGPU_QUANT_QUANT_H
+
+#include "lgpu/lgpu.h"
+
+#define LGPU_QK 32    /* values per Q8_0 / Q4_0 block */
+#define LGPU_QK_K 256 /* values per K-quant super-block */
+
+typedef uint16_t lgpu_f16;  /* IEEE binary16 bits */
+typedef uint16_t lgpu_bf16; /* bfloat16 bits */
+
+/* Q8_0: x[i] = d * qs[i] */
+typedef struct {
+    lgpu_f16 d;
+    int8_t qs[LGPU_QK];
+} lgpu_block_q8_0;
+_Static_assert(sizeof(lgpu_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+
+/* Q4_0: x[i] = d * ((qs[i%16] >> (4*(i/16))) & 15) - 8): low nibbles hold
+ * values 0..15, high nibbles 16..31, with an offset of 8. */
+typedef struct {
+    lgpu_f16 d;
+    uint8_t qs[LGPU_QK / 2];
+} lgpu_block_q4_0;
+_Static_assert(sizeof(lgpu_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+/* Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins packed in `scales`. */
+typedef struct {
+    lgpu_f16 d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[LGPU_QK_K / 2];
+} lgpu_block_q4_k;
+_Static_assert(sizeof(lgpu_block_q4_k) == 144, "Q4_K block is 144 bytes");
+
+/* Q6_K: 16 sub-blocks of 16 with int8 scales; 6-bit quants split in ql/qh. */
+typedef struct {
+    uint8_t ql[LGPU_QK_K / 2];
+    uint8_t qh[LGPU_QK_K / 4];
+    int8_t scales[LGPU_QK_K / 16];
+    lgpu_f16 d;
+} lgpu_block_q6_k;
+_Static_assert(sizeof(lgpu_block_q6_k) == 210, "Q6_K block is 210 bytes");
+
+float lgpu_f16_to_f32(lgpu_f16 h);
+lgpu_f16 lgpu_f32_to_f16(float f); /* round to nearest even */
+float lgpu_bf16_to_f32(lgpu_bf16 h);
+lgpu_bf16 lgpu_f32_to_bf16(float f); /* round to nearest even */
+
+/* Convert n values (a multiple of the type's block size) between F32 and
+ * `type`. quantize uses ggml's reference rounding so our files match theirs. */
+int lgpu_quantize_row(int type, const float *src, void *dst, int64_t n);
+int lgpu_dequantize_row(int type, const void *src, float *dst, int64_t n);
+
+#endif

@@ -1,0 +1,25 @@
+/* C reference twins of every shader: same parameter struct as the shader's
+ * push constants, plain host pointers for the bindings. They are the oracle
+ * in tests and the host ("cpu") execution path. `nthreads` > 1 lets a twin
+ * split its outer loop over a thread pool; results must not depend on it. */
+#ifndef LGPU_REF_REF_OPS_H
+#define LGPU_REF_REF_OPS_H
+
+#include "ops/ops.h"
+
+void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads);
+void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y);
+void lgpu_ref_rope(const lgpu_rope_params *p, float *x, const int32_t *pos, const float *inv_freq);
+void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);
+void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const float *v, const int32_t *tok_seq,
+                       const int32_t *tok_pos, const int32_t *block_table, float *k_pool, float *v_pool);
+void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
+                        const int32_t *tok_pos, const int32_t *block_table, const float *k_pool,
+                        const float *v_pool, float *out, int nthreads);
+void lgpu_ref_swiglu(const lgpu_swiglu_params *p, const float *g, const float *u, float *y);
+void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, float *y);
+void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);
+void lgpu_ref_get_rows(const lgpu_get_rows_params *p, const void *e, const int32_t *ids, float *y);
+void lgpu_ref_argmax(const lgpu_argmax_params *p, const float *x, int32_t *idx);
+
+#endif
