@@ -1,0 +1,63 @@
+/* What the op glue (engine/ops/op_*.c) uses to run an op on either device.
+ * Pattern for every op:
+ *   if (lgpu_exec_is_host(ex)) { call the C twin on lgpu_ref_host() pointers; return 0; }
+ *   else { fill lgpu_binding[]; return lgpu_exec_dispatch(ex, &d); } */
+#ifndef LGPU_OPS_OP_INTERNAL_H
+#define LGPU_OPS_OP_INTERNAL_H
+
+#include "ops/ops.h"
+
+#define LGPU_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+/* Device capabilities that decide which shader variant an op records. */
+typedef struct lgpu_dev_caps {
+    uint32_t subgroup_size;      /* 0 on the host */
+    bool subgroup_arithmetic;    /* subgroupAdd/Max in compute */
+    bool fp16_arith;             /* shaderFloat16 */
+    bool int8_arith;             /* shaderInt8 */
+    bool storage_16bit;          /* storageBuffer16BitAccess */
+    bool storage_8bit;           /* storageBuffer8BitAccess */
+    bool coopmat_nv;             /* VK_NV_cooperative_matrix with f16 16x16x16 (or 16x8x16) */
+    bool coopmat_khr;            /* VK_KHR_cooperative_matrix, and shaders built for it */
+    uint32_t max_wg_count[3];
+    uint32_t max_wg_invocations;
+    uint32_t max_shared_bytes;
+    size_t max_binding;          /* maxStorageBufferRange */
+    size_t min_storage_align;    /* minStorageBufferOffsetAlignment */
+} lgpu_dev_caps;
+const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev);
+
+bool lgpu_exec_is_host(const lgpu_exec *ex);
+int lgpu_exec_threads(const lgpu_exec *ex);
+/* Host pointer for a ref on the host device (or host-visible Vulkan memory). */
+void *lgpu_ref_host(lgpu_ref r);
+
+/* One storage-buffer binding of a dispatch. `size` is the byte range the
+ * shader may touch from ref.off (0: to the end of ref's segment); it must not
+ * cross a segment boundary. `write` marks outputs (for barrier tracking). */
+typedef struct lgpu_binding {
+    lgpu_ref ref;
+    size_t size;
+    bool write;
+} lgpu_binding;
+
+#define LGPU_MAX_BINDINGS 8
+#define LGPU_MAX_SPEC 8
+
+typedef struct lgpu_dispatch {
+    const char *shader;        /* embedded blob name (shaders/meson.build) */
+    const char *op;            /* name for the LGPU_PROFILE table, e.g. "matmul_q4_0" */
+    const void *params;        /* push constants */
+    uint32_t params_size;
+    lgpu_binding bind[LGPU_MAX_BINDINGS];
+    int n_bind;
+    uint32_t spec[LGPU_MAX_SPEC]; /* specialization constants, constant_id 0..n_spec-1 */
+    int n_spec;
+    uint32_t groups[3];         /* workgroup counts (each <= max_wg_count) */
+} lgpu_dispatch;
+
+/* Record a dispatch (pipeline created and cached on first use; a barrier is
+ * inserted first only if a binding depends on an earlier unbarriered write). */
+int lgpu_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d);
+
+#endif
