@@ -4,8 +4,22 @@
 #include <stddef.h>
 
 int lgpu_cmd_version(int argc, char **argv);
+int lgpu_cmd_info(int argc, char **argv);
+int lgpu_cmd_pull(int argc, char **argv);
+int lgpu_cmd_inspect(int argc, char **argv);
+int lgpu_cmd_convert(int argc, char **argv);
+int lgpu_cmd_quantize(int argc, char **argv);
+int lgpu_cmd_synth(int argc, char **argv);
+int lgpu_cmd_tokenize(int argc, char **argv);
 
 const lgpu_cmd lgpu_commands[] = {
     {"version", lgpu_cmd_version, "print the lgpu version"},
+    {"info", lgpu_cmd_info, "list Vulkan devices and the one selected"},
+    {"pull", lgpu_cmd_pull, "download a model from the Hugging Face Hub"},
+    {"inspect", lgpu_cmd_inspect, "print a model file's metadata and tensor table"},
+    {"convert", lgpu_cmd_convert, "convert a llama2.c checkpoint or HF directory to GGUF"},
+    {"quantize", lgpu_cmd_quantize, "requantize a GGUF's weight matrices (q8_0, q4_0, q4_k, q6_k, f16, bf16)"},
+    {"synth", lgpu_cmd_synth, "write a real-shaped GGUF with deterministic random weights"},
+    {"tokenize", lgpu_cmd_tokenize, "print the token ids of a text"},
     {NULL, NULL, NULL},
 };

@@ -54,4 +54,10 @@ lgpu_bf16 lgpu_f32_to_bf16(float f); /* round to nearest even */
 int lgpu_quantize_row(int type, const float *src, void *dst, int64_t n);
 int lgpu_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
+/* Row-range helpers for a matrix of rows of k values (k a multiple of the
+ * block size) stored back to back: dequantize rows [row_begin, row_begin +
+ * nrows) of w into dst (nrows * k floats); quantize nrows rows of src. */
+int lgpu_dequantize_rows(int type, const void *w, int64_t row_begin, int64_t nrows, int64_t k, float *dst);
+int lgpu_quantize_rows(int type, const float *src, int64_t nrows, int64_t k, void *dst);
+
 #endif

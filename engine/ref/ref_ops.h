@@ -8,6 +8,11 @@
 #include "ops/ops.h"
 
 void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads);
+/* Test oracle for lgpu_ref_matmul: W dequantized with lgpu_dequantize_row,
+ * double accumulation, one thread. lgpu_ref_matmul matches it within
+ * NMSE 1e-10 for F32/F16/BF16 W and ~1e-4 for quantized W (whose x is
+ * rounded to int8 blocks on AVX2 CPUs); see tests/test_ref_matmul.c. */
+void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y);
 void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y);
 void lgpu_ref_rope(const lgpu_rope_params *p, float *x, const int32_t *pos, const float *inv_freq);
 void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);

@@ -1,0 +1,85 @@
+/* Text generation on one sequence of an lgpu_ctx: feed prompt tokens
+ * (chunked to n_batch), then sample -> stream -> decode until a finish
+ * condition. Used by `lgpu run`, `lgpu chat`, `lgpu-eval` and the tests.
+ *
+ *   lgpu_gen *g; lgpu_gen_create(ctx, &sampler_params, &g);
+ *   lgpu_gen_feed_text(g, "Once upon a time", true, false, print_cb, NULL);
+ *   lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = 64, .on_text = print_cb}, &finish);
+ *
+ * The sequence's text is detokenized incrementally (UTF-8 safe) across feeds
+ * and runs, so a continuation keeps its leading space. A token sampled but
+ * not decoded when a run ends (length, stop string, cancel) stays "pending"
+ * and is decoded ahead of the next feed or run; an end-of-generation token
+ * is never decoded. */
+#ifndef LGPU_GEN_GEN_H
+#define LGPU_GEN_GEN_H
+
+#include "lgpu/llama.h"
+#include "sample/sampler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lgpu_gen_finish {
+    LGPU_GEN_LENGTH = 0, /* n_predict tokens generated */
+    LGPU_GEN_EOG,        /* an end-of-generation token was sampled */
+    LGPU_GEN_STOP,       /* a stop string appeared */
+    LGPU_GEN_CTX,        /* the sequence reached n_ctx */
+    LGPU_GEN_CANCEL,     /* the text callback asked to stop */
+} lgpu_gen_finish;
+
+/* Streamed text (complete UTF-8, possibly empty); return nonzero to stop. */
+typedef int (*lgpu_gen_text_fn)(void *user, const char *text, size_t len);
+
+typedef struct lgpu_gen_params {
+    int32_t n_predict; /* tokens to generate at most; < 0: until EOG or a full context */
+    bool ignore_eog;   /* keep going past end-of-generation tokens */
+    const char *const *stops;
+    int n_stops;
+    lgpu_gen_text_fn on_text;
+    void *user;
+} lgpu_gen_params;
+
+typedef struct lgpu_gen_stats {
+    int32_t n_prompt; /* tokens decoded by feeds (pending tokens included) */
+    int32_t n_reused; /* prompt tokens attached from the prefix cache */
+    int32_t n_gen;    /* tokens sampled by runs */
+    double prompt_s, gen_s;
+} lgpu_gen_stats;
+
+typedef struct lgpu_gen lgpu_gen;
+
+/* Opens a sequence of ctx. sampler NULL: greedy. */
+int lgpu_gen_create(lgpu_ctx *ctx, const lgpu_sampler_params *sampler, lgpu_gen **out);
+void lgpu_gen_free(lgpu_gen *g);
+int lgpu_gen_seq(const lgpu_gen *g);
+/* Empties the sequence (KV blocks released, cached prefixes kept) and resets
+ * the sampler and the detokenizer. */
+int lgpu_gen_reset(lgpu_gen *g);
+
+/* Appends tokens to the sequence; the last one's logits become the next
+ * sampling distribution. On an empty sequence, cached full blocks of the
+ * same prefix are reused. Tokens are accepted into the sampler's penalty
+ * history. on_text (may be NULL) receives the detokenized text. */
+int lgpu_gen_feed(lgpu_gen *g, const int32_t *tokens, int n, lgpu_gen_text_fn on_text, void *user);
+/* Tokenizes text (add_special: BOS as the tokenizer wants; parse_special:
+ * control tokens written in the text) and feeds it. */
+int lgpu_gen_feed_text(lgpu_gen *g, const char *text, bool add_special, bool parse_special,
+                       lgpu_gen_text_fn on_text, void *user);
+/* Generates until a finish condition (*finish may be NULL). */
+int lgpu_gen_run(lgpu_gen *g, const lgpu_gen_params *p, lgpu_gen_finish *finish);
+
+/* Ids sampled by the last run (EOG excluded), and its text: `emitted` as
+ * streamed (cut before a stop string), `full` everything the ids decode to. */
+const int32_t *lgpu_gen_tokens(const lgpu_gen *g, int *n);
+const char *lgpu_gen_text(const lgpu_gen *g, bool full, size_t *len);
+/* Logits of the last decoded token (n_vocab floats), NULL before any feed. */
+const float *lgpu_gen_logits(const lgpu_gen *g);
+const lgpu_gen_stats *lgpu_gen_stats_of(const lgpu_gen *g);
+lgpu_sampler *lgpu_gen_sampler(lgpu_gen *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,96 @@
+/* lgpu — LLaMA-family models: load, batched decode over a paged KV cache.
+ *
+ * Typical use:
+ *   lgpu_model *m; lgpu_model_load(&(lgpu_model_params){.path = "x.gguf"}, &m);
+ *   lgpu_ctx *c;   lgpu_ctx_create(m, &(lgpu_ctx_params){.n_ctx = 2048, .n_seq_max = 8}, &c);
+ *   int s;         lgpu_seq_open(c, &s);
+ *   fill an lgpu_batch with the prompt tokens of s (pos 0..n-1, logits on the last),
+ *   lgpu_decode(c, &batch, logits); sample; append; repeat; lgpu_seq_close(c, s). */
+#ifndef LGPU_LLAMA_H
+#define LGPU_LLAMA_H
+
+#include "lgpu/lgpu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lgpu_model lgpu_model;
+typedef struct lgpu_ctx lgpu_ctx;
+struct lgpu_tokenizer;
+struct lgpu_dev;
+
+typedef struct lgpu_model_params {
+    const char *path;           /* GGUF file, HF directory, llama2.c .bin, or ORG/NAME[:FILE] on the Hub */
+    const char *tokenizer_path; /* optional tokenizer file (tokenizer.bin / tokenizer.json / GGUF) */
+    const char *device;         /* device selector; NULL: $LGPU_DEVICE, else automatic */
+    bool progress;              /* print load progress on stderr */
+} lgpu_model_params;
+
+typedef struct lgpu_hparams {
+    uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim;
+    uint32_t n_ctx_train;
+    float norm_eps, rope_theta;
+    bool tied_output;
+} lgpu_hparams;
+
+int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out);
+void lgpu_model_free(lgpu_model *model);
+const lgpu_hparams *lgpu_model_hparams(const lgpu_model *model);
+struct lgpu_tokenizer *lgpu_model_tokenizer(lgpu_model *model);
+struct lgpu_dev *lgpu_model_dev(lgpu_model *model);
+/* Short description: "llama 260K F32 on llvmpipe (...)" */
+const char *lgpu_model_desc(const lgpu_model *model);
+/* Bytes of weights resident on the device. */
+size_t lgpu_model_weight_bytes(const lgpu_model *model);
+/* Number of weight parameters (all tensors, the tied classifier once). */
+uint64_t lgpu_model_n_params(const lgpu_model *model);
+
+typedef struct lgpu_ctx_params {
+    uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context) */
+    uint32_t n_seq_max;  /* max sequences open at once (0: 1) */
+    uint32_t n_batch;    /* max tokens per lgpu_decode call (0: 512) */
+    uint32_t block_size; /* tokens per KV block (0: 16) */
+    uint32_t n_blocks;   /* KV blocks in the pool (0: enough for n_seq_max full sequences) */
+} lgpu_ctx_params;
+
+int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx **out);
+void lgpu_ctx_free(lgpu_ctx *ctx);
+const lgpu_ctx_params *lgpu_ctx_params_of(const lgpu_ctx *ctx);
+lgpu_model *lgpu_ctx_model(lgpu_ctx *ctx);
+
+/* Sequences own chains of KV blocks. open fails with LGPU_EFULL when n_seq_max are open. */
+int lgpu_seq_open(lgpu_ctx *ctx, int *seq);
+void lgpu_seq_close(lgpu_ctx *ctx, int seq);
+/* Number of tokens of `seq` in the cache. */
+int lgpu_seq_len(const lgpu_ctx *ctx, int seq);
+/* Prefix sharing: for an empty sequence about to process `tokens`, attach the
+ * longest run of already cached full blocks holding exactly tokens[0..k)
+ * (k a multiple of block_size, k < n so at least one token is left to compute)
+ * and return k; the caller then decodes tokens[k..n) at positions k... */
+int lgpu_seq_reuse_prefix(lgpu_ctx *ctx, int seq, const int32_t *tokens, int n);
+
+/* KV pool use, in blocks. */
+void lgpu_ctx_kv_usage(const lgpu_ctx *ctx, uint32_t *used_blocks, uint32_t *total_blocks);
+
+/* One engine step over tokens of any open sequences (continuous batching).
+ * Token i is appended to sequence seq[i] at position pos[i], which must be the
+ * sequence's length at that point (tokens of one sequence in increasing
+ * position order). For every i with logits[i] != 0 a row of n_vocab logits is
+ * written to `logits_out`, in batch order; `logits` NULL means logits for
+ * the last token only. Fails with LGPU_EFULL (nothing changed) if the KV pool
+ * has no free block left, LGPU_ERANGE (nothing changed) if a sequence would
+ * grow past n_ctx, LGPU_EINVAL on a bad batch. */
+typedef struct lgpu_batch {
+    int n;
+    const int32_t *token;
+    const int32_t *seq;
+    const int32_t *pos;
+    const int8_t *logits;
+} lgpu_batch;
+int lgpu_decode(lgpu_ctx *ctx, const lgpu_batch *batch, float *logits_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

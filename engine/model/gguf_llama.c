@@ -1,0 +1,265 @@
+/* LLaMA metadata, vocabularies and tensor order for GGUF output. */
+#include "model/gguf_llama.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/mapfile.h"
+
+int lgpu_llama_ftype(int type) {
+    switch (type) {
+    case LGPU_TYPE_F32: return 0;
+    case LGPU_TYPE_F16: return 1;
+    case LGPU_TYPE_Q4_0: return 2;
+    case LGPU_TYPE_Q8_0: return 7;
+    case LGPU_TYPE_Q4_K: return 14; /* LLAMA_FTYPE_MOSTLY_Q4_K_S */
+    case LGPU_TYPE_Q6_K: return 18;
+    case LGPU_TYPE_BF16: return 32;
+    default: return -1;
+    }
+}
+
+int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_model_hparams *hp, int ftype) {
+    int st = lgpu_gguf_set_str(w, "general.architecture", "llama");
+    if (!st) st = lgpu_gguf_set_str(w, "general.name", hp->name[0] ? hp->name : "llama");
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.context_length", hp->n_ctx_train);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.embedding_length", hp->dim);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.block_count", hp->n_layers);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.feed_forward_length", hp->hidden_dim);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.attention.head_count", hp->n_heads);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.attention.head_count_kv", hp->n_kv_heads);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.rope.dimension_count", hp->head_dim);
+    if (!st) st = lgpu_gguf_set_f32(w, "llama.rope.freq_base", hp->rope_theta);
+    if (!st) st = lgpu_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->norm_eps);
+    if (!st) st = lgpu_gguf_set_u32(w, "llama.vocab_size", hp->n_vocab);
+    int ft = lgpu_llama_ftype(ftype);
+    if (!st && ft >= 0) st = lgpu_gguf_set_u32(w, "general.file_type", (uint32_t)ft);
+    if (!st && ftype != LGPU_TYPE_F32 && ftype != LGPU_TYPE_F16 && ftype != LGPU_TYPE_BF16)
+        st = lgpu_gguf_set_u32(w, "general.quantization_version", 2);
+    return st;
+}
+
+/* ---- vocabularies ------------------------------------------------------ */
+
+static bool is_byte_piece(const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEFabcdef";
+    return n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && strchr(hex, s[3]) && strchr(hex, s[4]) && s[3] && s[4];
+}
+
+int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
+    lgpu_mapfile m;
+    int st = lgpu_mapfile_open(path, &m);
+    if (st) return st;
+    const char *f = lgpu_path_base(path);
+    /* Pass 1: count and validate; pass 2: build. */
+    uint64_t off = 4, count = 0, text_bytes = 0;
+    if (m.size < 4) st = lgpu_set_error(LGPU_EFORMAT, "%s: too small for a llama2.c tokenizer (%" PRIu64 " bytes)", f, m.size);
+    while (!st && off < m.size && (n_vocab == 0 || count < n_vocab)) {
+        int32_t len;
+        if (m.size - off < 8) {
+            st = lgpu_set_error(LGPU_EFORMAT, "%s: token %" PRIu64 " header at offset %" PRIu64 " is truncated", f, count, off);
+            break;
+        }
+        memcpy(&len, m.data + off + 4, 4);
+        if (len < 0 || (uint64_t)len > m.size - off - 8) {
+            st = lgpu_set_error(LGPU_EFORMAT, "%s: token %" PRIu64 " length %d at offset %" PRIu64 " runs past end of file (size %" PRIu64 ")",
+                                f, count, len, off, m.size);
+            break;
+        }
+        off += 8 + (uint64_t)len;
+        text_bytes += (uint64_t)len * 3; /* worst case: every byte a space -> U+2581 */
+        count++;
+    }
+    if (!st && n_vocab && count < n_vocab)
+        st = lgpu_set_error(LGPU_EFORMAT, "%s: has %" PRIu64 " tokens, the model needs %u", f, count, n_vocab);
+    if (!st && n_vocab && off < m.size)
+        st = lgpu_set_error(LGPU_EFORMAT, "%s: has more than the model's %u tokens (a different vocabulary?)", f, n_vocab);
+    if (!st && count < 3) st = lgpu_set_error(LGPU_EFORMAT, "%s: has only %" PRIu64 " tokens", f, count);
+    char **strs = NULL, *text = NULL;
+    size_t *lens = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    if (!st) {
+        strs = malloc(count * sizeof *strs);
+        lens = malloc(count * sizeof *lens);
+        scores = malloc(count * sizeof *scores);
+        types = malloc(count * sizeof *types);
+        text = malloc(text_bytes + 16);
+        if (!strs || !lens || !scores || !types || !text) st = lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", f);
+    }
+    off = 4;
+    char *tp = text;
+    for (uint64_t i = 0; !st && i < count; i++) {
+        int32_t len;
+        memcpy(&scores[i], m.data + off, 4);
+        memcpy(&len, m.data + off + 4, 4);
+        const char *s = (const char *)m.data + off + 8;
+        off += 8 + (uint64_t)len;
+        strs[i] = tp;
+        if (i <= 2) {
+            static const char *const special[] = {"<unk>", "<s>", "</s>"};
+            size_t n = strlen(special[i]);
+            memcpy(tp, special[i], n), tp += n;
+            types[i] = i == 0 ? 2 : 3;
+        } else if (len == 0) {
+            types[i] = 3;
+        } else if (is_byte_piece(s, (size_t)len)) {
+            memcpy(tp, s, (size_t)len), tp += len;
+            types[i] = 6;
+        } else {
+            for (int32_t k = 0; k < len; k++)
+                if (s[k] == ' ') memcpy(tp, "\xe2\x96\x81", 3), tp += 3;
+                else *tp++ = s[k];
+            types[i] = 1;
+        }
+        lens[i] = (size_t)(tp - strs[i]);
+    }
+    if (!st) st = lgpu_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", count, (const char *const *)strs, lens);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, count, scores);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, count, types);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (!st && n_out) *n_out = (uint32_t)count;
+    free(strs);
+    free(lens);
+    free(scores);
+    free(types);
+    free(text);
+    lgpu_mapfile_close(&m);
+    return st;
+}
+
+int lgpu_gguf_put_vocab_gguf(lgpu_gguf_writer *w, const lgpu_gguf *src, uint32_t *n_out) {
+    uint64_t n = 0;
+    int et = -1;
+    if (lgpu_gguf_get_arr(src, "tokenizer.ggml.tokens", &et, &n, NULL) || et != LGPU_GGUF_STRING || n == 0 ||
+        n > UINT32_MAX)
+        return lgpu_set_error(LGPU_EFORMAT, "%s: no tokenizer.ggml.tokens string array (not a vocabulary)",
+                              lgpu_gguf_file_name(src));
+    for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++)
+        if (!strncmp(lgpu_gguf_key(src, i), "tokenizer.", 10)) {
+            int st = lgpu_gguf_writer_copy_kv(w, src, i);
+            if (st) return st;
+        }
+    if (n_out) *n_out = (uint32_t)n;
+    return 0;
+}
+
+int lgpu_gguf_put_vocab_file(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
+    FILE *fp = fopen(path, "rb");
+    uint32_t magic = 0;
+    if (fp) {
+        if (fread(&magic, 1, 4, fp) != 4) magic = 0;
+        fclose(fp);
+    }
+    if (magic != LGPU_GGUF_MAGIC) return lgpu_gguf_put_vocab_llama2c(w, path, n_vocab, n_out);
+    lgpu_gguf *g;
+    int st = lgpu_gguf_open(path, &g);
+    if (st) return st;
+    st = lgpu_gguf_put_vocab_gguf(w, g, n_out);
+    lgpu_gguf_close(g);
+    return st;
+}
+
+int lgpu_gguf_put_vocab_synth(lgpu_gguf_writer *w, uint32_t n) {
+    if (n < 259) return lgpu_set_error(LGPU_EINVAL, "synthetic vocab needs at least 259 tokens (got %u)", n);
+    char *text = malloc((size_t)n * 16);
+    char **strs = malloc((size_t)n * sizeof *strs);
+    size_t *lens = malloc((size_t)n * sizeof *lens);
+    float *scores = malloc((size_t)n * sizeof *scores);
+    int32_t *types = malloc((size_t)n * sizeof *types);
+    int st = 0;
+    if (!text || !strs || !lens || !scores || !types) st = lgpu_set_error(LGPU_ENOMEM, "synthetic vocab: out of memory");
+    for (uint32_t i = 0; !st && i < n; i++) {
+        char *p = strs[i] = text + (size_t)i * 16;
+        if (i < 3) {
+            lens[i] = (size_t)sprintf(p, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            types[i] = i == 0 ? 2 : 3;
+            scores[i] = 0;
+        } else if (i < 259) {
+            lens[i] = (size_t)sprintf(p, "<0x%02X>", i - 3);
+            types[i] = 6;
+            scores[i] = 0;
+        } else {
+            /* k-th piece: even k "▁" + letters, odd k letters only; letters
+             * spell k/2 in base 26 so every piece is distinct. */
+            uint32_t k = i - 259, v = k / 2;
+            size_t o = 0;
+            if (k % 2 == 0) memcpy(p, "\xe2\x96\x81", 3), o = 3;
+            do {
+                p[o++] = (char)('a' + v % 26);
+                v /= 26;
+            } while (v);
+            lens[i] = o;
+            types[i] = 1;
+            scores[i] = -(float)k;
+        }
+    }
+    if (!st) st = lgpu_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", n, (const char *const *)strs, lens);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, n, scores);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, n, types);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    free(text);
+    free(strs);
+    free(lens);
+    free(scores);
+    free(types);
+    return st;
+}
+
+/* ---- tensors ----------------------------------------------------------- */
+
+int64_t lgpu_llama_tensor_list(const lgpu_model_hparams *hp, lgpu_llama_tensor_desc *out) {
+    int64_t n = 0, dim = hp->dim, kv = (int64_t)hp->n_kv_heads * hp->head_dim, hid = hp->hidden_dim;
+#define PUT(ne0_, rows_, vec_, ...)                                         \
+    do {                                                                    \
+        if (out) {                                                          \
+            snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);         \
+            out[n].ne0 = (ne0_), out[n].rows = (rows_), out[n].vector = (vec_); \
+        }                                                                   \
+        n++;                                                                \
+    } while (0)
+    PUT(dim, hp->n_vocab, false, "token_embd.weight");
+    PUT(dim, 1, true, "output_norm.weight");
+    if (!hp->tied_output) PUT(dim, hp->n_vocab, false, "output.weight");
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        PUT(dim, 1, true, "blk.%u.attn_norm.weight", l);
+        PUT(dim, dim, false, "blk.%u.attn_q.weight", l);
+        PUT(dim, kv, false, "blk.%u.attn_k.weight", l);
+        PUT(dim, kv, false, "blk.%u.attn_v.weight", l);
+        PUT(dim, dim, false, "blk.%u.attn_output.weight", l);
+        PUT(dim, 1, true, "blk.%u.ffn_norm.weight", l);
+        PUT(dim, hid, false, "blk.%u.ffn_gate.weight", l);
+        PUT(dim, hid, false, "blk.%u.ffn_up.weight", l);
+        PUT(hid, dim, false, "blk.%u.ffn_down.weight", l);
+    }
+#undef PUT
+    return n;
+}
+
+void lgpu_llama3_rope_factors(const lgpu_model_hparams *hp, float *factors) {
+    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors */
+    const lgpu_rope_scaling *s = &hp->rope_scaling;
+    double low_wavelen = s->original_ctx / s->low_freq_factor, high_wavelen = s->original_ctx / s->high_freq_factor;
+    for (uint32_t i = 0; i < hp->head_dim / 2; i++) {
+        double freq = 1.0 / pow(hp->rope_theta, (double)(2 * i) / hp->head_dim);
+        double wavelen = 2 * M_PI / freq;
+        if (wavelen < high_wavelen) factors[i] = 1.0f;
+        else if (wavelen > low_wavelen) factors[i] = s->factor;
+        else {
+            double smooth = (s->original_ctx / wavelen - s->low_freq_factor) / (s->high_freq_factor - s->low_freq_factor);
+            factors[i] = (float)(1.0 / ((1 - smooth) / s->factor + smooth));
+        }
+    }
+}

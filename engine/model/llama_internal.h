@@ -1,0 +1,63 @@
+/* Internal layout of lgpu_model and lgpu_ctx, shared by llama_load.c (weights),
+ * llama_ctx.c (context, sequences, scratch) and llama_forward.c (decode). */
+#ifndef LGPU_MODEL_LLAMA_INTERNAL_H
+#define LGPU_MODEL_LLAMA_INTERNAL_H
+
+#include "lgpu/llama.h"
+#include "model/kv_cache.h"
+#include "ops/ops.h"
+
+/* One weight tensor on the device, in its file type (norms: F32). */
+typedef struct lgpu_wt {
+    lgpu_buf *buf;
+    int type;
+    uint32_t rows, cols; /* (N, K) of a matrix; (1, n) of a vector */
+} lgpu_wt;
+
+typedef struct lgpu_layer_w {
+    lgpu_wt attn_norm, wq, wk, wv, wo;
+    lgpu_wt ffn_norm, w_gate, w_up, w_down;
+} lgpu_layer_w;
+
+struct lgpu_model {
+    lgpu_dev *dev;
+    bool own_dev;
+    lgpu_hparams hp;
+    lgpu_rope_scaling rope_scaling;
+    lgpu_wt tok_embd, output_norm, output; /* output.buf == tok_embd.buf when tied */
+    lgpu_layer_w *layers;
+    struct lgpu_tokenizer *tok;
+    char desc[384];
+    size_t weight_bytes;
+    uint64_t n_params;
+    int ftype; /* most common matrix type, for the description */
+};
+
+/* Activation scratch for up to n_batch tokens (n_out rows of logits). */
+typedef struct lgpu_scratch {
+    lgpu_buf *x, *h, *q, *k, *v, *att, *g, *u, *s;
+    lgpu_buf *xo, *ho, *logits;
+    lgpu_buf *step;     /* per-step I32 inputs: tokens, positions, rows, block tables */
+    lgpu_buf *inv_freq; /* RoPE inverse frequencies (head_dim/2 F32) */
+} lgpu_scratch;
+
+struct lgpu_ctx {
+    lgpu_model *model;
+    lgpu_ctx_params params;
+    lgpu_kv_cache kv;
+    lgpu_buf **k_pool, **v_pool; /* per layer: n_blocks*block_size*kv_dim F32 */
+    lgpu_scratch sc;
+    lgpu_exec *ex;
+    uint32_t n_out_max; /* logits rows per output pass */
+    /* host staging, sized once */
+    int32_t *step_host; /* mirror of sc.step */
+    size_t step_bytes;
+    int32_t *seq_row;   /* n_seq_max: row of a sequence in this step's block table, -1 if absent */
+    int32_t *seq_next;  /* n_seq_max: next expected position while validating */
+    int32_t *row_seq;   /* n_seq_max: sequence of each block table row */
+    int32_t *old_blocks;/* n_seq_max: chain lengths before the step (rollback) */
+    int32_t *out_rows;  /* n_batch: batch indices that want logits */
+    int32_t *commit_tok;/* n_batch: tokens grouped per sequence for the commit */
+};
+
+#endif

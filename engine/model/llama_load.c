@@ -1,0 +1,259 @@
+/* Loading a LLaMA model: open the checkpoint (GGUF / HF dir / llama2.c, or a
+ * Hub spec resolved to one), upload every weight in its file type, attach the
+ * tokenizer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hub/hub.h"
+/* model_file.h's type lgpu_model_hparams clashes with llama.h's function of
+ * the same name: rename the type for this file. */
+#define lgpu_model_hparams lgpu_file_hparams
+#include "model/model_file.h"
+#undef lgpu_model_hparams
+#include "model/llama_internal.h"
+#include "tok/tokenizer.h"
+
+typedef struct loader {
+    lgpu_model *m;
+    const lgpu_model_file *mf;
+    bool progress;
+    int64_t done, total; /* tensors */
+} loader;
+
+static void progress(loader *ld) {
+    if (!ld->progress) return;
+    int w = 30, k = ld->total ? (int)(ld->done * w / ld->total) : w;
+    fprintf(stderr, "\rloading weights [%.*s%*s] %lld/%lld (%.1f MiB)", k, "==============================", w - k, "",
+            (long long)ld->done, (long long)ld->total, ld->m->weight_bytes / 1048576.0);
+    if (ld->done == ld->total) fputc('\n', stderr);
+}
+
+/* Uploads tensor `name` as is. rows/cols: the expected (N, K); vectors (1, n). */
+static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, lgpu_wt *out) {
+    lgpu_model_tensor t;
+    int st = lgpu_model_file_tensor(ld->mf, name, &t);
+    if (st) return st;
+    if (t.ne0 != cols || t.n_rows != rows)
+        return lgpu_set_error(LGPU_EFORMAT, "%s: tensor %s is %lld x %lld, expected %u x %u",
+                              lgpu_model_file_path(ld->mf), name, (long long)t.n_rows, (long long)t.ne0, rows, cols);
+    bool vec = rows == 1;
+    if (vec && t.type != LGPU_TYPE_F32)
+        return lgpu_set_error(LGPU_EFORMAT, "%s: norm %s is %s, expected f32", lgpu_model_file_path(ld->mf), name,
+                              lgpu_type_name(t.type));
+    size_t row_bytes = lgpu_type_row_bytes(t.type, t.ne0);
+    if (!row_bytes)
+        return lgpu_set_error(LGPU_EFORMAT, "%s: tensor %s: %lld columns of %s", lgpu_model_file_path(ld->mf), name,
+                              (long long)t.ne0, lgpu_type_name(t.type));
+    /* unit = one row: a tensor larger than a binding splits between rows */
+    if ((st = lgpu_buf_create(ld->m->dev, t.nbytes, row_bytes, &out->buf))) return st;
+    if ((st = lgpu_buf_write(out->buf, 0, t.data, t.nbytes))) return st;
+    out->type = t.type;
+    out->rows = rows;
+    out->cols = cols;
+    ld->m->weight_bytes += t.nbytes;
+    ld->m->n_params += (uint64_t)rows * cols;
+    ld->done++;
+    progress(ld);
+    return 0;
+}
+
+static int upload_all(loader *ld) {
+    lgpu_model *m = ld->m;
+    const lgpu_hparams *hp = &m->hp;
+    uint32_t D = hp->dim, F = hp->hidden_dim, q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    m->layers = calloc(hp->n_layers, sizeof *m->layers);
+    if (!m->layers) return lgpu_set_error(LGPU_ENOMEM, "model: layer table");
+    ld->total = 2 + (hp->tied_output ? 0 : 1) + 9 * (int64_t)hp->n_layers;
+    int st;
+    if ((st = upload(ld, "token_embd.weight", hp->n_vocab, D, &m->tok_embd))) return st;
+    char name[96];
+#define UP(field, suffix, rows, cols)                                      \
+    snprintf(name, sizeof name, "blk.%u." suffix ".weight", l);            \
+    if ((st = upload(ld, name, rows, cols, &w->field))) return st;
+    for (uint32_t l = 0; l < hp->n_layers; l++) {
+        lgpu_layer_w *w = &m->layers[l];
+        UP(attn_norm, "attn_norm", 1, D);
+        UP(wq, "attn_q", q_dim, D);
+        UP(wk, "attn_k", kv_dim, D);
+        UP(wv, "attn_v", kv_dim, D);
+        UP(wo, "attn_output", D, q_dim);
+        UP(ffn_norm, "ffn_norm", 1, D);
+        UP(w_gate, "ffn_gate", F, D);
+        UP(w_up, "ffn_up", F, D);
+        UP(w_down, "ffn_down", D, F);
+    }
+#undef UP
+    if ((st = upload(ld, "output_norm.weight", 1, D, &m->output_norm))) return st;
+    if (hp->tied_output) {
+        m->output = m->tok_embd; /* shared buffer, freed once */
+        return 0;
+    }
+    return upload(ld, "output.weight", hp->n_vocab, D, &m->output);
+}
+
+static bool is_file(const char *p) {
+    struct stat sb;
+    return p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* llama2.c checkpoints carry no tokenizer: look beside the checkpoint for
+ * tok<n_vocab>.bin, then tokenizer.bin, accepting one with the right size. */
+static int llama2c_tokenizer(const char *model_path, uint32_t n_vocab, lgpu_tokenizer **out) {
+    char dir[4096], cand[4200];
+    snprintf(dir, sizeof dir, "%s", model_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[1] = 0;
+    else strcpy(dir, "./");
+    const char *names[2] = {NULL, "tokenizer.bin"};
+    char tokn[32];
+    snprintf(tokn, sizeof tokn, "tok%u.bin", n_vocab);
+    names[0] = tokn;
+    for (int i = 0; i < 2; i++) {
+        snprintf(cand, sizeof cand, "%s%s", dir, names[i]);
+        if (!is_file(cand)) continue;
+        lgpu_tokenizer *t = NULL;
+        if (lgpu_tokenizer_from_llama2c(cand, (int)n_vocab, &t) == 0) {
+            if ((uint32_t)lgpu_tokenizer_n_vocab(t) == n_vocab) {
+                lgpu_log(LGPU_LOG_INFO, "tokenizer: %s", cand);
+                *out = t;
+                return 0;
+            }
+            lgpu_tokenizer_free(t);
+        }
+    }
+    lgpu_clear_error();
+    *out = NULL;
+    return 0;
+}
+
+static int load_tokenizer(lgpu_model *m, const lgpu_model_file *mf, const char *path, const char *tok_path) {
+    int st = 0;
+    if (tok_path) {
+        size_t n = strlen(tok_path);
+        if (n > 4 && !strcmp(tok_path + n - 4, ".bin"))
+            st = lgpu_tokenizer_from_llama2c(tok_path, (int)m->hp.n_vocab, &m->tok);
+        else
+            st = lgpu_tokenizer_load(tok_path, &m->tok);
+    } else if (lgpu_model_file_gguf(mf)) {
+        st = lgpu_tokenizer_from_gguf(lgpu_model_file_gguf(mf), &m->tok);
+    } else if (lgpu_model_file_hf_dir(mf)) {
+        st = lgpu_tokenizer_load(lgpu_model_file_hf_dir(mf), &m->tok);
+    } else {
+        st = llama2c_tokenizer(path, m->hp.n_vocab, &m->tok);
+        if (!st && !m->tok) lgpu_log(LGPU_LOG_WARN, "%s: no tokenizer (pass tokenizer_path)", path);
+    }
+    if (st) return st;
+    if (m->tok && (uint32_t)lgpu_tokenizer_n_vocab(m->tok) > m->hp.n_vocab)
+        return lgpu_set_error(LGPU_EFORMAT, "tokenizer has %d tokens, the model only %u",
+                              lgpu_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+    return 0;
+}
+
+static void describe(lgpu_model *m, const char *arch) {
+    char size[32];
+    double n = (double)m->n_params;
+    if (n < 1e6) snprintf(size, sizeof size, "%.0fK", n / 1e3);
+    else if (n < 1e9) snprintf(size, sizeof size, "%.0fM", n / 1e6);
+    else snprintf(size, sizeof size, "%.1fB", n / 1e9);
+    const char *tn = lgpu_type_name(m->ftype);
+    char up[16] = "?";
+    if (tn) {
+        size_t i = 0;
+        for (; tn[i] && i < sizeof up - 1; i++) up[i] = (char)(tn[i] >= 'a' && tn[i] <= 'z' ? tn[i] - 32 : tn[i]);
+        up[i] = 0;
+    }
+    snprintf(m->desc, sizeof m->desc, "%s %s %s on %s", arch, size, up, lgpu_dev_name(m->dev));
+}
+
+/* A Hub spec is ORG/NAME[:FILE] that is not an existing local path. */
+static int resolve_path(const char *path, char **resolved) {
+    *resolved = NULL;
+    if (!lgpu_hub_is_spec(path)) return 0;
+    char *buf = malloc(4096);
+    if (!buf) return lgpu_set_error(LGPU_ENOMEM, "hub path");
+    int st = lgpu_hub_resolve(path, buf, 4096, NULL);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *resolved = buf;
+    return 0;
+}
+
+int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
+    if (!params || !params->path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_load: no model path");
+    *out = NULL;
+    char *hub_path = NULL;
+    int st = resolve_path(params->path, &hub_path);
+    if (st) return st;
+    const char *path = hub_path ? hub_path : params->path;
+    lgpu_model_file *mf = NULL;
+    lgpu_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        st = lgpu_set_error(LGPU_ENOMEM, "lgpu_model_load");
+        goto done;
+    }
+    if ((st = lgpu_model_file_open(path, &mf))) goto done;
+    const lgpu_file_hparams *fh = lgpu_model_file_hparams(mf);
+    m->hp = (lgpu_hparams){.n_vocab = fh->n_vocab, .dim = fh->dim, .n_layers = fh->n_layers, .n_heads = fh->n_heads,
+                           .n_kv_heads = fh->n_kv_heads, .head_dim = fh->head_dim, .hidden_dim = fh->hidden_dim,
+                           .n_ctx_train = fh->n_ctx_train, .norm_eps = fh->norm_eps, .rope_theta = fh->rope_theta,
+                           .tied_output = fh->tied_output};
+    m->rope_scaling = fh->rope_scaling;
+    m->ftype = lgpu_model_file_ftype(mf);
+    if (m->hp.head_dim % 2 || !m->hp.n_kv_heads || m->hp.n_heads % m->hp.n_kv_heads) {
+        st = lgpu_set_error(LGPU_EFORMAT, "%s: head_dim %u / heads %u / kv heads %u unusable", path, m->hp.head_dim,
+                            m->hp.n_heads, m->hp.n_kv_heads);
+        goto done;
+    }
+    if ((st = load_tokenizer(m, mf, path, params->tokenizer_path))) goto done;
+    if ((st = lgpu_dev_open(params->device, &m->dev))) goto done;
+    m->own_dev = true;
+    loader ld = {.m = m, .mf = mf, .progress = params->progress};
+    if ((st = upload_all(&ld))) {
+        if (params->progress) fputc('\n', stderr);
+        goto done;
+    }
+    describe(m, fh->arch[0] ? fh->arch : "llama");
+done:
+    lgpu_model_file_close(mf);
+    free(hub_path);
+    if (st) {
+        lgpu_model_free(m);
+        return st;
+    }
+    *out = m;
+    return 0;
+}
+
+static void free_wt(lgpu_wt *w) {
+    lgpu_buf_destroy(w->buf);
+    w->buf = NULL;
+}
+
+void lgpu_model_free(lgpu_model *m) {
+    if (!m) return;
+    if (m->layers)
+        for (uint32_t l = 0; l < m->hp.n_layers; l++) {
+            lgpu_layer_w *w = &m->layers[l];
+            lgpu_wt *all[] = {&w->attn_norm, &w->wq, &w->wk, &w->wv, &w->wo, &w->ffn_norm, &w->w_gate, &w->w_up,
+                              &w->w_down};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free_wt(all[i]);
+        }
+    free(m->layers);
+    if (m->output.buf != m->tok_embd.buf) free_wt(&m->output);
+    free_wt(&m->tok_embd);
+    free_wt(&m->output_norm);
+    if (m->own_dev) lgpu_dev_close(m->dev);
+    lgpu_tokenizer_free(m->tok);
+    free(m);
+}
+
+const lgpu_hparams *lgpu_model_hparams(const lgpu_model *m) { return m ? &m->hp : NULL; }
+struct lgpu_tokenizer *lgpu_model_tokenizer(lgpu_model *m) { return m ? m->tok : NULL; }
+struct lgpu_dev *lgpu_model_dev(lgpu_model *m) { return m ? m->dev : NULL; }
+const char *lgpu_model_desc(const lgpu_model *m) { return m ? m->desc : ""; }
+size_t lgpu_model_weight_bytes(const lgpu_model *m) { return m ? m->weight_bytes : 0; }
+uint64_t lgpu_model_n_params(const lgpu_model *m) { return m ? m->n_params : 0; }

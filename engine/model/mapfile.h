@@ -1,0 +1,20 @@
+/* Read-only memory mapping of a whole file, shared by the model readers. */
+#ifndef LGPU_MODEL_MAPFILE_H
+#define LGPU_MODEL_MAPFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lgpu_mapfile {
+    const uint8_t *data; /* NULL for an empty file */
+    uint64_t size;
+} lgpu_mapfile;
+
+/* 0, LGPU_ENOTFOUND (missing), LGPU_EIO (unreadable, a directory, mmap
+ * failure). An empty file maps to {NULL, 0}. */
+int lgpu_mapfile_open(const char *path, lgpu_mapfile *m);
+void lgpu_mapfile_close(lgpu_mapfile *m);
+/* Base name of a path (pointer into it), for error details. */
+const char *lgpu_path_base(const char *path);
+
+#endif

@@ -1,0 +1,100 @@
+/* Helpers shared by the op glue of the non-matmul ops (op_rmsnorm.c ...):
+ * operand checks, bindings, workgroup sizes, 2D grids, reduction variants. */
+#ifndef LGPU_OPS_OP_COMMON_H
+#define LGPU_OPS_OP_COMMON_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/op_internal.h"
+
+/* Largest head_dim attention supports (shader shared memory, twin stack). */
+#define LGPU_ATTN_MAX_HEAD_DIM 256
+
+/* Check that bytes [r.off, r.off + size) lie inside r.buf and inside one of
+ * its segments (size 0: just r.off). `op`/`what` name the operand in the
+ * error detail. */
+static inline int op_check_ref(lgpu_ref r, size_t size, const char *op, const char *what) {
+    if (!r.buf) return lgpu_set_error(LGPU_EINVAL, "%s: operand %s has no buffer", op, what);
+    if (r.off % LGPU_REF_ALIGN)
+        return lgpu_set_error(LGPU_EINVAL, "%s: operand %s offset %zu is not a multiple of %d", op, what, r.off,
+                              LGPU_REF_ALIGN);
+    size_t bsz = lgpu_buf_size(r.buf);
+    if (r.off > bsz || size > bsz - r.off)
+        return lgpu_set_error(LGPU_ERANGE, "%s: operand %s needs bytes [%zu, %zu) of a %zu-byte buffer", op, what,
+                              r.off, r.off + size, bsz);
+    int n = lgpu_buf_segments(r.buf);
+    for (int i = 0; i < n; i++) {
+        size_t s, len;
+        lgpu_buf_segment(r.buf, i, &s, &len);
+        if (r.off >= s && r.off < s + len) {
+            if (size > s + len - r.off)
+                return lgpu_set_error(LGPU_EUNSUPPORTED,
+                                      "%s: operand %s bytes [%zu, %zu) cross the end of buffer segment %d at %zu", op,
+                                      what, r.off, r.off + size, i, s + len);
+            return 0;
+        }
+    }
+    return lgpu_set_error(LGPU_ERANGE, "%s: operand %s offset %zu is outside its buffer", op, what, r.off);
+}
+
+/* Bytes from r.off to the end of its buffer (the most a "rest of the
+ * buffer" operand such as a KV pool can hold). */
+static inline size_t op_ref_avail(lgpu_ref r) {
+    size_t bsz = lgpu_buf_size(r.buf);
+    return r.off < bsz ? bsz - r.off : 0;
+}
+
+static inline void op_bind(lgpu_dispatch *d, lgpu_ref r, size_t size, bool write) {
+    d->bind[d->n_bind].ref = r;
+    d->bind[d->n_bind].size = size;
+    d->bind[d->n_bind].write = write;
+    d->n_bind++;
+}
+
+/* Largest power of two <= min(want, max_wg_invocations): the tree-reduction
+ * variants need a power of two. */
+static inline uint32_t op_wg_size(const lgpu_dev_caps *caps, uint32_t want) {
+    uint32_t lim = caps->max_wg_invocations ? caps->max_wg_invocations : 128;
+    if (want > lim) want = lim;
+    uint32_t wg = 1;
+    while (wg * 2 <= want) wg *= 2;
+    return wg;
+}
+
+/* Spread `count` workgroups over a 2D grid within max_wg_count (shaders use
+ * wg_index() from shaders/common.glsl and bound-check it). */
+static inline int op_grid(const lgpu_dev_caps *caps, uint64_t count, uint32_t groups[3], const char *op) {
+    uint64_t mx = caps->max_wg_count[0] ? caps->max_wg_count[0] : 65535;
+    uint64_t my = caps->max_wg_count[1] ? caps->max_wg_count[1] : 65535;
+    uint64_t gx = count < mx ? count : mx;
+    uint64_t gy = gx ? (count + gx - 1) / gx : 0;
+    if (gy > my)
+        return lgpu_set_error(LGPU_ERANGE, "%s: %llu workgroups exceed the device grid %llux%llu", op,
+                              (unsigned long long)count, (unsigned long long)mx, (unsigned long long)my);
+    groups[0] = (uint32_t)gx;
+    groups[1] = (uint32_t)gy;
+    groups[2] = 1;
+    return 0;
+}
+
+/* Reducing shaders come in a subgroup build ("<op>") and a shared-memory one
+ * ("<op>_nosg") for devices without subgroup arithmetic; LGPU_NO_SUBGROUP=1
+ * forces the latter (tests, drivers with broken subgroup ops). */
+static inline bool op_use_subgroup(const lgpu_dev_caps *caps) {
+    const char *e = getenv("LGPU_NO_SUBGROUP");
+    if (e && *e && strcmp(e, "0") != 0) return false;
+    return caps->subgroup_arithmetic;
+}
+
+/* Host path of kv_store/attention: check that blocks [blk_begin, blk_end) of
+ * sequence `seq` have block-table entries inside the table (table_len
+ * entries) and, when not negative (= unused, skipped), whole blocks inside
+ * pools of pool_slots token slots. Defined in op_kv_store.c. */
+int lgpu_op_check_blocks(const char *op, uint32_t t, const int32_t *table, size_t table_len, int32_t seq,
+                         uint32_t blk_begin, uint32_t blk_end, uint32_t max_blocks, uint32_t block_size,
+                         size_t pool_slots);
+
+static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps_of(lgpu_exec_dev(ex)); }
+
+#endif

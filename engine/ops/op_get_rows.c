@@ -1,0 +1,108 @@
+/* get_rows: the C twin on the host, shaders/get_rows.comp (one build per
+ * embedding type) on Vulkan.
+ *
+ * A table larger than the device's max binding spans several buffer
+ * segments: one dispatch per segment, each binding the whole rows that
+ * segment holds (the buffer must be created with unit = row bytes so no row
+ * straddles a boundary). The first dispatch (row_offset 0) also writes zero
+ * rows for ids outside its range; later ones overwrite the tokens whose ids
+ * they hold, ordered after it by the exec's write-after-write barrier.
+ * Out-of-range ids give zero rows on both devices; the host path, which can
+ * read the ids when the op runs, also logs a warning. */
+#include "ops/op_common.h"
+#include "ref/ref_ops.h"
+
+static const char *shader_of(uint32_t etype) {
+    switch (etype) {
+    case LGPU_TYPE_F32: return "get_rows_f32";
+    case LGPU_TYPE_F16: return "get_rows_f16";
+    case LGPU_TYPE_BF16: return "get_rows_bf16";
+    case LGPU_TYPE_Q8_0: return "get_rows_q8_0";
+    case LGPU_TYPE_Q4_0: return "get_rows_q4_0";
+    case LGPU_TYPE_Q4_K: return "get_rows_q4_k";
+    case LGPU_TYPE_Q6_K: return "get_rows_q6_k";
+    default: return NULL;
+    }
+}
+
+static int check_caps(const lgpu_dev_caps *caps, uint32_t etype) {
+    bool need16 = etype != LGPU_TYPE_F32;
+    bool need8 = need16 && etype != LGPU_TYPE_F16 && etype != LGPU_TYPE_BF16;
+    if ((need16 && !caps->storage_16bit) || (need8 && !caps->storage_8bit))
+        return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: %s embeddings need %s-bit storage buffer access",
+                              lgpu_type_name((int)etype), need8 && !caps->storage_8bit ? "8" : "16");
+    return 0;
+}
+
+static void warn_bad_ids(const lgpu_get_rows_params *p, const int32_t *ids) {
+    for (uint32_t t = 0; t < p->T; t++)
+        if (ids[t] < 0 || (uint32_t)ids[t] >= p->n_rows) {
+            lgpu_log(LGPU_LOG_WARN, "get_rows: ids[%u] = %d is outside [0, %u): zero row", t, ids[t], p->n_rows);
+            return;
+        }
+}
+
+int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y) {
+    if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "get_rows: NULL exec or params");
+    if (p->T == 0) return 0;
+    const char *shader = shader_of(p->etype);
+    if (!shader) return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: embedding type %u", p->etype);
+    if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "get_rows: row_offset is set by the op layer; pass 0");
+    size_t rb = lgpu_type_row_bytes((int)p->etype, p->K);
+    if (p->K == 0 || rb == 0)
+        return lgpu_set_error(LGPU_EINVAL, "get_rows: K = %u is not a positive multiple of the %s block size", p->K,
+                              lgpu_type_name((int)p->etype));
+    if (p->n_rows == 0) return lgpu_set_error(LGPU_EINVAL, "get_rows: n_rows is 0");
+    size_t eb = (size_t)p->n_rows * rb, ib = (size_t)p->T * sizeof(int32_t), yb = (size_t)p->T * p->K * sizeof(float);
+    int st;
+    if ((st = op_check_ref(ids, ib, "get_rows", "ids")) || (st = op_check_ref(y, yb, "get_rows", "y")) ||
+        (st = op_check_ref(e, 0, "get_rows", "e")))
+        return st;
+    if (op_ref_avail(e) < eb)
+        return lgpu_set_error(LGPU_ERANGE, "get_rows: table of %u rows x %zu bytes needs %zu bytes, buffer has %zu",
+                              p->n_rows, rb, eb, op_ref_avail(e));
+
+    if (lgpu_exec_is_host(ex)) {
+        if ((st = op_check_ref(e, eb, "get_rows", "e"))) return st;
+        lgpu_ref_get_rows(p, lgpu_ref_host(e), lgpu_ref_host(ids), lgpu_ref_host(y));
+        warn_bad_ids(p, lgpu_ref_host(ids));
+        return 0;
+    }
+    const lgpu_dev_caps *caps = op_caps(ex);
+    if ((st = check_caps(caps, p->etype))) return st;
+    uint64_t n = (uint64_t)p->T * p->K;
+    if (n > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "get_rows: %llu values exceed 2^32", (unsigned long long)n);
+    uint32_t wg = op_wg_size(caps, 256);
+    uint32_t groups[3];
+    if ((st = op_grid(caps, LGPU_CEIL_DIV(n, wg), groups, "get_rows"))) return st;
+
+    size_t e_end = e.off + eb, align = caps->min_storage_align ? caps->min_storage_align : 1;
+    int n_seg = lgpu_buf_segments(e.buf);
+    for (int i = 0; i < n_seg; i++) {
+        size_t s, len;
+        lgpu_buf_segment(e.buf, i, &s, &len);
+        size_t lo = s > e.off ? s : e.off, hi = s + len < e_end ? s + len : e_end;
+        if (lo >= hi) continue;
+        if ((lo - e.off) % rb || (hi < e_end && (hi - e.off) % rb))
+            return lgpu_set_error(LGPU_EUNSUPPORTED,
+                                  "get_rows: a %zu-byte row straddles buffer segment %d [%zu, %zu): create the "
+                                  "table with unit = row bytes",
+                                  rb, i, s, s + len);
+        uint32_t r0 = (uint32_t)((lo - e.off) / rb), r1 = (uint32_t)((hi - e.off) / rb);
+        if (lo % align)
+            return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: rows from %u start at byte %zu, not a multiple of the "
+                                  "device's storage alignment %zu", r0, lo, align);
+        lgpu_get_rows_params sp = *p;
+        sp.row_offset = r0;
+        sp.n_rows = r1 - r0;
+        lgpu_dispatch d = {.shader = shader, .op = shader, .params = &sp, .params_size = sizeof sp};
+        op_bind(&d, lgpu_ref_at(e.buf, lo), (size_t)(r1 - r0) * rb, false);
+        op_bind(&d, ids, ib, false);
+        op_bind(&d, y, yb, true);
+        d.spec[0] = wg;
+        d.n_spec = 1;
+        memcpy(d.groups, groups, sizeof groups);
+        if ((st = lgpu_exec_dispatch(ex, &d))) return st;
+    }
+    return 0;
+}

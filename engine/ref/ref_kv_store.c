@@ -1,0 +1,19 @@
+/* C twin of shaders/kv_store.comp. Tokens with a negative sequence, position
+ * or block id, or a block index past max_blocks, are skipped like in the
+ * shader; the op layer has already checked the slots against the pools. */
+#include <string.h>
+
+#include "ref/ref_ops.h"
+
+void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const float *v, const int32_t *tok_seq,
+                       const int32_t *tok_pos, const int32_t *block_table, float *k_pool, float *v_pool) {
+    for (uint32_t t = 0; t < p->T; t++) {
+        int32_t seq = tok_seq[t], pos = tok_pos[t];
+        if (seq < 0 || pos < 0 || (uint32_t)pos / p->block_size >= p->max_blocks) continue;
+        int32_t b = block_table[(size_t)seq * p->max_blocks + (uint32_t)pos / p->block_size];
+        if (b < 0) continue;
+        size_t slot = (size_t)b * p->block_size + (uint32_t)pos % p->block_size;
+        memcpy(k_pool + slot * p->kv_dim, k + (size_t)t * p->src_stride, p->kv_dim * sizeof(float));
+        memcpy(v_pool + slot * p->kv_dim, v + (size_t)t * p->src_stride, p->kv_dim * sizeof(float));
+    }
+}

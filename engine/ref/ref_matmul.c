@@ -1,0 +1,174 @@
+/* lgpu_ref_matmul: the host matmul (C twin of shaders/matmul*.comp) and its
+ * exact oracle.
+ *
+ * lgpu_ref_matmul_exact dequantizes W row by row and accumulates in double:
+ * simple, slow, the reference for tests. lgpu_ref_matmul is the fast host
+ * path: AVX2 kernels when the CPU has them (quantized W types then quantize x
+ * to int8 blocks once per call, like llama.cpp), plain C otherwise. Both
+ * split the N rows over the thread pool; every y element is computed by one
+ * thread with a fixed operation order, so results do not depend on nthreads. */
+#include "ref/ref_matmul.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/parallel.h"
+#include "quant/quant.h"
+#include "ref/ref_ops.h"
+
+/* ---------------------------------------------------------------- exact */
+
+static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads, mm_call *c) {
+    int64_t be = lgpu_type_block_elems((int)p->wtype);
+    size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
+    if (be <= 0 || p->K % be || p->wtype == LGPU_TYPE_I32) {
+        lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul: unsupported wtype %u or K=%u not a multiple of its block",
+                 p->wtype, p->K);
+        return -1;
+    }
+    c->M = (int)p->M;
+    c->N = (int)p->N;
+    c->K = (int)p->K;
+    c->wtype = (int)p->wtype;
+    c->w = w;
+    c->row_bytes = rb;
+    c->x = x;
+    c->x_stride = p->x_stride ? p->x_stride : p->K;
+    c->y = y + p->row_offset;
+    c->y_stride = p->y_stride ? p->y_stride : (size_t)p->N + p->row_offset;
+    c->accumulate = p->accumulate != 0;
+    c->nthreads = nthreads < 1 ? 1 : nthreads;
+    return 0;
+}
+
+void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y) {
+    mm_call c;
+    if (resolve(p, w, x, y, 1, &c) || !c.M || !c.N) return;
+    if (!c.K) { /* empty sum */
+        if (!c.accumulate)
+            for (int m = 0; m < c.M; m++) memset(c.y + m * c.y_stride, 0, (size_t)c.N * sizeof(float));
+        return;
+    }
+    float *row = malloc((size_t)c.K * sizeof *row);
+    if (!row) {
+        lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul_exact: out of memory (K=%d)", c.K);
+        return;
+    }
+    for (int n = 0; n < c.N; n++) {
+        lgpu_dequantize_row(c.wtype, c.w + n * c.row_bytes, row, c.K);
+        for (int m = 0; m < c.M; m++) {
+            const float *xm = c.x + m * c.x_stride;
+            double s = 0;
+            for (int k = 0; k < c.K; k++) s += (double)row[k] * xm[k];
+            float *out = &c.y[m * c.y_stride + n];
+            *out = c.accumulate ? (float)(*out + s) : (float)s;
+        }
+    }
+    free(row);
+}
+
+/* ---------------------------------------------------------------- plain C */
+
+#define PLAIN_RM 4 /* W rows dequantized together, then reused for every x row */
+
+typedef struct {
+    const mm_call *c;
+    float *scratch; /* nthreads * PLAIN_RM * K floats (unused for F32) */
+} plain_ctx;
+
+/* Fixed order: 8 interleaved partial sums, then a fixed pairwise reduction. */
+static float dot_plain(const float *a, const float *b, int K) {
+    float s[8] = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[k + j] * b[k + j];
+    for (int j = 0; k < K; k++, j++) s[j] += a[k] * b[k];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+static void plain_range(void *vctx, int64_t t0, int64_t t1, int thread) {
+    const plain_ctx *pc = vctx;
+    const mm_call *c = pc->c;
+    for (int64_t t = t0; t < t1; t++) {
+        int n0 = (int)t * PLAIN_RM, rm = c->N - n0 < PLAIN_RM ? c->N - n0 : PLAIN_RM;
+        const float *rows[PLAIN_RM];
+        for (int r = 0; r < rm; r++) {
+            const uint8_t *src = c->w + (size_t)(n0 + r) * c->row_bytes;
+            if (c->wtype == LGPU_TYPE_F32) {
+                rows[r] = (const float *)src;
+            } else {
+                float *dst = pc->scratch + ((size_t)thread * PLAIN_RM + r) * c->K;
+                lgpu_dequantize_row(c->wtype, src, dst, c->K);
+                rows[r] = dst;
+            }
+        }
+        for (int m = 0; m < c->M; m++) {
+            const float *xm = c->x + m * c->x_stride;
+            float *ym = c->y + m * c->y_stride + n0;
+            for (int r = 0; r < rm; r++) {
+                float s = dot_plain(rows[r], xm, c->K);
+                ym[r] = c->accumulate ? ym[r] + s : s;
+            }
+        }
+    }
+}
+
+void lgpu_mm_plain(const mm_call *c) {
+    plain_ctx pc = {c, NULL};
+    if (c->wtype != LGPU_TYPE_F32) {
+        pc.scratch = malloc((size_t)c->nthreads * PLAIN_RM * c->K * sizeof(float));
+        if (!pc.scratch) {
+            lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul: out of memory for dequantized rows (K=%d)", c->K);
+            return;
+        }
+    }
+    lgpu_parallel_for(c->nthreads, (c->N + PLAIN_RM - 1) / PLAIN_RM, plain_range, &pc);
+    free(pc.scratch);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static atomic_int isa_setting = -1; /* -1: not read from the environment yet */
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+int lgpu_ref_matmul_set_isa(int isa) {
+    int prev = lgpu_ref_matmul_isa();
+    atomic_store(&isa_setting, isa);
+    return prev;
+}
+
+int lgpu_ref_matmul_isa(void) {
+    int s = atomic_load(&isa_setting);
+    if (s < 0) {
+        const char *e = getenv("LGPU_CPU_ISA");
+        s = e && !strcasecmp(e, "plain") ? LGPU_MM_ISA_PLAIN : LGPU_MM_ISA_AUTO;
+        atomic_store(&isa_setting, s);
+    }
+    if (s == LGPU_MM_ISA_PLAIN) return LGPU_MM_ISA_PLAIN;
+    static atomic_int has = -1;
+    int h = atomic_load(&has);
+    if (h < 0) atomic_store(&has, h = cpu_has_avx2());
+    return h ? LGPU_MM_ISA_AVX2 : LGPU_MM_ISA_PLAIN;
+}
+
+void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads) {
+    mm_call c;
+    if (resolve(p, w, x, y, nthreads, &c) || !c.M || !c.N) return;
+    if (!c.K) {
+        if (!c.accumulate)
+            for (int m = 0; m < c.M; m++) memset(c.y + m * c.y_stride, 0, (size_t)c.N * sizeof(float));
+        return;
+    }
+    if (lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2 && lgpu_mm_avx2(&c)) return;
+    lgpu_mm_plain(&c);
+}

@@ -1,0 +1,491 @@
+/* AVX2+FMA+F16C kernels for lgpu_ref_matmul, compiled with a target
+ * attribute and chosen at run time, so the library still runs on any x86-64.
+ *
+ * Float W (F32/F16/BF16): W converted to f32 in registers, FMA with f32 x.
+ * Quantized W: x is first rounded to int8 (like llama.cpp): per 32 values
+ * with a float scale for Q8_0/Q4_0, per 256 values with sums of each 16 for
+ * Q4_K/Q6_K, so the inner loops are integer dot products (maddubs/madd) with
+ * one float FMA per block.
+ *
+ * Work is split over tiles of TILE_N W rows; a tile meets x in groups of up
+ * to 2 rows, so each W block is loaded and unpacked once per x pair. Every
+ * y element gets the same operation sequence whichever tile shape it falls
+ * in (one 8-lane accumulator, blocks in order, a fixed horizontal sum), so
+ * results do not depend on N, row_offset or the thread split. */
+#include "ref/ref_matmul.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/parallel.h"
+#include "lgpu/lgpu.h"
+#include "quant/quant.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline)) TGT
+
+#define TILE_N 4 /* W rows per tile */
+#define TILE_M 2 /* x rows per inner kernel call */
+
+/* x rounded to int8: q row m at q + m*K; one scale per qb values; for
+ * Q4_0 the per-block correction for the -8 offset of the weights (c, 8
+ * int32 per block, see tile_q4_0); for K-quants the sums of each 16 q (bs). */
+typedef struct {
+    int qb, nb; /* values per scale, scales per row */
+    int8_t *q;
+    float *d;
+    int32_t *c;  /* M*nb*8, Q4_0 only */
+    int16_t *bs; /* M*K/16, K-quants only */
+} actq;
+
+typedef struct {
+    const mm_call *c;
+    actq a;
+    int mb; /* x rows per cache block */
+} job;
+
+/* ------------------------------------------------------------------ helpers */
+
+INL float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+INL void store_y(const mm_call *c, int m, int n, __m256 acc) {
+    float s = hsum8(acc), *out = c->y + (size_t)m * c->y_stride + n;
+    *out = c->accumulate ? *out + s : s;
+}
+
+INL float f16_scalar(lgpu_f16 h) { return _cvtsh_ss(h); }
+
+/* ---------------------------------------------------------- float W types */
+
+INL __m256 load_w8(int type, const uint8_t *row, int k) {
+    if (type == LGPU_TYPE_F32) return _mm256_loadu_ps((const float *)row + k);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+    if (type == LGPU_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); /* BF16 */
+}
+
+/* rm W rows from n0 times rn x rows from m0; rm, rn, type are constants
+ * after inlining. The K % 8 tail goes through zero-padded copies. */
+INL void tile_float(const mm_call *c, int type, int n0, int rm, int m0, int rn) {
+    const int K = c->K, K8 = K & ~7;
+    const size_t esz = type == LGPU_TYPE_F32 ? 4 : 2;
+    const uint8_t *wr[TILE_N];
+    const float *xr[TILE_M];
+    __m256 acc[TILE_N][TILE_M];
+    for (int r = 0; r < rm; r++) wr[r] = c->w + (size_t)(n0 + r) * c->row_bytes;
+    for (int j = 0; j < rn; j++) xr[j] = c->x + (size_t)(m0 + j) * c->x_stride;
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    for (int k = 0; k < K8; k += 8) {
+        __m256 xv[TILE_M];
+        for (int j = 0; j < rn; j++) xv[j] = _mm256_loadu_ps(xr[j] + k);
+        for (int r = 0; r < rm; r++) {
+            __m256 wv = load_w8(type, wr[r], k);
+            for (int j = 0; j < rn; j++) acc[r][j] = _mm256_fmadd_ps(wv, xv[j], acc[r][j]);
+        }
+    }
+    if (K8 < K) {
+        float xt[TILE_M][8] = {{0}};
+        uint8_t wt[32] = {0};
+        for (int j = 0; j < rn; j++) memcpy(xt[j], xr[j] + K8, (size_t)(K - K8) * 4);
+        for (int r = 0; r < rm; r++) {
+            memcpy(wt, wr[r] + K8 * esz, (K - K8) * esz);
+            __m256 wv = load_w8(type, wt, 0);
+            for (int j = 0; j < rn; j++) acc[r][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xt[j]), acc[r][j]);
+        }
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
+}
+
+/* ------------------------------------------------------- x quantization */
+
+/* Round v (n floats, n % 32 == 0) to int8 with one scale d = max|v|/127. */
+INL float quant_block(const float *v, int n, int8_t *q) {
+    __m256 amax = _mm256_setzero_ps();
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int i = 0; i < n; i += 8) amax = _mm256_max_ps(amax, _mm256_and_ps(_mm256_loadu_ps(v + i), absmask));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    const float d = _mm_cvtss_f32(m) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < n; i += 32) {
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i), id));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8), id));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 16), id));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + i + 24), id));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(p, perm));
+    }
+    return d;
+}
+
+static TGT void quantize_x(const mm_call *c, actq *a, int with_c, int with_bs) {
+    const int K = c->K;
+    for (int m = 0; m < c->M; m++) {
+        const float *xm = c->x + (size_t)m * c->x_stride;
+        int8_t *qm = a->q + (size_t)m * K;
+        for (int b = 0; b < a->nb; b++) a->d[(size_t)m * a->nb + b] = quant_block(xm + b * a->qb, a->qb, qm + b * a->qb);
+        if (with_c) { /* lanes 0..3: -8 * sum(q[0..15]) of block b, lanes 4..7: -8 * sum(q[16..31]) */
+            const __m256i eight = _mm256_set1_epi8(8), neg1 = _mm256_set1_epi16(-1);
+            for (int b = 0; b < a->nb; b++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(qm + 32 * b));
+                __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, q), neg1);
+                s = _mm256_hadd_epi32(s, s);
+                s = _mm256_hadd_epi32(s, s);
+                _mm256_storeu_si256((__m256i *)(a->c + ((size_t)m * a->nb + b) * 8), s);
+            }
+        }
+        if (with_bs) {
+            int16_t *bs = a->bs + (size_t)m * (K / 16);
+            for (int i = 0; i < K / 16; i++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += qm[16 * i + l];
+                bs[i] = (int16_t)s;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- Q4_0, Q8_0 */
+
+INL __m256i unpack_q4_0(const uint8_t *qs) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m256i q = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+}
+
+/* Q4_0 always works on 4 W rows (a tail tile repeats its last row and
+ * drops the extra results), so the four rows' int16 products can be folded
+ * into one vector: lane r holds row r's first 16 products, lane r+4 the
+ * other 16, and one cvt + FMA with the 4 rows' scales serves the block. */
+INL __m128 load_d4(const lgpu_block_q4_0 *const *wr, int b) {
+    __m128i h = _mm_cvtsi32_si128(wr[0][b].d);
+    h = _mm_insert_epi16(h, wr[1][b].d, 1);
+    h = _mm_insert_epi16(h, wr[2][b].d, 2);
+    h = _mm_insert_epi16(h, wr[3][b].d, 3);
+    return _mm_cvtph_ps(h);
+}
+
+INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
+    const int nb = a->nb;
+    const lgpu_block_q4_0 *wr[4];
+    const int8_t *xq[TILE_M];
+    const float *xd[TILE_M];
+    const int32_t *xc[TILE_M];
+    __m256 acc[TILE_M];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < 4; r++) wr[r] = (const lgpu_block_q4_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
+    for (int j = 0; j < rn; j++) {
+        xq[j] = a->q + (size_t)(m0 + j) * c->K;
+        xd[j] = a->d + (size_t)(m0 + j) * nb;
+        xc[j] = a->c + (size_t)(m0 + j) * nb * 8;
+        acc[j] = _mm256_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        __m256i q[4];
+        for (int r = 0; r < 4; r++) q[r] = unpack_q4_0(wr[r][b].qs);
+        const __m128 d4 = load_d4(wr, b);
+        const __m256 d8 = _mm256_set_m128(d4, d4);
+        for (int j = 0; j < rn; j++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
+            /* products of u4 x s8 pairs are <= 3810, so sums of 8 fit int16 */
+            const __m256i p01 = _mm256_hadd_epi16(_mm256_maddubs_epi16(q[0], xv), _mm256_maddubs_epi16(q[1], xv));
+            const __m256i p23 = _mm256_hadd_epi16(_mm256_maddubs_epi16(q[2], xv), _mm256_maddubs_epi16(q[3], xv));
+            __m256i s = _mm256_madd_epi16(_mm256_hadd_epi16(p01, p23), ones);
+            s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(xc[j] + 8 * b)));
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(xd[j][b])), _mm256_cvtepi32_ps(s), acc[j]);
+        }
+    }
+    for (int j = 0; j < rn; j++) {
+        float out[4], *yr = c->y + (size_t)(m0 + j) * c->y_stride + n0;
+        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1)));
+        for (int r = 0; r < rm; r++) yr[r] = c->accumulate ? yr[r] + out[r] : out[r];
+    }
+}
+
+INL void tile_q8_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
+    const int nb = a->nb;
+    const lgpu_block_q8_0 *wr[TILE_N];
+    const int8_t *xq[TILE_M];
+    const float *xd[TILE_M];
+    __m256 acc[TILE_N][TILE_M];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q8_0 *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    for (int j = 0; j < rn; j++) {
+        xq[j] = a->q + (size_t)(m0 + j) * c->K;
+        xd[j] = a->d + (size_t)(m0 + j) * nb;
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i xv[TILE_M];
+        for (int j = 0; j < rn; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
+        for (int r = 0; r < rm; r++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)wr[r][b].qs);
+            const __m256i aq = _mm256_sign_epi8(q, q); /* |q| as unsigned, sign moved onto x */
+            const float dw = f16_scalar(wr[r][b].d);
+            for (int j = 0; j < rn; j++) {
+                __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv[j], q)), ones);
+                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[j][b]), _mm256_cvtepi32_ps(s), acc[r][j]);
+            }
+        }
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
+}
+
+/* ------------------------------------------------------------- Q4_K, Q6_K */
+
+/* pshufb controls broadcasting int16 element k of a 128-bit lane */
+static const uint8_t bcast16[8][32] __attribute__((aligned(32))) = {
+#define B(k) {2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, \
+              2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, \
+              2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1, 2 * k, 2 * k + 1}
+    B(0), B(1), B(2), B(3), B(4), B(5), B(6), B(7)
+#undef B
+};
+
+/* pshufb controls giving 8 copies of byte 2k then 8 of byte 2k+1 */
+static const uint8_t pair8[8][16] = {
+#define P(k) {2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, \
+              2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1}
+    P(0), P(1), P(2), P(3), P(4), P(5), P(6), P(7)
+#undef P
+};
+
+/* The eight 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K block. */
+INL __m128i q4_k_scales_mins(const uint8_t *s) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4); /* mins 4..7 */
+    const uint32_t mins03 = u[1] & k1;
+    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4); /* scales 4..7 */
+    u[2] = mins03;
+    u[0] &= k1; /* scales 0..3 */
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
+INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
+    const int nb = a->nb; /* super-blocks per row */
+    const lgpu_block_q4_k *wr[TILE_N];
+    const int8_t *xq[TILE_M];
+    const float *xd[TILE_M];
+    const int16_t *xs[TILE_M];
+    __m256 acc[TILE_N][TILE_M];
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q4_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    for (int j = 0; j < rn; j++) {
+        xq[j] = a->q + (size_t)(m0 + j) * c->K;
+        xd[j] = a->d + (size_t)(m0 + j) * nb;
+        xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m128i xsub[TILE_M]; /* sums of each 32-value sub-block */
+        for (int j = 0; j < rn; j++) {
+            const __m128i *bs = (const __m128i *)(xs[j] + 16 * b);
+            xsub[j] = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1));
+        }
+        for (int r = 0; r < rm; r++) {
+            const lgpu_block_q4_k *blk = &wr[r][b];
+            const __m128i sm = q4_k_scales_mins(blk->scales);
+            const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+            const __m128i mn = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+            const float d = f16_scalar(blk->d), dmin = f16_scalar(blk->dmin);
+            __m256i sumi[TILE_M];
+            for (int j = 0; j < rn; j++) sumi[j] = _mm256_setzero_si256();
+            for (int g = 0; g < 4; g++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * g));
+                const __m256i ql = _mm256_and_si256(q, m4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                const __m256i sl = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)bcast16[2 * g]));
+                const __m256i sh = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)bcast16[2 * g + 1]));
+                for (int j = 0; j < rn; j++) {
+                    const __m256i *xv = (const __m256i *)(xq[j] + 256 * b + 64 * g);
+                    __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, _mm256_loadu_si256(xv)), sl);
+                    __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(qh, _mm256_loadu_si256(xv + 1)), sh);
+                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_add_epi32(pl, ph));
+                }
+            }
+            for (int j = 0; j < rn; j++) {
+                const __m256i pm = _mm256_set_m128i(_mm_setzero_si128(), _mm_madd_epi16(mn, xsub[j]));
+                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * xd[j][b]), _mm256_cvtepi32_ps(sumi[j]), acc[r][j]);
+                acc[r][j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * xd[j][b]), _mm256_cvtepi32_ps(pm), acc[r][j]);
+            }
+        }
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
+}
+
+INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
+    const int nb = a->nb;
+    const lgpu_block_q6_k *wr[TILE_N];
+    const int8_t *xq[TILE_M];
+    const float *xd[TILE_M];
+    const int16_t *xs[TILE_M];
+    __m256 acc[TILE_N][TILE_M];
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+    for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q6_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    for (int j = 0; j < rn; j++) {
+        xq[j] = a->q + (size_t)(m0 + j) * c->K;
+        xd[j] = a->d + (size_t)(m0 + j) * nb;
+        xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        for (int r = 0; r < rm; r++) {
+            const lgpu_block_q6_k *blk = &wr[r][b];
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)blk->scales);
+            const float d = f16_scalar(blk->d);
+            __m256i sumi[TILE_M];
+            /* the -32 offset: subtract 32 * sum_s scale_s * sum16_s(x) */
+            const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+            for (int j = 0; j < rn; j++) {
+                __m256i o = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(xs[j] + 16 * b)));
+                sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(o, 5));
+            }
+            for (int h = 0; h < 2; h++) {
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m2));
+                q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m2));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m2));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2));
+                for (int g = 0; g < 4; g++) {
+                    const int k = 4 * h + g; /* 32-value group: sub-blocks 2k, 2k+1 */
+                    const __m256i s = _mm256_cvtepi8_epi16(
+                        _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)pair8[k])));
+                    for (int j = 0; j < rn; j++) {
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 256 * b + 32 * k));
+                        sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], xv), s));
+                    }
+                }
+            }
+            for (int j = 0; j < rn; j++)
+                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * xd[j][b]), _mm256_cvtepi32_ps(sumi[j]), acc[r][j]);
+        }
+    }
+    for (int r = 0; r < rm; r++)
+        for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
+}
+
+/* ------------------------------------------------------------- drivers */
+
+/* One instance per (rm, rn) so loops over them unroll into registers. */
+#define DEFINE_TILE_DISPATCH(name, call)                                                       \
+    static TGT void name(const job *jb, int n0, int rm, int m0, int rn) {                      \
+        const mm_call *c = jb->c;                                                              \
+        (void)c;                                                                               \
+        switch (rm * 4 + rn) {                                                                 \
+        case 4 * 4 + 2: call(4, 2); break;                                                     \
+        case 4 * 4 + 1: call(4, 1); break;                                                     \
+        case 3 * 4 + 2: call(3, 2); break;                                                     \
+        case 3 * 4 + 1: call(3, 1); break;                                                     \
+        case 2 * 4 + 2: call(2, 2); break;                                                     \
+        case 2 * 4 + 1: call(2, 1); break;                                                     \
+        case 1 * 4 + 2: call(1, 2); break;                                                     \
+        default: call(1, 1); break;                                                            \
+        }                                                                                      \
+    }
+
+#define CALL_F32(RM, RN) tile_float(c, LGPU_TYPE_F32, n0, RM, m0, RN)
+#define CALL_F16(RM, RN) tile_float(c, LGPU_TYPE_F16, n0, RM, m0, RN)
+#define CALL_BF16(RM, RN) tile_float(c, LGPU_TYPE_BF16, n0, RM, m0, RN)
+#define CALL_Q4_0(RM, RN) tile_q4_0(c, &jb->a, n0, RM, m0, RN)
+#define CALL_Q8_0(RM, RN) tile_q8_0(c, &jb->a, n0, RM, m0, RN)
+#define CALL_Q4_K(RM, RN) tile_q4_k(c, &jb->a, n0, RM, m0, RN)
+#define CALL_Q6_K(RM, RN) tile_q6_k(c, &jb->a, n0, RM, m0, RN)
+DEFINE_TILE_DISPATCH(tiles_f32, CALL_F32)
+DEFINE_TILE_DISPATCH(tiles_f16, CALL_F16)
+DEFINE_TILE_DISPATCH(tiles_bf16, CALL_BF16)
+DEFINE_TILE_DISPATCH(tiles_q4_0, CALL_Q4_0)
+DEFINE_TILE_DISPATCH(tiles_q8_0, CALL_Q8_0)
+DEFINE_TILE_DISPATCH(tiles_q4_k, CALL_Q4_K)
+DEFINE_TILE_DISPATCH(tiles_q6_k, CALL_Q6_K)
+
+typedef void (*tile_fn)(const job *jb, int n0, int rm, int m0, int rn);
+
+static tile_fn pick(int type) {
+    switch (type) {
+    case LGPU_TYPE_F32: return tiles_f32;
+    case LGPU_TYPE_F16: return tiles_f16;
+    case LGPU_TYPE_BF16: return tiles_bf16;
+    case LGPU_TYPE_Q4_0: return tiles_q4_0;
+    case LGPU_TYPE_Q8_0: return tiles_q8_0;
+    case LGPU_TYPE_Q4_K: return tiles_q4_k;
+    case LGPU_TYPE_Q6_K: return tiles_q6_k;
+    default: return NULL;
+    }
+}
+
+/* Tiles [t0, t1) of TILE_N rows; x visited in blocks of mb rows so a block
+ * stays in cache while every W tile of the range passes over it. */
+static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
+    const job *jb = vjb;
+    const mm_call *c = jb->c;
+    tile_fn fn = pick(c->wtype);
+    (void)thread;
+    for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
+        const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
+        for (int64_t t = t0; t < t1; t++) {
+            const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
+            for (int m0 = mb0; m0 < mb1; m0 += TILE_M) fn(jb, n0, rm, m0, mb1 - m0 < TILE_M ? mb1 - m0 : TILE_M);
+        }
+    }
+}
+
+int lgpu_mm_avx2(const mm_call *c) {
+    if (!pick(c->wtype)) return 0;
+    job jb = {.c = c};
+    void *buf = NULL;
+    size_t xbytes_per_row = (size_t)c->K * 4;
+    const int qtype = c->wtype == LGPU_TYPE_Q4_0 || c->wtype == LGPU_TYPE_Q8_0;
+    const int ktype = c->wtype == LGPU_TYPE_Q4_K || c->wtype == LGPU_TYPE_Q6_K;
+    if (qtype || ktype) {
+        actq *a = &jb.a;
+        a->qb = qtype ? LGPU_QK : LGPU_QK_K;
+        a->nb = c->K / a->qb;
+        const size_t M = (size_t)c->M, K = (size_t)c->K;
+        const size_t nq = M * K, nd = M * a->nb, nc = c->wtype == LGPU_TYPE_Q4_0 ? nd * 8 : 0, ns = ktype ? M * K / 16 : 0;
+        buf = malloc(nq + nd * 4 + nc * 4 + ns * 2 + 64);
+        if (!buf) return 0; /* the plain kernels need no scratch for x */
+        a->d = buf;
+        a->c = (int32_t *)(a->d + nd);
+        a->bs = (int16_t *)(a->c + nc);
+        a->q = (int8_t *)(a->bs + ns);
+        quantize_x(c, a, nc != 0, ns != 0);
+        xbytes_per_row = K + K / 8;
+    }
+    /* keep an x block within ~256 KiB of L2 */
+    int mb = (int)((256 << 10) / xbytes_per_row);
+    jb.mb = mb < TILE_M ? TILE_M : mb - mb % TILE_M;
+    lgpu_parallel_for(c->nthreads, (c->N + TILE_N - 1) / TILE_N, range, &jb);
+    free(buf);
+    return 1;
+}
+
+#else /* not x86 */
+
+int lgpu_mm_avx2(const mm_call *c) {
+    (void)c;
+    return 0;
+}
+
+#endif

@@ -1,0 +1,324 @@
+/* Command streams on Vulkan. Each exec owns a command buffer, a fence, a
+ * growing list of descriptor pools (reset at begin; one set per dispatch) and,
+ * with LGPU_PROFILE, timestamp query pools.
+ *
+ * Barrier batching: the exec remembers the byte ranges written and read since
+ * the last barrier. A dispatch gets one compute->compute memory barrier first
+ * only if it reads or writes a range written since then (RAW/WAW) or writes a
+ * range read since then (WAR); independent dispatches run back to back. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/vk.h"
+
+#define SETS_PER_POOL 256
+#define QUERIES_PER_POOL 512 /* even: a dispatch's two timestamps share a pool */
+
+typedef struct {
+    VkBuffer buf;
+    VkDeviceSize off, end;
+} span;
+
+typedef struct {
+    span *v;
+    int n, cap;
+} span_set;
+
+struct lgpu_vk_exec {
+    VkCommandPool pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorPool *dpools;
+    int n_dpools, cur_dpool;
+    uint32_t cur_used;
+    VkPipeline bound;
+    span_set written, read;
+    VkQueryPool *qpools;
+    int n_qpools;
+    uint32_t n_queries;
+    int *rows; /* profile row of each dispatch */
+    int cap_rows;
+    int n_dispatch, n_barrier;
+};
+
+static int span_add(span_set *s, VkBuffer buf, VkDeviceSize off, VkDeviceSize end) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        span *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v) return lgpu_set_error(LGPU_ENOMEM, "exec barrier tracking");
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (span){buf, off, end};
+    return 0;
+}
+
+static bool span_hits(const span_set *s, VkBuffer buf, VkDeviceSize off, VkDeviceSize end) {
+    for (int i = 0; i < s->n; i++)
+        if (s->v[i].buf == buf && s->v[i].off < end && off < s->v[i].end) return true;
+    return false;
+}
+
+int lgpu_vk_exec_create(lgpu_exec *ex) {
+    lgpu_vk_dev *vd = ex->dev->vk;
+    struct lgpu_vk_exec *e = calloc(1, sizeof *e);
+    if (!e) return lgpu_set_error(LGPU_ENOMEM, "exec");
+    ex->vk = e;
+    VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                  .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
+                                  .queueFamilyIndex = vd->info.compute_family};
+    int st = 0;
+    LGPU_VK_TRY(st, vkCreateCommandPool(vd->dev, &pi, NULL, &e->pool), fail);
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = e->pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    LGPU_VK_TRY(st, vkAllocateCommandBuffers(vd->dev, &ai, &e->cmd), fail);
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    LGPU_VK_TRY(st, vkCreateFence(vd->dev, &fi, NULL, &e->fence), fail);
+    return 0;
+fail:
+    lgpu_vk_exec_destroy(ex);
+    return st;
+}
+
+void lgpu_vk_exec_destroy(lgpu_exec *ex) {
+    struct lgpu_vk_exec *e = ex->vk;
+    if (!e) return;
+    VkDevice dev = ex->dev->vk->dev;
+    for (int i = 0; i < e->n_dpools; i++) vkDestroyDescriptorPool(dev, e->dpools[i], NULL);
+    for (int i = 0; i < e->n_qpools; i++) vkDestroyQueryPool(dev, e->qpools[i], NULL);
+    if (e->fence) vkDestroyFence(dev, e->fence, NULL);
+    if (e->pool) vkDestroyCommandPool(dev, e->pool, NULL); /* frees the command buffer */
+    free(e->dpools);
+    free(e->qpools);
+    free(e->rows);
+    free(e->written.v);
+    free(e->read.v);
+    free(e);
+    ex->vk = NULL;
+}
+
+int lgpu_vk_exec_begin(lgpu_exec *ex) {
+    struct lgpu_vk_exec *e = ex->vk;
+    VkDevice dev = ex->dev->vk->dev;
+    /* also discards a recording that was never submitted */
+    LGPU_VK_CHECK(vkResetCommandPool(dev, e->pool, 0));
+    for (int i = 0; i < e->n_dpools; i++) LGPU_VK_CHECK(vkResetDescriptorPool(dev, e->dpools[i], 0));
+    e->cur_dpool = 0;
+    e->cur_used = 0;
+    e->bound = VK_NULL_HANDLE;
+    e->written.n = e->read.n = 0;
+    e->n_queries = 0;
+    e->n_dispatch = e->n_barrier = 0;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    LGPU_VK_CHECK(vkBeginCommandBuffer(e->cmd, &bi));
+    return 0;
+}
+
+static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSet *out) {
+    if (e->cur_used == SETS_PER_POOL) {
+        e->cur_dpool++;
+        e->cur_used = 0;
+    }
+    if (e->cur_dpool == e->n_dpools) { /* grow: another pool rather than failing */
+        VkDescriptorPool *v = realloc(e->dpools, (size_t)(e->n_dpools + 1) * sizeof *v);
+        if (!v) return lgpu_set_error(LGPU_ENOMEM, "descriptor pool list");
+        e->dpools = v;
+        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                   .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS};
+        VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                         .maxSets = SETS_PER_POOL,
+                                         .poolSizeCount = 1,
+                                         .pPoolSizes = &ps};
+        LGPU_VK_CHECK(vkCreateDescriptorPool(vd->dev, &ci, NULL, &e->dpools[e->n_dpools]));
+        e->n_dpools++;
+    }
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                      .descriptorPool = e->dpools[e->cur_dpool],
+                                      .descriptorSetCount = 1,
+                                      .pSetLayouts = &vd->dsl};
+    LGPU_VK_CHECK(vkAllocateDescriptorSets(vd->dev, &ai, out));
+    e->cur_used++;
+    return 0;
+}
+
+/* Query slot for the next timestamp pair; resets a pool on its first use in this recording. */
+static int next_queries(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkQueryPool *pool, uint32_t *slot) {
+    int p = (int)(e->n_queries / QUERIES_PER_POOL);
+    if (p == e->n_qpools) {
+        VkQueryPool *v = realloc(e->qpools, (size_t)(e->n_qpools + 1) * sizeof *v);
+        if (!v) return lgpu_set_error(LGPU_ENOMEM, "query pool list");
+        e->qpools = v;
+        VkQueryPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = QUERIES_PER_POOL};
+        LGPU_VK_CHECK(vkCreateQueryPool(vd->dev, &ci, NULL, &e->qpools[e->n_qpools]));
+        e->n_qpools++;
+    }
+    *pool = e->qpools[p];
+    *slot = e->n_queries % QUERIES_PER_POOL;
+    if (*slot == 0) vkCmdResetQueryPool(e->cmd, *pool, 0, QUERIES_PER_POOL);
+    e->n_queries += 2;
+    return 0;
+}
+
+typedef struct {
+    VkBuffer buf;
+    VkDeviceSize off, range;
+} resolved;
+
+static int resolve(const lgpu_exec *ex, const lgpu_dispatch *d, int i, resolved *out) {
+    const lgpu_binding *b = &d->bind[i];
+    const char *op = d->op ? d->op : d->shader;
+    const lgpu_buf *buf = b->ref.buf;
+    if (!buf) return lgpu_set_error(LGPU_EINVAL, "%s: binding %d has no buffer", op, i);
+    if (buf->dev != ex->dev) return lgpu_set_error(LGPU_EINVAL, "%s: binding %d is on another device", op, i);
+    if (b->ref.off >= buf->size)
+        return lgpu_set_error(LGPU_EINVAL, "%s: binding %d offset %zu is past the buffer end (%zu bytes)", op, i,
+                              b->ref.off, buf->size);
+    const lgpu_seg *s = &buf->seg[lgpu_buf_seg_index(buf, b->ref.off)];
+    size_t in = b->ref.off - s->start, range = b->size ? b->size : s->len - in;
+    if (range > s->len - in)
+        return lgpu_set_error(LGPU_EINVAL,
+                              "%s: binding %d [%zu, +%zu) crosses the end of its segment at %zu (segments of %zu bytes)",
+                              op, i, b->ref.off, range, s->start + s->len, buf->seg_len);
+    size_t align = ex->dev->caps.min_storage_align ? ex->dev->caps.min_storage_align : 1;
+    if (in % align)
+        return lgpu_set_error(LGPU_EINVAL, "%s: binding %d offset %zu is not a multiple of %zu", op, i, b->ref.off,
+                              align);
+    *out = (resolved){s->vk->buf, in, range};
+    return 0;
+}
+
+int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
+    lgpu_vk_dev *vd = ex->dev->vk;
+    struct lgpu_vk_exec *e = ex->vk;
+    const char *op = d->op ? d->op : d->shader ? d->shader : "?";
+    if (d->n_bind < 0 || d->n_bind > LGPU_MAX_BINDINGS)
+        return lgpu_set_error(LGPU_EINVAL, "%s: %d bindings (max %d)", op, d->n_bind, LGPU_MAX_BINDINGS);
+    if (d->params_size > 128 || d->params_size % 4 || (d->params_size && !d->params))
+        return lgpu_set_error(LGPU_EINVAL, "%s: push constants of %u bytes (need a multiple of 4, <= 128)", op,
+                              d->params_size);
+    for (int k = 0; k < 3; k++)
+        if (d->groups[k] > ex->dev->caps.max_wg_count[k])
+            return lgpu_set_error(LGPU_EINVAL, "%s: %u workgroups in dimension %d (device max %u)", op, d->groups[k],
+                                  k, ex->dev->caps.max_wg_count[k]);
+    if (!d->groups[0] || !d->groups[1] || !d->groups[2]) return 0; /* empty grid: nothing to do */
+
+    resolved r[LGPU_MAX_BINDINGS];
+    for (int i = 0; i < d->n_bind; i++) {
+        int st = resolve(ex, d, i, &r[i]);
+        if (st) return st;
+    }
+    VkPipeline pipe;
+    int st = lgpu_vk_pipeline_get(vd, d->shader, d->spec, d->n_spec, &pipe);
+    if (st) return st;
+
+    bool need = false;
+    for (int i = 0; i < d->n_bind && !need; i++) {
+        VkDeviceSize end = r[i].off + r[i].range;
+        need = span_hits(&e->written, r[i].buf, r[i].off, end) ||
+               (d->bind[i].write && span_hits(&e->read, r[i].buf, r[i].off, end));
+    }
+    if (need) {
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+        vkCmdPipelineBarrier(e->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                             &mb, 0, NULL, 0, NULL);
+        e->written.n = e->read.n = 0;
+        e->n_barrier++;
+    }
+    for (int i = 0; i < d->n_bind; i++)
+        if ((st = span_add(d->bind[i].write ? &e->written : &e->read, r[i].buf, r[i].off, r[i].off + r[i].range)))
+            return st;
+
+    VkDescriptorSet set;
+    if ((st = alloc_set(vd, e, &set))) return st;
+    VkDescriptorBufferInfo bi[LGPU_MAX_BINDINGS];
+    VkWriteDescriptorSet w[LGPU_MAX_BINDINGS];
+    for (int i = 0; i < LGPU_MAX_BINDINGS; i++) {
+        bi[i] = i < d->n_bind ? (VkDescriptorBufferInfo){r[i].buf, r[i].off, r[i].range}
+                              : (VkDescriptorBufferInfo){vd->dummy, 0, VK_WHOLE_SIZE};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                      .dstSet = set,
+                                      .dstBinding = (uint32_t)i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &bi[i]};
+    }
+    vkUpdateDescriptorSets(vd->dev, LGPU_MAX_BINDINGS, w, 0, NULL);
+
+    if (pipe != e->bound) {
+        vkCmdBindPipeline(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+        e->bound = pipe;
+    }
+    vkCmdBindDescriptorSets(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vd->layout, 0, 1, &set, 0, NULL);
+    if (d->params_size)
+        vkCmdPushConstants(e->cmd, vd->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->params_size, d->params);
+
+    VkQueryPool qp = VK_NULL_HANDLE;
+    uint32_t slot = 0;
+    if (vd->profile) {
+        if (e->n_dispatch == e->cap_rows) {
+            int cap = e->cap_rows ? e->cap_rows * 2 : 64;
+            int *v = realloc(e->rows, (size_t)cap * sizeof *v);
+            if (!v) return lgpu_set_error(LGPU_ENOMEM, "profile rows");
+            e->rows = v;
+            e->cap_rows = cap;
+        }
+        if ((st = next_queries(vd, e, &qp, &slot))) return st;
+        e->rows[e->n_dispatch] = lgpu_vk_prof_intern(vd, op);
+        /* both at the compute stage: the span from "all earlier work done" to "this done" */
+        vkCmdWriteTimestamp(e->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, qp, slot);
+    }
+    vkCmdDispatch(e->cmd, d->groups[0], d->groups[1], d->groups[2]);
+    if (vd->profile) vkCmdWriteTimestamp(e->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, qp, slot + 1);
+    e->n_dispatch++;
+    return 0;
+}
+
+static int collect_profile(lgpu_vk_dev *vd, struct lgpu_vk_exec *e) {
+    uint64_t ts[QUERIES_PER_POOL];
+    double period = vd->info.timestamp_period;
+    for (uint32_t q0 = 0; q0 < e->n_queries; q0 += QUERIES_PER_POOL) {
+        uint32_t n = e->n_queries - q0 < QUERIES_PER_POOL ? e->n_queries - q0 : QUERIES_PER_POOL;
+        LGPU_VK_CHECK(vkGetQueryPoolResults(vd->dev, e->qpools[q0 / QUERIES_PER_POOL], 0, n, sizeof ts, ts,
+                                            sizeof ts[0], VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+        for (uint32_t k = 0; k < n; k += 2) {
+            uint64_t dt = ((ts[k + 1] & vd->ts_mask) - (ts[k] & vd->ts_mask)) & vd->ts_mask;
+            lgpu_vk_prof_add(vd, e->rows[(q0 + k) / 2], (double)dt * period);
+        }
+    }
+    return 0;
+}
+
+int lgpu_vk_exec_submit(lgpu_exec *ex) {
+    lgpu_vk_dev *vd = ex->dev->vk;
+    struct lgpu_vk_exec *e = ex->vk;
+    /* results visible to the host and to later submissions (transfers, other execs) */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT |
+                                           VK_ACCESS_MEMORY_WRITE_BIT};
+    vkCmdPipelineBarrier(e->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    LGPU_VK_CHECK(vkEndCommandBuffer(e->cmd));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &e->cmd};
+    pthread_mutex_lock(&vd->queue_lock);
+    VkResult r = vkQueueSubmit(vd->queue, 1, &si, e->fence);
+    pthread_mutex_unlock(&vd->queue_lock);
+    if (r != VK_SUCCESS) return lgpu_vk_fail(r, "vkQueueSubmit", __FILE__, __LINE__);
+    LGPU_VK_CHECK(vkWaitForFences(vd->dev, 1, &e->fence, VK_TRUE, UINT64_MAX));
+    LGPU_VK_CHECK(vkResetFences(vd->dev, 1, &e->fence));
+    if (vd->profile && e->n_queries) return collect_profile(vd, e);
+    return 0;
+}
+
+void lgpu_vk_exec_stats(const lgpu_exec *ex, int *dispatches, int *barriers) {
+    const struct lgpu_vk_exec *e = ex && ex->vk ? ex->vk : NULL;
+    if (dispatches) *dispatches = e ? e->n_dispatch : 0;
+    if (barriers) *barriers = e ? e->n_barrier : 0;
+}

@@ -1,0 +1,8 @@
+/* lgpu-eval subcommands: each takes the arguments after its name and returns
+ * the process exit code. */
+#ifndef LGPU_EVAL_EVAL_H
+#define LGPU_EVAL_EVAL_H
+
+int lgpu_eval_perplexity(int argc, char **argv);
+
+#endif

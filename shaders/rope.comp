@@ -1,0 +1,24 @@
+#version 450
+// Rotary embedding in place, interleaved pairs   (C twin: lgpu_ref_rope)
+// One invocation per (token, head, pair): a = pos[t] * inv_freq[i],
+//   (x0, x1) <- (x0 cos a - x1 sin a, x0 sin a + x1 cos a)
+#include "common.glsl"
+
+layout(binding = 0) buffer X { float x[]; };
+layout(binding = 1) readonly buffer P { int pos[]; };
+layout(binding = 2) readonly buffer F { float inv_freq[]; };
+layout(push_constant) uniform Params { uint T, n_heads, head_dim, token_stride; } p;
+
+void main() {
+    uint half_dim = p.head_dim / 2;
+    uint g = global_index();
+    if (g >= p.T * p.n_heads * half_dim) return;
+    uint i = g % half_dim, th = g / half_dim;
+    uint h = th % p.n_heads, t = th / p.n_heads;
+    float a = float(pos[t]) * inv_freq[i];
+    float c = cos(a), s = sin(a);
+    uint o = t * p.token_stride + h * p.head_dim + 2 * i;
+    float x0 = x[o], x1 = x[o + 1];
+    x[o] = x0 * c - x1 * s;
+    x[o + 1] = x0 * s + x1 * c;
+}

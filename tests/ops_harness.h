@@ -1,0 +1,106 @@
+/* Helpers for the op tests (test_norm.c, test_rope.c, test_attention.c,
+ * test_get_rows.c): the device under test (LGPU_DEVICE; lavapipe in CI),
+ * uploads, and "record the op three times, check the runs are
+ * bit-identical". Header-only: each test program includes it once. */
+#ifndef LGPU_TESTS_OPS_HARNESS_H
+#define LGPU_TESTS_OPS_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "ref/ref_ops.h"
+#include "test_util.h"
+
+static lgpu_dev *oh_dev;
+
+static int oh_setup(void **state) {
+    (void)state;
+    int st = lgpu_dev_open(NULL, &oh_dev);
+    if (st) {
+        fprintf(stderr, "lgpu_dev_open: %s\n", lgpu_last_error());
+        return st;
+    }
+    fprintf(stderr, "device: %s\n", lgpu_dev_name(oh_dev));
+    return 0;
+}
+
+static int oh_teardown(void **state) {
+    (void)state;
+    lgpu_dev_close(oh_dev);
+    oh_dev = NULL;
+    return 0;
+}
+
+/* A device buffer of `bytes` (at least 4), filled from `data` if not NULL,
+ * else with 0xff bytes (NaN floats, -1 ints: unwritten output shows up). */
+static inline lgpu_buf *oh_buf(const void *data, size_t bytes) {
+    lgpu_buf *b = NULL;
+    size_t n = bytes < 4 ? 4 : bytes;
+    TU_OK(lgpu_buf_create(oh_dev, n, 4, &b));
+    if (data) {
+        TU_OK(lgpu_buf_write(b, 0, data, bytes));
+    } else {
+        void *ff = malloc(n);
+        assert_non_null(ff);
+        memset(ff, 0xff, n);
+        TU_OK(lgpu_buf_write(b, 0, ff, n));
+        free(ff);
+    }
+    return b;
+}
+
+static inline lgpu_ref oh_ref(lgpu_buf *b) { return lgpu_ref_at(b, 0); }
+
+static inline void *oh_alloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+
+/* What one run does: (re)upload inputs / poison outputs, record the op(s). */
+typedef struct oh_case {
+    void (*reset)(struct oh_case *c);             /* may be NULL */
+    int (*record)(struct oh_case *c, lgpu_exec *ex);
+    lgpu_buf *out;                                /* read back after each run */
+    size_t out_bytes;
+    void *ctx;
+} oh_case;
+
+/* Runs the case 3 times; `result` gets the first run's output, and the later
+ * runs must be bit-identical to it (shaders are race free and deterministic). */
+static inline void oh_run3(oh_case *c, void *result) {
+    lgpu_exec *ex;
+    void *again = oh_alloc(c->out_bytes);
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    for (int rep = 0; rep < 3; rep++) {
+        if (c->reset) c->reset(c);
+        TU_OK(lgpu_exec_begin(ex));
+        TU_OK(c->record(c, ex));
+        TU_OK(lgpu_exec_submit(ex));
+        TU_OK(lgpu_buf_read(c->out, 0, rep ? again : result, c->out_bytes));
+        if (rep) assert_memory_equal(again, result, c->out_bytes);
+    }
+    lgpu_exec_destroy(ex);
+    free(again);
+}
+
+/* Poisons a buffer with 0xff bytes. */
+static inline void oh_poison(lgpu_buf *b, size_t bytes) {
+    void *ff = oh_alloc(bytes);
+    memset(ff, 0xff, bytes);
+    TU_OK(lgpu_buf_write(b, 0, ff, bytes));
+    free(ff);
+}
+
+/* Sets LGPU_NO_SUBGROUP (the ops read it at each call) so the shared-memory
+ * reduction variants run; on(false) restores the default. */
+static inline void oh_force_no_subgroup(bool on) {
+    if (on)
+        setenv("LGPU_NO_SUBGROUP", "1", 1);
+    else
+        unsetenv("LGPU_NO_SUBGROUP");
+}
+
+#endif

@@ -1,0 +1,358 @@
+/* Paged KV cache: kv_store then attention in one exec on the selected device,
+ * against the C twins (pools: exact; attention: tolerances below), and the
+ * online-softmax C twin against a naive full-softmax reference in double
+ * written here. Several sequences of different lengths per call, prefill
+ * (many tokens of one sequence, causal) mixed with decode (one token per
+ * sequence), GQA ratios 1/2/4, head_dim 8/64/128, shuffled block tables. */
+#include <math.h>
+
+#include "ops_harness.h"
+
+typedef struct {
+    uint32_t n_heads, n_kv_heads, head_dim, block_size;
+    int n_seqs;
+    uint32_t len[4];           /* tokens cached per sequence */
+    int prefill_seq;           /* this sequence's positions [prefill_from, len) are in the batch ... */
+    uint32_t prefill_from;
+    /* ... followed by one decode token (position len - 1) for every other sequence */
+} att_cfg;
+
+typedef struct {
+    att_cfg cfg;
+    uint32_t kv_dim, max_blocks, n_blocks;
+    int32_t *table;              /* (n_seqs, max_blocks), -1 = unused */
+    uint32_t Ts;                 /* tokens stored */
+    int32_t *st_seq, *st_pos;
+    float *k, *v;                /* (Ts, src_stride) */
+    uint32_t src_stride;
+    uint32_t T;                  /* tokens attending */
+    int32_t *tok_seq, *tok_pos;
+    float *q;                    /* (T, q_stride) */
+    uint32_t q_stride;
+    float *pool0;                /* initial pool content (random: wrong slots show up) */
+    size_t pool_floats;
+} att_data;
+
+static void make_data(att_data *a, const att_cfg *cfg, uint64_t seed) {
+    memset(a, 0, sizeof *a);
+    a->cfg = *cfg;
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    uint32_t bs = cfg->block_size, maxlen = 0, need = 0;
+    for (int s = 0; s < cfg->n_seqs; s++) {
+        maxlen = cfg->len[s] > maxlen ? cfg->len[s] : maxlen;
+        need += (cfg->len[s] + bs - 1) / bs;
+    }
+    a->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    a->max_blocks = (maxlen + bs - 1) / bs + 2;
+    a->n_blocks = need + 5;
+    /* shuffled block ids: sequences get scattered, non-contiguous blocks */
+    int32_t *perm = oh_alloc(a->n_blocks * 4);
+    for (uint32_t i = 0; i < a->n_blocks; i++) perm[i] = (int32_t)i;
+    for (uint32_t i = a->n_blocks - 1; i > 0; i--) {
+        uint32_t j = tu_rng_u32(&r) % (i + 1);
+        int32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    a->table = oh_alloc((size_t)cfg->n_seqs * a->max_blocks * 4);
+    for (size_t i = 0; i < (size_t)cfg->n_seqs * a->max_blocks; i++) a->table[i] = -1;
+    uint32_t next = 0;
+    for (int s = 0; s < cfg->n_seqs; s++)
+        for (uint32_t b = 0; b < (cfg->len[s] + bs - 1) / bs; b++) a->table[s * a->max_blocks + b] = perm[next++];
+    free(perm);
+
+    for (int s = 0; s < cfg->n_seqs; s++) a->Ts += cfg->len[s];
+    a->src_stride = a->kv_dim + 3;
+    a->st_seq = oh_alloc(a->Ts * 4), a->st_pos = oh_alloc(a->Ts * 4);
+    a->k = oh_alloc((size_t)a->Ts * a->src_stride * 4), a->v = oh_alloc((size_t)a->Ts * a->src_stride * 4);
+    /* stored in an interleaved order (not sequence by sequence) */
+    uint32_t t = 0;
+    for (uint32_t j = 0; j < maxlen; j++)
+        for (int s = 0; s < cfg->n_seqs; s++)
+            if (j < cfg->len[s]) a->st_seq[t] = s, a->st_pos[t] = (int32_t)j, t++;
+    tu_fill_uniform(&r, a->k, (size_t)a->Ts * a->src_stride, -1, 1);
+    tu_fill_uniform(&r, a->v, (size_t)a->Ts * a->src_stride, -1, 1);
+
+    a->T = cfg->len[cfg->prefill_seq] - cfg->prefill_from + (uint32_t)cfg->n_seqs - 1;
+    a->tok_seq = oh_alloc(a->T * 4), a->tok_pos = oh_alloc(a->T * 4);
+    t = 0;
+    for (int s = 0; s < cfg->n_seqs; s++) {
+        if (s == cfg->prefill_seq)
+            for (uint32_t j = cfg->prefill_from; j < cfg->len[s]; j++) a->tok_seq[t] = s, a->tok_pos[t] = (int32_t)j, t++;
+        else
+            a->tok_seq[t] = s, a->tok_pos[t] = (int32_t)cfg->len[s] - 1, t++;
+    }
+    a->q_stride = cfg->n_heads * cfg->head_dim + 5;
+    a->q = oh_alloc((size_t)a->T * a->q_stride * 4);
+    tu_fill_uniform(&r, a->q, (size_t)a->T * a->q_stride, -1, 1);
+    a->pool_floats = (size_t)a->n_blocks * bs * a->kv_dim;
+    a->pool0 = oh_alloc(a->pool_floats * 4);
+    tu_fill_uniform(&r, a->pool0, a->pool_floats, -50, 50);
+}
+
+static void free_data(att_data *a) {
+    free(a->table), free(a->st_seq), free(a->st_pos), free(a->k), free(a->v);
+    free(a->tok_seq), free(a->tok_pos), free(a->q), free(a->pool0);
+}
+
+static lgpu_kv_store_params store_params(const att_data *a) {
+    return (lgpu_kv_store_params){a->Ts, a->kv_dim, a->src_stride, a->cfg.block_size, a->max_blocks};
+}
+
+static lgpu_attention_params att_params(const att_data *a) {
+    return (lgpu_attention_params){a->T,        a->cfg.n_heads,         a->cfg.n_kv_heads, a->cfg.head_dim,
+                                   a->q_stride, a->cfg.block_size,      a->max_blocks,
+                                   1.0f / sqrtf((float)a->cfg.head_dim)};
+}
+
+/* Full softmax over every key in double: the oracle for the online twin. */
+static void naive_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
+                            const int32_t *tok_pos, const int32_t *table, const float *kp, const float *vp, float *out) {
+    uint32_t D = p->head_dim, kv_dim = p->n_kv_heads * D;
+    double *s = oh_alloc(((size_t)tok_pos[0] + 1) * 8), *acc = oh_alloc(D * 8);
+    size_t cap = (size_t)tok_pos[0] + 1;
+    for (uint32_t t = 0; t < p->T; t++) {
+        uint32_t n = tok_pos[t] < 0 ? 0 : (uint32_t)tok_pos[t] + 1;
+        if (n > cap) s = realloc(s, n * 8), cap = n;
+        assert_non_null(s);
+        for (uint32_t h = 0; h < p->n_heads; h++) {
+            uint32_t g = h / (p->n_heads / p->n_kv_heads);
+            const float *qh = q + (size_t)t * p->q_stride + h * D;
+            double mx = -INFINITY, sum = 0;
+            for (uint32_t j = 0; j < n; j++) {
+                int32_t b = table[tok_seq[t] * p->max_blocks + j / p->block_size];
+                if (b < 0) { s[j] = -INFINITY; continue; }
+                const float *k = kp + ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
+                double d = 0;
+                for (uint32_t i = 0; i < D; i++) d += (double)qh[i] * k[i];
+                s[j] = d * p->scale;
+                mx = fmax(mx, s[j]);
+            }
+            memset(acc, 0, D * 8);
+            for (uint32_t j = 0; j < n; j++) {
+                if (s[j] == -INFINITY) continue;
+                int32_t b = table[tok_seq[t] * p->max_blocks + j / p->block_size];
+                const float *v = vp + ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
+                double w = exp(s[j] - mx);
+                sum += w;
+                for (uint32_t i = 0; i < D; i++) acc[i] += w * v[i];
+            }
+            float *o = out + ((size_t)t * p->n_heads + h) * D;
+            for (uint32_t i = 0; i < D; i++) o[i] = sum > 0 ? (float)(acc[i] / sum) : 0.0f;
+        }
+    }
+    free(s), free(acc);
+}
+
+/* device run: kv_store then attention in one exec */
+typedef struct {
+    const att_data *a;
+    lgpu_kv_store_params sp;
+    lgpu_attention_params ap;
+    lgpu_buf *k, *v, *st_seq, *st_pos, *table, *kp, *vp, *q, *tok_seq, *tok_pos, *out;
+} dev_run;
+
+static void run_reset(oh_case *c) {
+    dev_run *d = c->ctx;
+    TU_OK(lgpu_buf_write(d->kp, 0, d->a->pool0, d->a->pool_floats * 4));
+    TU_OK(lgpu_buf_write(d->vp, 0, d->a->pool0, d->a->pool_floats * 4));
+    oh_poison(d->out, c->out_bytes);
+}
+
+static int run_record(oh_case *c, lgpu_exec *ex) {
+    dev_run *d = c->ctx;
+    int st = lgpu_op_kv_store(ex, &d->sp, oh_ref(d->k), oh_ref(d->v), oh_ref(d->st_seq), oh_ref(d->st_pos),
+                              oh_ref(d->table), oh_ref(d->kp), oh_ref(d->vp));
+    if (st) return st;
+    return lgpu_op_attention(ex, &d->ap, oh_ref(d->q), oh_ref(d->tok_seq), oh_ref(d->tok_pos), oh_ref(d->table),
+                             oh_ref(d->kp), oh_ref(d->vp), oh_ref(d->out));
+}
+
+/* Runs the case on the device: `got` (T, n_heads*head_dim), pools read back. */
+static void run_device(const att_data *a, float *got, float *kp_got, float *vp_got) {
+    size_t sb = (size_t)a->Ts * a->src_stride * 4, ob = (size_t)a->T * a->cfg.n_heads * a->cfg.head_dim * 4;
+    dev_run d = {a, store_params(a), att_params(a)};
+    d.k = oh_buf(a->k, sb), d.v = oh_buf(a->v, sb);
+    d.st_seq = oh_buf(a->st_seq, a->Ts * 4), d.st_pos = oh_buf(a->st_pos, a->Ts * 4);
+    d.table = oh_buf(a->table, (size_t)a->cfg.n_seqs * a->max_blocks * 4);
+    d.kp = oh_buf(a->pool0, a->pool_floats * 4), d.vp = oh_buf(a->pool0, a->pool_floats * 4);
+    d.q = oh_buf(a->q, (size_t)a->T * a->q_stride * 4);
+    d.tok_seq = oh_buf(a->tok_seq, a->T * 4), d.tok_pos = oh_buf(a->tok_pos, a->T * 4);
+    d.out = oh_buf(NULL, ob);
+    oh_case c = {run_reset, run_record, d.out, ob, &d};
+    oh_run3(&c, got);
+    TU_OK(lgpu_buf_read(d.kp, 0, kp_got, a->pool_floats * 4));
+    TU_OK(lgpu_buf_read(d.vp, 0, vp_got, a->pool_floats * 4));
+    lgpu_buf *all[] = {d.k, d.v, d.st_seq, d.st_pos, d.table, d.kp, d.vp, d.q, d.tok_seq, d.tok_pos, d.out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
+}
+
+static void check_cfg(const att_cfg *cfg, uint64_t seed) {
+    att_data a;
+    make_data(&a, cfg, seed);
+    lgpu_kv_store_params sp = store_params(&a);
+    lgpu_attention_params ap = att_params(&a);
+    size_t on = (size_t)a.T * cfg->n_heads * cfg->head_dim;
+
+    /* host twins: store, then online attention (1 and 4 threads) and the naive oracle */
+    float *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
+    memcpy(kp, a.pool0, a.pool_floats * 4);
+    memcpy(vp, a.pool0, a.pool_floats * 4);
+    lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
+    float *twin = oh_alloc(on * 4), *twin4 = oh_alloc(on * 4), *naive = oh_alloc(on * 4), *got = oh_alloc(on * 4);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin, 1);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, 4);
+    assert_memory_equal(twin, twin4, on * 4); /* independent of the thread count */
+    naive_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, naive);
+    /* online softmax in fp32 (dots, exp, accumulators) vs full softmax in double */
+    assert_int_equal(tu_compare("attention twin vs naive", twin, naive, on, 2e-6, 2e-5), 0);
+    TU_ASSERT_NMSE("attention twin vs naive", twin, naive, on, 1e-11);
+
+    /* device: kv_store + attention; pools must equal the twin's exactly (copies) */
+    float *kp_got = oh_alloc(a.pool_floats * 4), *vp_got = oh_alloc(a.pool_floats * 4);
+    run_device(&a, got, kp_got, vp_got);
+    assert_memory_equal(kp_got, kp, a.pool_floats * 4);
+    assert_memory_equal(vp_got, vp, a.pool_floats * 4);
+    /* shader: fp32 dots, exp (GLSL: a few ulp) and accumulators, summed in another order */
+    assert_int_equal(tu_compare("attention vs naive", got, naive, on, 2e-6, 2e-5), 0);
+    TU_ASSERT_NMSE("attention vs naive", got, naive, on, 1e-11);
+    TU_ASSERT_NMSE("attention vs twin", got, twin, on, 1e-11);
+
+    free(kp), free(vp), free(twin), free(twin4), free(naive), free(got), free(kp_got), free(vp_got);
+    free_data(&a);
+}
+
+/* GQA ratio 1, head_dim 64: a 300-token prefill plus two decodes */
+static void test_attention_mha(void **state) {
+    (void)state;
+    att_cfg c = {4, 4, 64, 16, 3, {300, 17, 1}, 0, 0};
+    check_cfg(&c, 1);
+}
+
+/* GQA ratio 4, head_dim 128, context 1000: a 100-token chunk continuing a
+ * prefill at position 900, plus decodes */
+static void test_attention_gqa4_long(void **state) {
+    (void)state;
+    att_cfg c = {8, 2, 128, 16, 3, {1000, 33, 16}, 0, 900};
+    check_cfg(&c, 2);
+}
+
+/* GQA ratio 2, head_dim 8, block_size 16 and 7 (not a power of two); also
+ * with the shared-memory reduction build */
+static void test_attention_gqa2_small(void **state) {
+    (void)state;
+    att_cfg c = {4, 2, 8, 16, 4, {5, 129, 64, 16}, 1, 0};
+    check_cfg(&c, 3);
+    c.block_size = 7;
+    check_cfg(&c, 4);
+    oh_force_no_subgroup(true);
+    c.block_size = 16;
+    check_cfg(&c, 5);
+    oh_force_no_subgroup(false);
+}
+
+/* One head, head_dim 2, keys K0 = (1, 0), K1 = (0, 1), V0 = (1, 0), V1 = (0, 1):
+ *   q = (1, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
+ *   the same q at position 0 sees only key 0: out = V0. */
+static void test_attention_hand(void **state) {
+    (void)state;
+    att_cfg cfg = {1, 1, 2, 16, 1, {2}, 0, 0};
+    att_data a;
+    make_data(&a, &cfg, 9);
+    const float kv[2][2] = {{1, 0}, {0, 1}};
+    for (uint32_t t = 0; t < a.Ts; t++) {
+        memcpy(a.k + t * a.src_stride, kv[a.st_pos[t]], 8);
+        memcpy(a.v + t * a.src_stride, kv[a.st_pos[t]], 8);
+    }
+    for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = 1, a.q[t * a.q_stride + 1] = 0;
+    float got[4], *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
+    const float want[4] = {1, 0, 0.731058579f, 0.268941421f}; /* tokens at positions 0, 1 */
+    assert_int_equal(a.T, 2);
+    /* the scale is 1/sqrt(head_dim): q0 = sqrt(2) makes the scores (1, 0) */
+    for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = sqrtf(2.0f);
+    run_device(&a, got, kp, vp);
+    assert_int_equal(tu_compare("attention hand", got, want, 4, 1e-6, 1e-6), 0);
+    free(kp), free(vp);
+    free_data(&a);
+}
+
+/* Tokens with a negative position attend to nothing (zero output); a block
+ * id past the pools is an LGPU_ERANGE error on the host path and a masked key
+ * on Vulkan (the shader cannot report, but must stay in bounds). */
+static void test_attention_invalid(void **state) {
+    (void)state;
+    att_cfg cfg = {2, 1, 8, 16, 2, {40, 20}, 0, 0};
+    att_data a;
+    make_data(&a, &cfg, 11);
+    a.tok_pos[3] = -1;
+    lgpu_attention_params ap = att_params(&a);
+    size_t on = (size_t)a.T * 2 * 8;
+    float *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4), *got = oh_alloc(on * 4),
+          *want = oh_alloc(on * 4);
+    memcpy(kp, a.pool0, a.pool_floats * 4);
+    memcpy(vp, a.pool0, a.pool_floats * 4);
+    lgpu_kv_store_params sp = store_params(&a);
+    lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
+    for (int i = 0; i < 16; i++) assert_true(want[3 * 16 + i] == 0.0f);
+    float *kp2 = oh_alloc(a.pool_floats * 4), *vp2 = oh_alloc(a.pool_floats * 4);
+    run_device(&a, got, kp2, vp2);
+    TU_ASSERT_NMSE("attention, invalid position", got, want, on, 1e-11);
+    for (int i = 0; i < 16; i++) assert_true(got[3 * 16 + i] == 0.0f);
+
+    /* block 1 of sequence 0 points past the pools */
+    int32_t saved = a.table[1];
+    a.table[1] = (int32_t)a.n_blocks + 1000000;
+    lgpu_buf *q = oh_buf(a.q, (size_t)a.T * a.q_stride * 4), *ts = oh_buf(a.tok_seq, a.T * 4),
+             *tp = oh_buf(a.tok_pos, a.T * 4), *tb = oh_buf(a.table, (size_t)2 * a.max_blocks * 4),
+             *bk = oh_buf(kp, a.pool_floats * 4), *bv = oh_buf(vp, a.pool_floats * 4), *out = oh_buf(NULL, on * 4);
+    lgpu_exec *ex;
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    TU_OK(lgpu_exec_begin(ex));
+    int st = lgpu_op_attention(ex, &ap, oh_ref(q), oh_ref(ts), oh_ref(tp), oh_ref(tb), oh_ref(bk), oh_ref(bv),
+                               oh_ref(out));
+    TU_OK(lgpu_exec_submit(ex));
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) {
+        assert_int_equal(st, LGPU_ERANGE);
+        assert_non_null(strstr(lgpu_last_error(), "block id"));
+    } else {
+        TU_OK(st);
+        TU_OK(lgpu_buf_read(out, 0, got, on * 4));
+        a.table[1] = -1; /* what the shader does with it: keys 16..31 of sequence 0 masked */
+        lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
+        TU_ASSERT_NMSE("attention, masked block", got, want, on, 1e-11);
+    }
+    a.table[1] = saved;
+    lgpu_exec_destroy(ex);
+    lgpu_buf *all[] = {q, ts, tp, tb, bk, bv, out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
+    free(kp), free(vp), free(kp2), free(vp2), free(got), free(want);
+    free_data(&a);
+}
+
+static void test_attention_errors(void **state) {
+    (void)state;
+    lgpu_buf *b = oh_buf(NULL, 65536);
+    lgpu_ref r = oh_ref(b);
+    lgpu_exec *ex;
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    TU_OK(lgpu_exec_begin(ex));
+    lgpu_attention_params ap = {1, 6, 4, 64, 384, 16, 4, 0.125f}; /* 6 heads, 4 KV heads */
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EINVAL);
+    ap = (lgpu_attention_params){1, 4, 4, 512, 2048, 16, 4, 0.125f}; /* head_dim 512 */
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EUNSUPPORTED);
+    lgpu_kv_store_params sp = {2, 64, 32, 16, 4}; /* src_stride < kv_dim */
+    assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
+    TU_OK(lgpu_exec_submit(ex));
+    lgpu_exec_destroy(ex);
+    lgpu_buf_destroy(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attention_hand),     cmocka_unit_test(test_attention_mha),
+        cmocka_unit_test(test_attention_gqa2_small), cmocka_unit_test(test_attention_gqa4_long),
+        cmocka_unit_test(test_attention_invalid),  cmocka_unit_test(test_attention_errors),
+    };
+    return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
+}

@@ -1,0 +1,299 @@
+/* The generation helper (engine/gen): golden text of stories260K, stop
+ * strings, length limits and continuation, prefix reuse across sequences,
+ * Q8_0 / Q4_0 requantized models, and perplexity against a token-by-token
+ * reference computation. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gen/gen.h"
+#include "gen/ppl.h"
+#include "model/gguf.h"
+#include "quant/quant.h"
+#include "test_util.h"
+#include "tok/tokenizer.h"
+
+#define N_GOLD 256
+#define V260 512
+
+static int32_t gold[N_GOLD];
+static char gold_text[1024];
+
+static void load_gold(void) {
+    FILE *f = fopen(tu_model_path("stories260K.greedy-t0-n256.ids"), "r");
+    assert_non_null(f);
+    for (int i = 0; i < N_GOLD; i++) assert_int_equal(fscanf(f, "%d", &gold[i]), 1);
+    fclose(f);
+    f = fopen(tu_model_path("stories260K.greedy-t0-n256.txt"), "rb");
+    assert_non_null(f);
+    size_t n = fread(gold_text, 1, sizeof gold_text - 1, f);
+    gold_text[n] = 0;
+    fclose(f);
+}
+
+static lgpu_model *load_path(const char *path) {
+    lgpu_model *m = NULL;
+    lgpu_model_params mp = {.path = path};
+    TU_OK(lgpu_model_load(&mp, &m));
+    return m;
+}
+
+static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_ctx, uint32_t n_seq, uint32_t n_batch) {
+    lgpu_ctx *c = NULL;
+    lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = n_seq, .n_batch = n_batch};
+    TU_OK(lgpu_ctx_create(m, &cp, &c));
+    return c;
+}
+
+typedef struct sink {
+    char buf[4096];
+    size_t n;
+    int calls;
+} sink;
+
+static int collect(void *user, const char *text, size_t len) {
+    sink *s = user;
+    assert_true(s->n + len < sizeof s->buf);
+    memcpy(s->buf + s->n, text, len);
+    s->n += len;
+    s->buf[s->n] = 0;
+    s->calls++;
+    return 0;
+}
+
+/* BOS only, greedy, 256 tokens: the golden ids and text, streamed. */
+static void test_golden_text(void **state) {
+    load_gold();
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_ctx *c = make_ctx(m, 512, 1, 64);
+    lgpu_gen *g;
+    TU_OK(lgpu_gen_create(c, NULL, &g));
+    int32_t bos = 1;
+    sink out = {0};
+    TU_OK(lgpu_gen_feed(g, &bos, 1, collect, &out));
+    lgpu_gen_finish why;
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = N_GOLD, .on_text = collect, .user = &out}, &why));
+    assert_int_equal(why, LGPU_GEN_LENGTH);
+    int n;
+    const int32_t *ids = lgpu_gen_tokens(g, &n);
+    assert_int_equal(n, N_GOLD);
+    assert_memory_equal(ids, gold, sizeof gold);
+    assert_string_equal(out.buf, gold_text);
+    assert_true(out.calls > 50); /* streamed, not in one piece */
+    size_t len;
+    assert_string_equal(lgpu_gen_text(g, false, &len), gold_text);
+    assert_int_equal(lgpu_gen_stats_of(g)->n_gen, N_GOLD);
+    lgpu_gen_free(g);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* Stop strings cut the text; n_predict limits; a later run continues. */
+static void test_stop_and_continue(void **state) {
+    load_gold();
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_ctx *c = make_ctx(m, 512, 1, 64);
+    lgpu_gen *g;
+    TU_OK(lgpu_gen_create(c, NULL, &g));
+    int32_t bos = 1;
+    TU_OK(lgpu_gen_feed(g, &bos, 1, NULL, NULL));
+    const char *stops[] = {"Lily"};
+    sink out = {0};
+    lgpu_gen_finish why;
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = 64, .stops = stops, .n_stops = 1, .on_text = collect,
+                                             .user = &out},
+                       &why));
+    assert_int_equal(why, LGPU_GEN_STOP);
+    assert_string_equal(out.buf, "Once upon a time, there was a little girl named ");
+    lgpu_gen_free(g);
+
+    /* 10 + 10 tokens = the first 20 golden tokens */
+    TU_OK(lgpu_gen_create(c, NULL, &g));
+    TU_OK(lgpu_gen_feed(g, &bos, 1, NULL, NULL));
+    int n;
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = 10}, &why));
+    assert_int_equal(why, LGPU_GEN_LENGTH);
+    assert_memory_equal(lgpu_gen_tokens(g, &n), gold, 10 * sizeof(int32_t));
+    assert_int_equal(lgpu_seq_len(c, lgpu_gen_seq(g)), 10); /* the 10th token is pending */
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = 10}, &why));
+    assert_memory_equal(lgpu_gen_tokens(g, &n), gold + 10, 10 * sizeof(int32_t));
+    assert_int_equal(n, 10);
+    /* context full ends a run */
+    TU_OK(lgpu_gen_reset(g));
+    lgpu_gen_free(g);
+    lgpu_ctx_free(c);
+    c = make_ctx(m, 24, 1, 64);
+    TU_OK(lgpu_gen_create(c, NULL, &g));
+    TU_OK(lgpu_gen_feed(g, &bos, 1, NULL, NULL));
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = -1, .ignore_eog = true}, &why));
+    assert_int_equal(why, LGPU_GEN_CTX);
+    assert_memory_equal(lgpu_gen_tokens(g, &n), gold, 24 * sizeof(int32_t));
+    assert_int_equal(n, 24);
+    lgpu_gen_free(g);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* A text prompt, chunked prefill (n_batch 8), and a second sequence that
+ * reuses the cached prefix: same continuation. */
+static void test_text_prompt_reuse(void **state) {
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_ctx *c = make_ctx(m, 256, 2, 8);
+    const char *prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside";
+    lgpu_gen *a, *b;
+    TU_OK(lgpu_gen_create(c, NULL, &a));
+    sink echo = {0};
+    TU_OK(lgpu_gen_feed_text(a, prompt, true, false, collect, &echo));
+    assert_string_equal(echo.buf, prompt); /* the prompt echoes back exactly */
+    int n_prompt = lgpu_seq_len(c, lgpu_gen_seq(a));
+    assert_true(n_prompt > 16);
+    TU_OK(lgpu_gen_run(a, &(lgpu_gen_params){.n_predict = 16}, NULL));
+    TU_OK(lgpu_gen_create(c, NULL, &b));
+    TU_OK(lgpu_gen_feed_text(b, prompt, true, false, NULL, NULL));
+    assert_int_equal(lgpu_gen_stats_of(b)->n_reused, (n_prompt - 1) / 16 * 16);
+    TU_OK(lgpu_gen_run(b, &(lgpu_gen_params){.n_predict = 16}, NULL));
+    int na, nb;
+    const int32_t *ta = lgpu_gen_tokens(a, &na), *tb = lgpu_gen_tokens(b, &nb);
+    assert_int_equal(na, 16);
+    assert_int_equal(nb, 16);
+    assert_memory_equal(ta, tb, 16 * sizeof(int32_t));
+    size_t la, lb;
+    const char *xa = lgpu_gen_text(a, true, &la), *xb = lgpu_gen_text(b, true, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(xa, xb, la);
+    assert_true(xa[0] == ' '); /* a continuation keeps its leading space */
+    lgpu_gen_free(a);
+    lgpu_gen_free(b);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* Writes stories260K.gguf with every matrix whose rows are a multiple of 32
+ * quantized to `type` (ffn_down, 172 wide, stays F32). */
+static void write_quantized(int type, const char *out) {
+    lgpu_gguf *src;
+    TU_OK(lgpu_gguf_open(tu_model_path("stories260K.gguf"), &src));
+    lgpu_gguf_writer *w;
+    TU_OK(lgpu_gguf_writer_create(&w));
+    for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++) TU_OK(lgpu_gguf_writer_copy_kv(w, src, i));
+    int64_t nt = lgpu_gguf_n_tensors(src);
+    void **bufs = calloc((size_t)nt, sizeof *bufs);
+    for (int64_t i = 0; i < nt; i++) {
+        const lgpu_gguf_tensor *t = lgpu_gguf_tensor_at(src, i);
+        assert_int_equal(t->type, LGPU_TYPE_F32);
+        int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+        bool q = t->n_dims == 2 && t->ne[0] % 32 == 0;
+        const void *data = t->data;
+        if (q) {
+            bufs[i] = malloc(lgpu_type_row_bytes(type, t->ne[0]) * rows);
+            TU_OK(lgpu_quantize_rows(type, t->data, rows, t->ne[0], bufs[i]));
+            data = bufs[i];
+        }
+        TU_OK(lgpu_gguf_writer_add_tensor(w, t->name, q ? type : LGPU_TYPE_F32, t->n_dims, t->ne, data));
+    }
+    TU_OK(lgpu_gguf_writer_write_file(w, out));
+    lgpu_gguf_writer_destroy(w);
+    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    lgpu_gguf_close(src);
+}
+
+static void quantized_run(int type, int min_match) {
+    load_gold();
+    char dir[] = "/tmp/lgpu-test-genXXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/stories260K-%s.gguf", dir, lgpu_type_name(type));
+    write_quantized(type, path);
+    lgpu_model *m = load_path(path);
+    assert_non_null(strstr(lgpu_model_desc(m), type == LGPU_TYPE_Q8_0 ? "Q8_0" : "Q4_0"));
+    lgpu_ctx *c = make_ctx(m, 256, 1, 64);
+    lgpu_gen *g;
+    TU_OK(lgpu_gen_create(c, NULL, &g));
+    int32_t bos = 1;
+    TU_OK(lgpu_gen_feed(g, &bos, 1, NULL, NULL));
+    TU_OK(lgpu_gen_run(g, &(lgpu_gen_params){.n_predict = 64, .ignore_eog = true}, NULL));
+    int n, match = 0, distinct = 0;
+    const int32_t *ids = lgpu_gen_tokens(g, &n);
+    assert_int_equal(n, 64);
+    bool seen[V260] = {0};
+    for (int i = 0; i < n; i++) {
+        assert_true(ids[i] >= 0 && ids[i] < V260);
+        distinct += !seen[ids[i]];
+        seen[ids[i]] = true;
+    }
+    while (match < n && ids[match] == gold[match]) match++;
+    size_t len;
+    fprintf(stderr, "%s: %d distinct tokens, first %d golden: %.80s...\n", lgpu_type_name(type), distinct, match,
+            lgpu_gen_text(g, false, &len));
+    assert_true(distinct >= 16); /* not degenerate */
+    assert_true(match >= min_match);
+    lgpu_gen_free(g);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Q8_0 is close to F32: the first sentence ("Once upon a time, there was a
+ * little girl named Lily.") survives; Q4_0 only has to stay sensible. */
+static void test_q8_0(void **state) { quantized_run(LGPU_TYPE_Q8_0, 14); }
+static void test_q4_0(void **state) { quantized_run(LGPU_TYPE_Q4_0, 3); }
+
+/* lgpu_perplexity against a token-by-token computation of the same method. */
+static void test_perplexity(void **state) {
+    load_gold();
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    enum { CH = 64, NT = 200 };
+    int32_t toks[NT];
+    toks[0] = 1;
+    memcpy(toks + 1, gold, (NT - 1) * sizeof(int32_t));
+    lgpu_ctx *c = make_ctx(m, CH, 1, 24); /* chunks decoded in 3 calls */
+    lgpu_ppl_result r;
+    TU_OK(lgpu_perplexity(c, toks, NT, CH, 0, 1, NULL, NULL, &r));
+    assert_int_equal(r.n_chunks, NT / CH);
+    assert_int_equal(r.count, (int64_t)(NT / CH) * (CH - CH / 2 - 1));
+    /* reference: one token per decode call, NLL in double */
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    float logits[V260];
+    for (int ch = 0; ch < NT / CH; ch++) {
+        int seq;
+        TU_OK(lgpu_seq_open(c, &seq));
+        for (int j = 0; j < CH - 1; j++) {
+            int32_t t = j == 0 ? 1 : toks[ch * CH + j], pos = j;
+            lgpu_batch b = {.n = 1, .token = &t, .seq = &seq, .pos = &pos, .logits = NULL};
+            TU_OK(lgpu_decode(c, &b, logits));
+            if (j < CH / 2) continue;
+            double mx = logits[0], s = 0;
+            for (int i = 1; i < V260; i++) mx = fmax(mx, logits[i]);
+            for (int i = 0; i < V260; i++) s += exp(logits[i] - mx);
+            double v = mx + log(s) - logits[toks[ch * CH + j + 1]];
+            nll += v;
+            nll2 += v * v;
+            count++;
+        }
+        lgpu_seq_close(c, seq);
+    }
+    assert_int_equal(count, r.count);
+    double mean = nll / count, ppl = exp(mean);
+    double err = ppl * sqrt((nll2 / count - mean * mean) / (count - 1));
+    fprintf(stderr, "PPL %.4f +/- %.5f (reference %.4f +/- %.5f)\n", r.ppl, r.ppl_err, ppl, err);
+    assert_true(fabs(r.ppl - ppl) <= 1e-3 * ppl); /* batch shapes differ: float rounding only */
+    assert_true(fabs(r.ppl_err - err) <= 1e-2 * err);
+    assert_true(r.ppl > 1 && r.ppl < 10); /* the model's own greedy text is predictable */
+    /* too little text */
+    assert_int_equal(lgpu_perplexity(c, toks, CH + 10, CH, 0, 1, NULL, NULL, &r), LGPU_EINVAL);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_text),  cmocka_unit_test(test_stop_and_continue),
+        cmocka_unit_test(test_text_prompt_reuse), cmocka_unit_test(test_q8_0),
+        cmocka_unit_test(test_q4_0),         cmocka_unit_test(test_perplexity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

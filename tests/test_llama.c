@@ -1,0 +1,399 @@
+/* LLaMA forward pass + paged KV cache: golden greedy tokens of stories260K on
+ * the default device and on the host C path, batched / chunked / prefix-
+ * reused decoding equal to plain decoding, KV exhaustion, bad batches, and
+ * the host-side block bookkeeping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lgpu/llama.h"
+#include "model/kv_cache.h"
+#include "test_util.h"
+
+#define N_GOLD 256
+#define V260 512
+
+static int32_t gold[N_GOLD];
+
+static void load_gold(void) {
+    FILE *f = fopen(tu_model_path("stories260K.greedy-t0-n256.ids"), "r");
+    assert_non_null(f);
+    for (int i = 0; i < N_GOLD; i++) assert_int_equal(fscanf(f, "%d", &gold[i]), 1);
+    fclose(f);
+}
+
+static lgpu_model *load(const char *file, const char *tok, const char *device) {
+    lgpu_model *m = NULL;
+    lgpu_model_params mp = {.path = tu_model_path(file), .tokenizer_path = tok ? tu_model_path(tok) : NULL,
+                            .device = device};
+    TU_OK(lgpu_model_load(&mp, &m));
+    return m;
+}
+
+static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_ctx, uint32_t n_seq, uint32_t n_blocks) {
+    lgpu_ctx *c = NULL;
+    lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = n_seq, .n_batch = 128, .block_size = 16, .n_blocks = n_blocks};
+    TU_OK(lgpu_ctx_create(m, &cp, &c));
+    return c;
+}
+
+/* First index of the maximum (llama2.c's argmax). */
+static int32_t argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Decodes tokens[0..n) of seq starting at position pos0 in one call, logits of the last into out. */
+static int decode_run(lgpu_ctx *c, int seq, const int32_t *tokens, int n, int pos0, float *out) {
+    int32_t sq[256], ps[256];
+    int8_t lg[256];
+    for (int i = 0; i < n; i++) {
+        sq[i] = seq;
+        ps[i] = pos0 + i;
+        lg[i] = i == n - 1;
+    }
+    lgpu_batch b = {.n = n, .token = tokens, .seq = sq, .pos = ps, .logits = lg};
+    return lgpu_decode(c, &b, out);
+}
+
+/* Greedy continuation of seq (whose last logits are in `logits`) for n tokens. */
+static void greedy(lgpu_ctx *c, int seq, float *logits, int n, int32_t *out) {
+    for (int i = 0; i < n; i++) {
+        out[i] = argmax(logits, V260);
+        if (i + 1 < n) TU_OK(decode_run(c, seq, &out[i], 1, lgpu_seq_len(c, seq), logits));
+    }
+}
+
+static void golden_run(const char *file, const char *tok, const char *device) {
+    load_gold();
+    lgpu_model *m = load(file, tok, device);
+    assert_int_equal(lgpu_model_hparams(m)->n_vocab, V260);
+    lgpu_ctx *c = make_ctx(m, 512, 1, 0);
+    int seq;
+    TU_OK(lgpu_seq_open(c, &seq));
+    float logits[V260];
+    int32_t bos = 1, out[N_GOLD];
+    TU_OK(decode_run(c, seq, &bos, 1, 0, logits));
+    greedy(c, seq, logits, N_GOLD, out);
+    int first_bad = -1;
+    for (int i = 0; i < N_GOLD && first_bad < 0; i++)
+        if (out[i] != gold[i]) first_bad = i;
+    if (first_bad >= 0) print_error("%s on %s: token %d is %d, golden %d\n", file, lgpu_model_desc(m), first_bad,
+                                    out[first_bad], gold[first_bad]);
+    assert_int_equal(first_bad, -1);
+    assert_int_equal(lgpu_seq_len(c, seq), N_GOLD); /* BOS + 255 decoded */
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+static void test_golden_bin_default(void **state) { golden_run("stories260K.bin", "tok512.bin", NULL); }
+static void test_golden_bin_cpu(void **state) { golden_run("stories260K.bin", "tok512.bin", "cpu"); }
+static void test_golden_gguf_default(void **state) { golden_run("stories260K.gguf", NULL, NULL); }
+static void test_golden_gguf_cpu(void **state) { golden_run("stories260K.gguf", NULL, "cpu"); }
+
+static void test_model_info(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    const lgpu_hparams *hp = lgpu_model_hparams(m);
+    assert_int_equal(hp->dim, 64);
+    assert_int_equal(hp->n_layers, 5);
+    assert_int_equal(hp->n_heads, 8);
+    assert_int_equal(hp->n_kv_heads, 4);
+    assert_int_equal(hp->hidden_dim, 172);
+    assert_non_null(lgpu_model_tokenizer(m));
+    assert_non_null(strstr(lgpu_model_desc(m), "llama"));
+    assert_true(lgpu_model_weight_bytes(m) > 1000000);
+    lgpu_model_free(m);
+    /* a missing file fails cleanly */
+    lgpu_model *bad = NULL;
+    lgpu_model_params mp = {.path = "/nonexistent/model.gguf"};
+    assert_true(lgpu_model_load(&mp, &bad) < 0);
+    assert_null(bad);
+}
+
+/* Four sequences with different prompts: prefill mixed in one call, then
+ * steps together, equal the same sequences decoded alone. */
+static void test_batched_equivalence(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    enum { NS = 4, NP = 7, NG = 24 };
+    const int32_t prompts[NS][NP] = {{1, 403, 407, 261, 378, 432, 383},
+                                     {1, 300, 301, 302, 303, 304, 305},
+                                     {1, 261, 262, 263, 264, 265, 266},
+                                     {1, 410, 420, 430, 440, 450, 460}};
+    const int plen[NS] = {7, 3, 5, 6}; /* different lengths */
+    int32_t alone[NS][NG], together[NS][NG];
+    float logits[NS * V260];
+
+    /* alone */
+    lgpu_ctx *c = make_ctx(m, 256, 1, 0);
+    for (int s = 0; s < NS; s++) {
+        int seq;
+        TU_OK(lgpu_seq_open(c, &seq));
+        TU_OK(decode_run(c, seq, prompts[s], plen[s], 0, logits));
+        greedy(c, seq, logits, NG, alone[s]);
+        lgpu_seq_close(c, seq);
+    }
+    lgpu_ctx_free(c);
+
+    /* together: prompts interleaved in one batch, then one token of each per step */
+    c = make_ctx(m, 256, NS, 0);
+    int seq[NS];
+    for (int s = 0; s < NS; s++) TU_OK(lgpu_seq_open(c, &seq[s]));
+    int32_t tk[64], sq[64], ps[64];
+    int8_t lg[64];
+    int n = 0, last[NS];
+    for (int i = 0; i < NP; i++)
+        for (int s = 0; s < NS; s++)
+            if (i < plen[s]) {
+                tk[n] = prompts[s][i], sq[n] = seq[s], ps[n] = i, lg[n] = i == plen[s] - 1;
+                last[s] = n++;
+            }
+    lgpu_batch b = {.n = n, .token = tk, .seq = sq, .pos = ps, .logits = lg};
+    TU_OK(lgpu_decode(c, &b, logits));
+    /* logits rows come in batch order: order sequences by their last token */
+    int row_of[NS];
+    for (int s = 0; s < NS; s++) {
+        row_of[s] = 0;
+        for (int t = 0; t < NS; t++) row_of[s] += last[t] < last[s];
+    }
+    float reordered[NS * V260];
+    for (int s = 0; s < NS; s++) memcpy(reordered + s * V260, logits + row_of[s] * V260, sizeof(float) * V260);
+    for (int g = 0; g < NG; g++) {
+        for (int s = 0; s < NS; s++) {
+            together[s][g] = argmax(reordered + s * V260, V260);
+            tk[s] = together[s][g], sq[s] = seq[s], ps[s] = lgpu_seq_len(c, seq[s]), lg[s] = 1;
+        }
+        if (g + 1 == NG) break;
+        lgpu_batch st = {.n = NS, .token = tk, .seq = sq, .pos = ps, .logits = lg};
+        TU_OK(lgpu_decode(c, &st, reordered));
+    }
+    for (int s = 0; s < NS; s++) assert_memory_equal(alone[s], together[s], sizeof alone[s]);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* A prompt split over several decode calls = one-shot prefill. */
+static void test_chunked_prefill(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    lgpu_ctx *c = make_ctx(m, 256, 2, 0);
+    int32_t prompt[40];
+    prompt[0] = 1;
+    memcpy(prompt + 1, gold, 39 * sizeof(int32_t));
+    float one[V260], chunked[V260];
+    int a, b;
+    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(lgpu_seq_open(c, &b));
+    TU_OK(decode_run(c, a, prompt, 40, 0, one));
+    const int cuts[] = {0, 5, 6, 21, 33, 40};
+    for (int i = 0; i + 1 < 6; i++) TU_OK(decode_run(c, b, prompt + cuts[i], cuts[i + 1] - cuts[i], cuts[i], chunked));
+    /* different batch shapes may pick different matmul kernels: tolerance */
+    assert_int_equal(tu_compare("chunked logits", chunked, one, V260, 1e-3, 1e-3), 0);
+    int32_t ga[16], gb[16];
+    greedy(c, a, one, 16, ga);
+    greedy(c, b, chunked, 16, gb);
+    assert_memory_equal(ga, gb, sizeof ga);
+    /* the golden sequence continues: prompt is BOS + gold[0..39) */
+    assert_memory_equal(ga, gold + 39, sizeof ga);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* Prefix reuse: attached blocks give the same logits as computing them. */
+static void test_prefix_reuse(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    lgpu_ctx *c = make_ctx(m, 256, 3, 0);
+    int32_t prompt[40];
+    prompt[0] = 1;
+    memcpy(prompt + 1, gold, 39 * sizeof(int32_t));
+    float la[V260], lb[V260];
+    int a, b, d;
+    uint32_t used0, used1, total;
+    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(decode_run(c, a, prompt, 32, 0, la));
+    TU_OK(decode_run(c, a, prompt + 32, 8, 32, la));
+    lgpu_ctx_kv_usage(c, &used0, &total);
+    assert_int_equal(used0, 3);
+
+    TU_OK(lgpu_seq_open(c, &b));
+    assert_int_equal(lgpu_seq_reuse_prefix(c, b, prompt, 40), 32);
+    assert_int_equal(lgpu_seq_len(c, b), 32);
+    lgpu_ctx_kv_usage(c, &used1, &total);
+    assert_int_equal(used1, used0); /* shared, not copied */
+    TU_OK(decode_run(c, b, prompt + 32, 8, 32, lb));
+    assert_memory_equal(la, lb, sizeof la); /* same blocks, same computation */
+
+    /* at least one token is always left to compute */
+    TU_OK(lgpu_seq_open(c, &d));
+    assert_int_equal(lgpu_seq_reuse_prefix(c, d, prompt, 32), 16);
+    lgpu_seq_close(c, d);
+    /* a different prompt shares nothing */
+    TU_OK(lgpu_seq_open(c, &d));
+    int32_t other[40];
+    memcpy(other, prompt, sizeof other);
+    other[3] ^= 1;
+    assert_int_equal(lgpu_seq_reuse_prefix(c, d, other, 40), 0);
+    lgpu_seq_close(c, d);
+
+    /* both continue identically; the shared blocks are never written */
+    int32_t ga[20], gb[20];
+    greedy(c, a, la, 20, ga);
+    greedy(c, b, lb, 20, gb);
+    assert_memory_equal(ga, gb, sizeof ga);
+    assert_memory_equal(ga, gold + 39, sizeof ga);
+
+    /* closed sequences' full blocks stay cached: a new sequence finds them */
+    lgpu_seq_close(c, a);
+    lgpu_seq_close(c, b);
+    lgpu_ctx_kv_usage(c, &used1, &total);
+    assert_int_equal(used1, 0);
+    TU_OK(lgpu_seq_open(c, &d));
+    assert_int_equal(lgpu_seq_reuse_prefix(c, d, prompt, 40), 32);
+    TU_OK(decode_run(c, d, prompt + 32, 8, 32, lb));
+    assert_memory_equal(la, lb, sizeof la);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* KV exhaustion fails with EFULL and changes nothing; n_ctx overflow is ERANGE. */
+static void test_kv_full(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    lgpu_ctx *c = make_ctx(m, 256, 2, 4); /* 4 blocks of 16 = 64 slots in all */
+    int a, b;
+    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(lgpu_seq_open(c, &b));
+    int32_t prompt[60];
+    prompt[0] = 1;
+    memcpy(prompt + 1, gold, 59 * sizeof(int32_t));
+    float la[V260], lb[V260];
+    TU_OK(decode_run(c, a, prompt, 40, 0, la)); /* 3 blocks */
+    TU_OK(decode_run(c, b, prompt, 10, 0, lb)); /* 1 block: the pool is full */
+    uint32_t used, total;
+    lgpu_ctx_kv_usage(c, &used, &total);
+    assert_int_equal(used, 4);
+    assert_int_equal(total, 4);
+    float junk[V260];
+    /* b needs a second block at position 16 */
+    assert_int_equal(decode_run(c, b, prompt + 10, 10, 10, junk), LGPU_EFULL);
+    assert_int_equal(lgpu_seq_len(c, b), 10);
+    lgpu_ctx_kv_usage(c, &used, &total);
+    assert_int_equal(used, 4);
+    /* a mixed batch where only one sequence overflows fails as a whole */
+    int32_t tk[2] = {gold[39], gold[9]}, sq[2] = {a, b}, ps[2] = {40, 10};
+    int8_t lg[2] = {1, 1};
+    int32_t tk9[9];
+    memcpy(tk9, prompt + 40, sizeof tk9);
+    TU_OK(decode_run(c, a, tk9, 8, 40, la)); /* a fills its 3rd block: 48 */
+    ps[0] = 48, tk[0] = prompt[48];
+    lgpu_batch mb = {.n = 2, .token = tk, .seq = sq, .pos = ps, .logits = lg};
+    float two[2 * V260];
+    assert_int_equal(lgpu_decode(c, &mb, two), LGPU_EFULL);
+    assert_int_equal(lgpu_seq_len(c, a), 48);
+    assert_int_equal(lgpu_seq_len(c, b), 10);
+    /* nothing was corrupted: b still continues like the golden sequence */
+    int32_t gb[8];
+    greedy(c, b, lb, 8, gb);
+    assert_memory_equal(gb, gold + 9, sizeof gb);
+    /* after closing a, b can grow again */
+    lgpu_seq_close(c, a);
+    TU_OK(decode_run(c, b, prompt + 17, 10, 17, lb));
+    lgpu_ctx_free(c);
+
+    /* n_ctx: a sequence cannot grow past it */
+    c = make_ctx(m, 20, 1, 0);
+    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(decode_run(c, a, prompt, 20, 0, la));
+    assert_int_equal(decode_run(c, a, prompt + 20, 1, 20, la), LGPU_ERANGE);
+    assert_int_equal(lgpu_seq_len(c, a), 20);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+static void test_bad_batch(void **state) {
+    lgpu_model *m = load("stories260K.gguf", NULL, NULL);
+    lgpu_ctx *c = make_ctx(m, 64, 2, 0);
+    int a;
+    TU_OK(lgpu_seq_open(c, &a));
+    float l[V260];
+    int32_t t[2] = {1, 300};
+    assert_int_equal(decode_run(c, a, t, 2, 1, l), LGPU_EINVAL); /* wrong position */
+    assert_int_equal(decode_run(c, a + 1, t, 2, 0, l), LGPU_EINVAL); /* not open */
+    int32_t bad = 512;
+    assert_int_equal(decode_run(c, a, &bad, 1, 0, l), LGPU_EINVAL); /* outside the vocabulary */
+    assert_int_equal(lgpu_seq_len(c, a), 0);
+    TU_OK(decode_run(c, a, t, 2, 0, l));
+    assert_int_equal(lgpu_seq_len(c, a), 2);
+    /* too many sequences */
+    int b, x;
+    TU_OK(lgpu_seq_open(c, &b));
+    assert_int_equal(lgpu_seq_open(c, &x), LGPU_EFULL);
+    /* NULL logits flags: the last token's row */
+    int32_t sq = b, ps = 0, tok = 1;
+    lgpu_batch nb = {.n = 1, .token = &tok, .seq = &sq, .pos = &ps, .logits = NULL};
+    TU_OK(lgpu_decode(c, &nb, l));
+    assert_int_equal(argmax(l, V260), gold[0]);
+    lgpu_ctx_free(c);
+    lgpu_model_free(m);
+}
+
+/* Block bookkeeping without a device. */
+static void test_kv_bookkeeping(void **state) {
+    lgpu_kv_cache kv;
+    TU_OK(lgpu_kv_init(&kv, 3, 64, 4, 6));
+    int a, b, c;
+    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    TU_OK(lgpu_kv_seq_open(&kv, &b));
+    const int32_t t[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    assert_int_equal(lgpu_kv_blocks_needed(&kv, a, 10), 3);
+    lgpu_kv_grow(&kv, a, 10);
+    lgpu_kv_commit(&kv, a, t, 10); /* 2 full blocks registered, 1 partial */
+    assert_int_equal(kv.n_free, 3);
+    assert_int_equal(lgpu_kv_reuse_prefix(&kv, b, t, 12), 8);
+    assert_int_equal(kv.n_free, 3); /* shared */
+    assert_int_equal(kv.ref[kv.seq[a].blocks[0]], 2);
+    /* rollback of a grow gives the blocks back */
+    lgpu_kv_grow(&kv, b, 12);
+    assert_int_equal(kv.n_free, 2);
+    lgpu_kv_shrink(&kv, b, 2);
+    assert_int_equal(kv.n_free, 3);
+    lgpu_kv_seq_close(&kv, a);
+    lgpu_kv_seq_close(&kv, b);
+    assert_int_equal(kv.n_free, 6);
+    /* cached blocks are reused last: 4 fresh allocations keep the prefix */
+    TU_OK(lgpu_kv_seq_open(&kv, &c));
+    lgpu_kv_grow(&kv, c, 16);
+    lgpu_kv_commit(&kv, c, (const int32_t[16]){50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65}, 16);
+    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, t, 12), 8);
+    lgpu_kv_seq_close(&kv, a);
+    /* now exhaust the pool: the cached prefix gets evicted */
+    TU_OK(lgpu_kv_seq_open(&kv, &b));
+    lgpu_kv_grow(&kv, b, 8);
+    lgpu_kv_commit(&kv, b, (const int32_t[8]){70, 71, 72, 73, 74, 75, 76, 77}, 8);
+    assert_int_equal(kv.n_free, 0);
+    lgpu_kv_seq_close(&kv, b);
+    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, t, 12), 0);
+    /* b's blocks are cached now */
+    lgpu_kv_seq_close(&kv, a);
+    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, (const int32_t[9]){70, 71, 72, 73, 74, 75, 76, 77, 0}, 9), 8);
+    lgpu_kv_release(&kv);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_bookkeeping),
+        cmocka_unit_test(test_model_info),
+        cmocka_unit_test(test_golden_bin_default),
+        cmocka_unit_test(test_golden_bin_cpu),
+        cmocka_unit_test(test_golden_gguf_default),
+        cmocka_unit_test(test_golden_gguf_cpu),
+        cmocka_unit_test(test_batched_equivalence),
+        cmocka_unit_test(test_chunked_prefill),
+        cmocka_unit_test(test_prefix_reuse),
+        cmocka_unit_test(test_kv_full),
+        cmocka_unit_test(test_bad_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

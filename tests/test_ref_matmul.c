@@ -1,0 +1,232 @@
+/* lgpu_ref_matmul (plain C and AVX2 kernel families) against the exact
+ * oracle lgpu_ref_matmul_exact, every W type, odd shapes, accumulate,
+ * row_offset, strides; bit-identical results for 1, 2 and 3 threads. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/parallel.h"
+#include "quant/quant.h"
+#include "ref/ref_matmul.h"
+#include "ref/ref_ops.h"
+
+static const int all_types[] = {LGPU_TYPE_F32,  LGPU_TYPE_F16,  LGPU_TYPE_BF16, LGPU_TYPE_Q8_0,
+                                LGPU_TYPE_Q4_0, LGPU_TYPE_Q4_K, LGPU_TYPE_Q6_K};
+
+/* NMSE tolerance of lgpu_ref_matmul against the exact oracle, per case and
+ * over a whole sweep of one type. Float W, and every type on the plain
+ * kernels: only float-vs-double accumulation (observed < 1e-12). Quantized W
+ * on AVX2: x is rounded to int8 with one scale per 32 values (Q8_0/Q4_0) or
+ * per 256 values (Q4_K/Q6_K); over a sweep the NMSE is ~3e-5 / ~5e-5, a
+ * single case with few outputs and K = 32 can reach ~5e-4. */
+static int exact_path(int type, int isa) {
+    return isa == LGPU_MM_ISA_PLAIN || type == LGPU_TYPE_F32 || type == LGPU_TYPE_F16 || type == LGPU_TYPE_BF16;
+}
+static double case_tolerance(int type, int isa) { return exact_path(type, isa) ? 1e-10 : 5e-3; }
+static double sweep_tolerance(int type, int isa) { return exact_path(type, isa) ? 1e-10 : 1.5e-4; }
+
+typedef struct {
+    int type, M, N, K, accumulate, row_offset, x_pad, y_pad;
+} mm_case;
+
+/* Runs one case on the selected kernel family; returns the NMSE against the
+ * oracle and adds its numerator and denominator to *num, *den. */
+static double run_case(const mm_case *cs, int isa, tu_rng *r, double *sum_num, double *sum_den) {
+    const int M = cs->M, N = cs->N, K = cs->K, Ntot = cs->N + cs->row_offset + 3;
+    const size_t xs = (size_t)K + cs->x_pad, ys = (size_t)Ntot + cs->y_pad;
+    const size_t rb = lgpu_type_row_bytes(cs->type, K);
+    float *wf = malloc((size_t)Ntot * K * sizeof *wf);
+    uint8_t *wq = malloc((size_t)Ntot * rb);
+    float *x = malloc(M * xs * sizeof *x);
+    float *y0 = malloc(M * ys * sizeof *y0), *ye = malloc(M * ys * sizeof *ye);
+    float *yt[3];
+    for (int t = 0; t < 3; t++) yt[t] = malloc(M * ys * sizeof *yt[t]);
+    assert_true(wf && wq && x && y0 && ye && yt[0] && yt[1] && yt[2]);
+    for (size_t i = 0; i < (size_t)Ntot * K; i++) wf[i] = tu_rng_normal(r);
+    TU_OK(lgpu_quantize_rows(cs->type, wf, Ntot, K, wq));
+    for (size_t i = 0; i < M * xs; i++) x[i] = tu_rng_normal(r);
+    for (size_t i = 0; i < M * ys; i++) y0[i] = tu_rng_normal(r) * 4;
+
+    lgpu_matmul_params p = {.M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K, .x_stride = (uint32_t)xs,
+                            .y_stride = (uint32_t)ys, .accumulate = (uint32_t)cs->accumulate,
+                            .wtype = (uint32_t)cs->type, .row_offset = (uint32_t)cs->row_offset};
+    const uint8_t *w = wq + (size_t)cs->row_offset * rb; /* W binding starts at row row_offset */
+    memcpy(ye, y0, M * ys * sizeof *ye);
+    lgpu_ref_matmul_exact(&p, w, x, ye);
+    lgpu_ref_matmul_set_isa(isa);
+    for (int t = 0; t < 3; t++) {
+        memcpy(yt[t], y0, M * ys * sizeof *ye);
+        lgpu_ref_matmul(&p, w, x, yt[t], t + 1);
+    }
+    lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
+
+    /* bit-identical whatever the thread count */
+    if (memcmp(yt[0], yt[1], M * ys * sizeof *ye) || memcmp(yt[0], yt[2], M * ys * sizeof *ye))
+        fail_msg("%s M=%d N=%d K=%d: results differ between 1, 2 and 3 threads", lgpu_type_name(cs->type), M, N, K);
+    /* only columns [row_offset, row_offset + N) of each row are written */
+    double num = 0, den = 0;
+    for (int m = 0; m < M; m++)
+        for (size_t j = 0; j < ys; j++) {
+            size_t i = m * ys + j;
+            if ((int)j < cs->row_offset || (int)j >= cs->row_offset + N) {
+                if (memcmp(&yt[0][i], &y0[i], sizeof(float)) || memcmp(&ye[i], &y0[i], sizeof(float)))
+                    fail_msg("%s: y[%d][%zu] outside the written columns changed", lgpu_type_name(cs->type), m, j);
+                continue;
+            }
+            /* compare the products, without the accumulated y0 */
+            double ref = ye[i] - (cs->accumulate ? y0[i] : 0), got = yt[0][i] - (cs->accumulate ? y0[i] : 0);
+            num += (got - ref) * (got - ref);
+            den += ref * ref;
+        }
+    double nmse = den > 0 ? num / den : num;
+    *sum_num += num;
+    *sum_den += den;
+    free(wf);
+    free(wq);
+    free(x);
+    free(y0);
+    free(ye);
+    for (int t = 0; t < 3; t++) free(yt[t]);
+    return nmse;
+}
+
+static void sweep(int isa) {
+    static const int Ms[] = {1, 3, 31}, Ns[] = {1, 31, 155, 172};
+    static const int Ks_block[] = {32, 64, 256, 512}, Ks_k[] = {256, 512}, Ks_float[] = {32, 155, 172, 256};
+    tu_rng r;
+    tu_rng_seed(&r, 42 + isa);
+    int idx = 0;
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        const int type = all_types[ti];
+        const int *Ks = lgpu_type_block_elems(type) == 1 ? Ks_float : lgpu_type_block_elems(type) == 32 ? Ks_block : Ks_k;
+        const int nK = lgpu_type_block_elems(type) == 256 ? 2 : 4;
+        double worst = 0, num = 0, den = 0;
+        for (int mi = 0; mi < 3; mi++)
+            for (int ni = 0; ni < 4; ni++)
+                for (int ki = 0; ki < nK; ki++, idx++) {
+                    mm_case cs = {type, Ms[mi], Ns[ni], Ks[ki], idx % 2, idx % 3 == 0 ? 5 : 0, idx % 4 == 1 ? 3 : 0,
+                                  idx % 5 == 2 ? 7 : 0};
+                    double e = run_case(&cs, isa, &r, &num, &den);
+                    if (e > worst) worst = e;
+                    if (!(e <= case_tolerance(type, isa)))
+                        fail_msg("%s isa %d M=%d N=%d K=%d acc=%d row_offset=%d: NMSE %.3g > %.3g", lgpu_type_name(type),
+                                 isa, cs.M, cs.N, cs.K, cs.accumulate, cs.row_offset, e, case_tolerance(type, isa));
+                }
+        print_message("isa %d %-5s NMSE vs exact: sweep %.3g, worst case %.3g\n", isa, lgpu_type_name(type), num / den,
+                      worst);
+        if (!(num / den <= sweep_tolerance(type, isa)))
+            fail_msg("%s isa %d: sweep NMSE %.3g > %.3g", lgpu_type_name(type), isa, num / den,
+                     sweep_tolerance(type, isa));
+    }
+}
+
+static void test_plain_sweep(void **state) {
+    (void)state;
+    sweep(LGPU_MM_ISA_PLAIN);
+}
+
+static void test_auto_sweep(void **state) {
+    (void)state;
+    lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
+    if (lgpu_ref_matmul_isa() != LGPU_MM_ISA_AVX2) {
+        print_message("CPU lacks AVX2+FMA+F16C: only the plain kernels are tested\n");
+        skip();
+    }
+    sweep(LGPU_MM_ISA_AVX2);
+}
+
+/* The oracle itself on a case small enough to work out by hand. */
+static void test_exact_by_hand(void **state) {
+    (void)state;
+    const float w[2 * 3] = {1, 2, 3, -1, 0.5f, 4};
+    const float x[2 * 3] = {1, 1, 1, 2, -2, 0.25f};
+    float y[2 * 2] = {10, 10, 10, 10};
+    lgpu_matmul_params p = {.M = 2, .N = 2, .K = 3, .x_stride = 3, .y_stride = 2, .accumulate = 1,
+                            .wtype = LGPU_TYPE_F32};
+    lgpu_ref_matmul_exact(&p, w, x, y);
+    const float want[4] = {16, 13.5f, 8.75f, 8}; /* 10 + 6, 10 + 3.5, 10 - 1.25, 10 - 2 */
+    for (int i = 0; i < 4; i++) assert_true(y[i] == want[i]);
+    for (int isa = LGPU_MM_ISA_PLAIN; isa <= LGPU_MM_ISA_AVX2; isa++) {
+        float z[4] = {10, 10, 10, 10};
+        lgpu_ref_matmul_set_isa(isa);
+        lgpu_ref_matmul(&p, w, x, z, 2);
+        for (int i = 0; i < 4; i++) assert_true(z[i] == want[i]);
+        p.accumulate = 0;
+        lgpu_ref_matmul(&p, w, x, z, 1);
+        for (int i = 0; i < 4; i++) assert_true(z[i] == want[i] - 10);
+        p.accumulate = 1;
+    }
+    lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
+}
+
+/* A y element must not depend on how rows are grouped into tiles or split
+ * into segments: computing rows one at a time (row_offset) gives the same bits. */
+static void test_rowwise_identical(void **state) {
+    (void)state;
+    enum { M = 5, N = 13, K = 512 };
+    tu_rng r;
+    tu_rng_seed(&r, 9);
+    float *wf = malloc(N * K * sizeof *wf), x[M * K], yall[M * N], yone[M * N];
+    uint8_t *wq = malloc(N * K * sizeof(float)); /* the largest row size */
+    for (int i = 0; i < N * K; i++) wf[i] = tu_rng_normal(&r);
+    for (int i = 0; i < M * K; i++) x[i] = tu_rng_normal(&r);
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        const int type = all_types[ti];
+        const size_t rb = lgpu_type_row_bytes(type, K);
+        TU_OK(lgpu_quantize_rows(type, wf, N, K, wq));
+        lgpu_matmul_params p = {.M = M, .N = N, .K = K, .x_stride = K, .y_stride = N, .wtype = (uint32_t)type};
+        lgpu_ref_matmul(&p, wq, x, yall, 2);
+        for (int n = 0; n < N; n++) {
+            lgpu_matmul_params q = p;
+            q.N = 1;
+            q.row_offset = (uint32_t)n;
+            lgpu_ref_matmul(&q, wq + n * rb, x, yone, 1);
+        }
+        if (memcmp(yall, yone, sizeof yall)) fail_msg("%s: row-at-a-time result differs", lgpu_type_name(type));
+    }
+    free(wf);
+    free(wq);
+}
+
+static int count_calls;
+static void count_range(void *ctx, int64_t b, int64_t e, int thread) {
+    int *hits = ctx;
+    (void)thread;
+    for (int64_t i = b; i < e; i++) __atomic_fetch_add(&hits[i], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&count_calls, 1, __ATOMIC_RELAXED);
+}
+
+static void nested_range(void *ctx, int64_t b, int64_t e, int thread) {
+    int *hits = ctx;
+    (void)thread;
+    for (int64_t i = b; i < e; i++) lgpu_parallel_for(2, 10, count_range, hits + i * 10); /* runs inline */
+}
+
+static void test_parallel_for(void **state) {
+    (void)state;
+    int hits[1000];
+    for (int nt = 1; nt <= 5; nt++)
+        for (int n = 0; n <= 1000; n += n < 20 ? 1 : 97) {
+            memset(hits, 0, sizeof hits);
+            lgpu_parallel_for(nt, n, count_range, hits);
+            for (int i = 0; i < n; i++) assert_int_equal(hits[i], 1);
+        }
+    memset(hits, 0, sizeof hits);
+    lgpu_parallel_for(2, 100, nested_range, hits);
+    for (int i = 0; i < 1000; i++) assert_int_equal(hits[i], 1);
+    assert_true(lgpu_default_threads() >= 1);
+    setenv("LGPU_THREADS", "3", 1);
+    assert_int_equal(lgpu_default_threads(), 3);
+    unsetenv("LGPU_THREADS");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parallel_for),     cmocka_unit_test(test_exact_by_hand),
+        cmocka_unit_test(test_plain_sweep),      cmocka_unit_test(test_auto_sweep),
+        cmocka_unit_test(test_rowwise_identical),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
