@@ -4,5 +4,6 @@
 #define LGPU_EVAL_EVAL_H
 
 int lgpu_eval_perplexity(int argc, char **argv);
+int lgpu_eval_bench(int argc, char **argv); /* loadgen.c */
 
 #endif

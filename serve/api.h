@@ -26,8 +26,10 @@ void srv_api_metrics(srv_http_req *r);
 /* Gauges for metrics from the scheduler (zeros while loading). */
 void srv_current_gauges(srv_server *srv, srv_gauges *g);
 
-/* WebSocket /ws (ws.c): registered with civetweb; the metrics pusher thread. */
+/* WebSocket /ws (ws.c): registers the handlers and starts the thread that
+ * pushes metrics to subscribers; stop_pusher before mg_stop, free after. */
 int srv_ws_start(srv_server *srv);
-void srv_ws_stop(srv_server *srv);
+void srv_ws_stop_pusher(srv_server *srv);
+void srv_ws_free(srv_server *srv);
 
 #endif

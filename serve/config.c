@@ -219,12 +219,12 @@ void srv_config_usage(FILE *f) {
     fprintf(f, "usage: lgpu-serve -m MODEL [options]\n\noptions (flag / environment variable):\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char flag[64], name[64];
-        snprintf(flag, sizeof flag, "--%s", OPTS[i].key);
-        for (char *p = flag + 2; *p; p++)
+        int k = snprintf(flag, sizeof flag, "%s%s--%s", OPTS[i].alias ? OPTS[i].alias : "", OPTS[i].alias ? ", " : "",
+                         OPTS[i].key);
+        for (char *p = flag + k - (int)strlen(OPTS[i].key); *p; p++)
             if (*p == '_') *p = '-';
         env_name(&OPTS[i], name, sizeof name);
-        fprintf(f, "  %s%s%-16s %-19s %s\n", OPTS[i].alias ? OPTS[i].alias : "", OPTS[i].alias ? ", " : "", flag,
-                name, OPTS[i].help);
+        fprintf(f, "  %-20s %-19s %s\n", flag, name, OPTS[i].help);
     }
     fprintf(f, "\nPrecedence: defaults < config file < environment < flags.\n");
 }

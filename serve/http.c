@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 
@@ -35,8 +36,9 @@ static const route ROUTES[] = {
 
 void srv_make_id(srv_server *srv, const char *prefix, char *out, size_t cap) {
     uint64_t n = atomic_fetch_add(&srv->next_id, 1);
-    uint64_t a = n * 0x9e3779b97f4a7c15ull ^ (uint64_t)(srv->t_start * 1e6);
-    uint64_t b = (a ^ (a >> 29)) * 0xbf58476d1ce4e5b9ull;
+    uint64_t a = (n + 1) * 0x9e3779b97f4a7c15ull ^ srv->id_salt;
+    a = (a ^ (a >> 31)) * 0xbf58476d1ce4e5b9ull;
+    uint64_t b = (a ^ (a >> 29)) * 0x94d049bb133111ebull;
     snprintf(out, cap, "%s%016llx%08llx", prefix, (unsigned long long)a, (unsigned long long)(b >> 32));
 }
 
@@ -98,7 +100,7 @@ int srv_send_text(srv_http_req *r, int status, const char *content_type, const c
 }
 
 static int send_json_extra(srv_http_req *r, int status, json_t *json, const char *extra) {
-    char *s = json ? json_dumps(json, JSON_COMPACT) : NULL;
+    char *s = json ? json_dumps(json, SRV_JSON_FLAGS) : NULL;
     json_decref(json);
     if (!s) return send_body(r, 500, "text/plain", "out of memory\n", 14, NULL);
     int st = send_body(r, status, "application/json", s, strlen(s), extra);
@@ -149,11 +151,16 @@ int srv_begin_chunked(srv_http_req *r, const char *content_type) {
 int srv_send_chunk(srv_http_req *r, const char *data, size_t len) {
     if (r->client_gone) return -1;
     if (len == 0) return 0; /* an empty chunk would end the body */
-    if (mg_send_chunk(r->conn, data, (unsigned)len) < 0) {
-        r->client_gone = true;
-        return -1;
-    }
-    return 0;
+    /* one write per chunk (size line, data, CRLF): with TCP_NODELAY each
+     * write is a packet */
+    char *buf = malloc(len + 24);
+    if (!buf) return -1;
+    int h = snprintf(buf, 24, "%zx\r\n", len);
+    memcpy(buf + h, data, len);
+    memcpy(buf + h + len, "\r\n", 2);
+    int st = srv_write(r, buf, (size_t)h + len + 2);
+    free(buf);
+    return st;
 }
 
 int srv_end_chunked(srv_http_req *r) { return srv_write(r, "0\r\n\r\n", 5); }
@@ -228,37 +235,49 @@ static const route *find_route(const char *path, const char *method, bool *path_
     return hit;
 }
 
+static void handle(srv_http_req *r);
+
 static int dispatch(struct mg_connection *conn, void *cbdata) {
     srv_http_req r = {.conn = conn, .srv = cbdata, .ri = mg_get_request_info(conn), .t0 = srv_now(), .fd = -1};
-    const char *path = r.ri->local_uri ? r.ri->local_uri : "/", *method = r.ri->request_method;
+    atomic_fetch_add(&r.srv->n_active, 1);
+    handle(&r);
+    atomic_fetch_sub(&r.srv->n_active, 1);
+    return r.status ? r.status : 200;
+}
+
+static void handle(srv_http_req *r) {
+    const char *path = r->ri->local_uri ? r->ri->local_uri : "/", *method = r->ri->request_method;
     bool known;
     char allow[64];
     const route *rt = find_route(path, method, &known, allow, sizeof allow);
     bool counted = rt ? rt->counted : true;
     if (!rt && !known) {
-        srv_send_error(&r, 404, "invalid_request_error", "not_found", NULL, "unknown endpoint: %s %.200s", method,
+        srv_send_error(r, 404, "invalid_request_error", "not_found", NULL, "unknown endpoint: %s %.200s", method,
                        path);
     } else if (!rt) {
         char extra[96];
         snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
         srv_err e = {.status = 405, .type = "invalid_request_error", .code = "method_not_allowed"};
         snprintf(e.message, sizeof e.message, "%s is not allowed on %.200s (allowed: %s)", method, path, allow);
-        send_json_extra(&r, 405, srv_err_json(&e), extra);
-    } else if (strcmp(rt->method, "POST") || read_body(&r) == 0) {
-        rt->fn(&r);
+        send_json_extra(r, 405, srv_err_json(&e), extra);
+    } else if (strcmp(rt->method, "POST") || read_body(r) == 0) {
+        rt->fn(r);
     }
-    if (!r.headers_sent) srv_send_error(&r, 500, "server_error", NULL, NULL, "no response was produced");
-    if (r.client_gone && r.outcome == SRV_REQ_OK) r.outcome = SRV_REQ_CANCELLED;
-    double dt = srv_now() - r.t0;
+    if (r->client_gone) {
+        if (r->outcome == SRV_REQ_OK) r->outcome = SRV_REQ_CANCELLED;
+        if (!r->headers_sent) r->status = 499; /* for the log: nobody was left to answer */
+    } else if (!r->headers_sent) {
+        srv_send_error(r, 500, "server_error", NULL, NULL, "no response was produced");
+    }
+    double dt = srv_now() - r->t0;
     if (counted) {
-        srv_metrics_request(r.srv->metrics, r.outcome);
-        if (rt && r.outcome == SRV_REQ_OK) srv_metrics_observe(r.srv->metrics, SRV_H_E2E, dt);
+        srv_metrics_request(r->srv->metrics, r->outcome);
+        if (rt && r->outcome == SRV_REQ_OK) srv_metrics_observe(r->srv->metrics, SRV_H_E2E, dt);
     }
-    if (counted || r.status >= 400)
-        fprintf(stderr, "lgpu-serve: %s %.200s -> %d %s (%.3f s)\n", method, path, r.status,
-                srv_req_status_name(r.outcome), dt);
-    json_decref(r.body);
-    return r.status ? r.status : 200;
+    if (counted) /* monitoring polls stay out of the log */
+        fprintf(stderr, "lgpu-serve: %s %.200s -> %d %s (%.3f s)\n", method, path, r->status,
+                srv_req_status_name(r->outcome), dt);
+    json_decref(r->body);
 }
 
 static int log_message(const struct mg_connection *conn, const char *msg) {
@@ -274,7 +293,7 @@ int srv_http_start(srv_server *srv) {
     snprintf(threads, sizeof threads, "%ld", nt);
     const char *opts[] = {"listening_ports", ports, "num_threads", threads, "enable_keep_alive", "yes",
                           "keep_alive_timeout_ms", "2000", "request_timeout_ms", "30000",
-                          "websocket_timeout_ms", "3600000", NULL};
+                          "websocket_timeout_ms", "3600000", "tcp_nodelay", "1", NULL};
     struct mg_callbacks cb = {.log_message = log_message};
     mg_init_library(0);
     srv->mg = mg_start(&cb, srv, opts);
@@ -294,10 +313,18 @@ int srv_http_start(srv_server *srv) {
     return 0;
 }
 
+void srv_http_drain(srv_server *srv) {
+    if (!srv->mg) return;
+    if (srv_close_listener(srv->port))
+        fprintf(stderr, "lgpu-serve: %s; new connections get 503 while draining\n", lgpu_last_error());
+    while (atomic_load(&srv->n_active) > 0) usleep(20000);
+}
+
 void srv_http_stop(srv_server *srv) {
     if (!srv->mg) return;
+    srv_ws_stop_pusher(srv);
     mg_stop(srv->mg);
     srv->mg = NULL;
-    srv_ws_stop(srv);
+    srv_ws_free(srv);
     mg_exit_library();
 }

@@ -8,6 +8,9 @@
 
 #include "server.h"
 
+/* json_dumps flags of every response: compact, floats to float32 precision. */
+#define SRV_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
+
 /* One request being handled. */
 typedef struct srv_http_req {
     struct mg_connection *conn;
@@ -24,8 +27,13 @@ typedef struct srv_http_req {
 
 /* Starts civetweb on cfg.host:cfg.port with all routes; sets srv->port. */
 int srv_http_start(srv_server *srv);
-/* Closes the listening socket and waits for the handlers in progress. */
+/* Graceful stop, step 1: refuses new connections (see listener.c), then
+ * waits until no request handler is running. */
+void srv_http_drain(srv_server *srv);
+/* Step 2: stops civetweb (closes every connection) and frees its state. */
 void srv_http_stop(srv_server *srv);
+/* Swaps the socket listening on `port` for an idle one (listener.c). */
+int srv_close_listener(int port);
 
 /* Responses. json is stolen (decref'd). Return 0, or -1 if the write failed. */
 int srv_send_json(srv_http_req *r, int status, json_t *json);

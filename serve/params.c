@@ -1,6 +1,8 @@
 /* Sampling / length / stop / logprobs fields of a request (see params.h). */
 #include "params.h"
 
+#include "json_text.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +35,8 @@ int srv_err_invalid(srv_err *e, const char *param, const char *fmt, ...) {
 
 json_t *srv_err_json(const srv_err *e) {
     json_t *o = json_object();
-    json_object_set_new(o, "message", json_string(e->message));
+    /* messages can quote client bytes (jansson's parse errors do): keep them valid UTF-8 */
+    json_object_set_new(o, "message", srv_json_text(e->message, strlen(e->message)));
     json_object_set_new(o, "type", json_string(e->type ? e->type : "server_error"));
     json_object_set_new(o, "param", e->param[0] ? json_string(e->param) : json_null());
     json_object_set_new(o, "code", e->code ? json_string(e->code) : json_null());

@@ -24,6 +24,8 @@ typedef struct srv_server {
     srv_metrics *metrics;
     struct srv_ws *ws;
     atomic_uint_fast64_t next_id;
+    uint64_t id_salt; /* random per run: ids differ across restarts */
+    atomic_int n_active; /* request handlers running (HTTP and WebSocket generations) */
     char load_error[256];
     /* ---- READY ---- */
     lgpu_model *model;

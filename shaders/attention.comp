@@ -7,13 +7,15 @@
 //   1. scores: invocation i scores key t0+i against q (held in shared memory);
 //   2. the tile maximum (workgroup reduction) updates the running max m, and
 //      every accumulator is rescaled by exp(m_old - m_new);
-//   3. P.V: the invocations form R = WG / C key groups of C = min(D, WG)
-//      columns; group r accumulates keys r, r+R, ... of the tile into its own
-//      partial state (l_r, acc_r[dims]) for the dims c, c+C, ... < D.
+//   3. P.V: the invocations form R = WG / C key groups of C = D/4 columns;
+//      group r accumulates keys r, r+R, ... of the tile into its own partial
+//      state (l_r, acc_r) for the dims 4c .. 4c+3.
 // At the end the R partial states, which share m, are merged in a fixed
 // order: out = sum_r acc_r / sum_r l_r. So long contexts are split across the
 // workgroup's invocations (flash-decoding style) and the result is
-// deterministic. A key whose slot is invalid (bad block id, slot outside the
+// deterministic. K, V and the output are read and written as vec4 (head_dim
+// is a multiple of 4): on lavapipe every load is a per-lane loop, so fewer,
+// wider loads matter; on GPUs they coalesce better. A key whose slot is invalid (bad block id, slot outside the
 // pool bindings) is masked out, so a bad block table never reads out of
 // bounds.
 #include "common.glsl"
@@ -23,43 +25,43 @@ layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer S { int tok_seq[]; };
 layout(binding = 2) readonly buffer P { int tok_pos[]; };
 layout(binding = 3) readonly buffer B { int block_table[]; };
-layout(binding = 4) readonly buffer KP { float k_pool[]; };
-layout(binding = 5) readonly buffer VP { float v_pool[]; };
-layout(binding = 6) writeonly buffer O { float o[]; };
+layout(binding = 4) readonly buffer KP { vec4 k_pool[]; };
+layout(binding = 5) readonly buffer VP { vec4 v_pool[]; };
+layout(binding = 6) writeonly buffer O { vec4 o[]; };
 layout(push_constant) uniform Params {
     uint T, n_heads, n_kv_heads, head_dim, q_stride, block_size, max_blocks;
     float scale;
 } p;
 
-// head_dim <= min(DMAX, NACC * WG): checked by the op layer
-const uint DMAX = 256, NACC = 4;
+// head_dim % 4 == 0, head_dim <= 4 * DMAX4 and head_dim / 4 <= WG: checked by the op layer
+const uint DMAX4 = 64;
 
-shared float qs[DMAX];
-shared float sh_p[WG];        // exp(score - m) of the tile's keys
-shared uint sh_off[WG];       // element offset of each key's row in the pools
-shared float sh_acc[NACC * WG];
+shared vec4 qs[DMAX4];
+shared uvec2 sh_key[WG]; // per key of the tile: (bits of exp(score - m), vec4 offset of its row)
+shared vec4 sh_acc[WG];
 shared float sh_l[WG];
 
 void main() {
     uint item = wg_index();
     if (item >= p.T * p.n_heads) return; // whole workgroup: uniform
     uint t = item / p.n_heads, h = item % p.n_heads;
-    uint D = p.head_dim, kv_dim = p.n_kv_heads * D;
+    uint D4 = p.head_dim / 4, kv_dim4 = p.n_kv_heads * D4;
     uint g = h / (p.n_heads / p.n_kv_heads);
     uint tid = gl_LocalInvocationID.x;
 
     int seq = tok_seq[t], pos = tok_pos[t];
     uint n_keys = (seq < 0 || pos < 0) ? 0u : uint(pos) + 1u;
-    uint n_blk_slots = (min(uint(k_pool.length()), uint(v_pool.length())) / kv_dim) / p.block_size;
+    uint n_blk_slots = (min(uint(k_pool.length()), uint(v_pool.length())) / kv_dim4) / p.block_size;
     uint bt_len = uint(block_table.length());
 
-    for (uint d = tid; d < D; d += WG) qs[d] = q[t * p.q_stride + h * D + d];
+    uint qb = t * p.q_stride + h * p.head_dim; // q rows need not be 16-byte aligned
+    for (uint i = tid; i < D4; i += WG) qs[i] = vec4(q[qb + 4 * i], q[qb + 4 * i + 1], q[qb + 4 * i + 2], q[qb + 4 * i + 3]);
     barrier();
 
-    uint C = min(D, WG), R = WG / C;
+    uint C = D4, R = WG / C;
     uint r = tid / C, c = tid % C;
     bool in_pv = r < R; // invocations past R*C only score keys
-    float acc[NACC] = float[NACC](0.0, 0.0, 0.0, 0.0);
+    vec4 acc = vec4(0.0);
     float m = NEG_INF, l = 0.0;
 
     for (uint t0 = 0; t0 < n_keys; t0 += WG) {
@@ -70,53 +72,47 @@ void main() {
             uint blk = j / p.block_size, bt = uint(seq) * p.max_blocks + blk;
             int b = (blk < p.max_blocks && bt < bt_len) ? block_table[bt] : -1;
             if (b >= 0 && uint(b) < n_blk_slots) {
-                off = (uint(b) * p.block_size + j % p.block_size) * kv_dim + g * D;
-                float dot = 0.0;
-                for (uint d = 0; d < D; d++) dot += qs[d] * k_pool[off + d];
-                s = dot * p.scale;
+                off = (uint(b) * p.block_size + j % p.block_size) * kv_dim4 + g * D4;
+                float d = 0.0;
+                for (uint i = 0; i < D4; i++) d += dot(qs[i], k_pool[off + i]);
+                s = d * p.scale;
             }
         }
         // 2. running max and rescale
         float m_new = max(m, wg_max(s)); // -inf while no valid key was seen
-        sh_p[tid] = s == NEG_INF ? 0.0 : exp(s - m_new);
-        sh_off[tid] = off;
+        sh_key[tid] = uvec2(floatBitsToUint(s == NEG_INF ? 0.0 : exp(s - m_new)), off);
         barrier();
         float alpha = m == NEG_INF ? 0.0 : exp(m - m_new); // acc, l are 0 while m = -inf
         m = m_new;
         l *= alpha;
-        for (uint n = 0; n < NACC; n++) acc[n] *= alpha;
+        acc *= alpha;
         // 3. P.V for this invocation's key group and dims. The next tile only
-        // writes sh_p/sh_off after the barriers inside its wg_max.
+        // writes sh_key after the barriers inside its wg_max.
         if (in_pv) {
             uint nk = min(WG, n_keys - t0);
             for (uint k = r; k < nk; k += R) {
-                float w = sh_p[k];
+                uvec2 kk = sh_key[k];
+                float w = uintBitsToFloat(kk.x);
                 if (w == 0.0) continue;
                 l += w;
-                uint vo = sh_off[k];
-                for (uint n = 0; n < NACC; n++) {
-                    uint d = c + n * C;
-                    if (d < D) acc[n] += w * v_pool[vo + d];
-                }
+                acc += w * v_pool[kk.y + c];
             }
         }
     }
 
     // merge the R partial states (same m) in a fixed order
     if (in_pv) {
-        for (uint n = 0; n < NACC; n++) sh_acc[n * WG + tid] = acc[n];
+        sh_acc[tid] = acc;
         if (c == 0) sh_l[r] = l;
     }
     barrier();
     if (tid < C) {
         float L = 0.0;
-        for (uint rr = 0; rr < R; rr++) L += sh_l[rr];
-        for (uint n = 0; n < NACC; n++) {
-            uint d = c + n * C;
-            if (d >= D) break;
-            float a = 0.0;
-            for (uint rr = 0; rr < R; rr++) a += sh_acc[n * WG + rr * C + c];
-            o[item * D + d] = L > 0.0 ? a / L : 0.0;
+        vec4 a = vec4(0.0);
+        for (uint rr = 0; rr < R; rr++) {
+            L += sh_l[rr];
+            a += sh_acc[rr * C + c];
         }
+        o[item * D4 + c] = L > 0.0 ? a / L : vec4(0.0);
     }
 }

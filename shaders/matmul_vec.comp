@@ -59,7 +59,9 @@ layout(push_constant) uniform Params {
 #define NW ((UB + WB - 1u) / WB)
 
 layout(binding = 0) readonly buffer WBuf { WORD w[]; };
+#if !defined(DATA_A_F32)
 layout(binding = 0) readonly buffer WBuf16 { uint16_t w16[]; }; // the bytes past the last whole word
+#endif
 layout(binding = 1) readonly buffer XBuf { float x[]; };
 #ifdef W64
 layout(binding = 1) readonly buffer XBuf2 { uint64_t x2[]; };
@@ -92,6 +94,7 @@ uint b8(uint o) { return b16(o & ~1u) >> ((o & 1u) * 8u) & 0xffu; }
 // size ends with a partial word that only 16-bit loads can reach.
 WORD wload(uint i, uint wlen) {
     WORD v = w[min(i, wlen - 1u)];
+#if !defined(DATA_A_F32) // F32 bindings are whole 32-bit words
     if (W_TAIL && i >= wlen) { // costs even when not taken on lavapipe: only when needed
         uint n16 = uint(w16.length());
         v = WORD(0);
@@ -100,6 +103,7 @@ WORD wload(uint i, uint wlen) {
             if (k < n16) v |= WORD(w16[k]) << (16u * j);
         }
     }
+#endif
     return v;
 }
 
@@ -118,9 +122,9 @@ void load_unit(uint byte_off, uint wlen) {
     }
 }
 
-void load_x(uint e0) {
+void load_x(uint m0, uint e0) {
     [[unroll]] for (uint m = 0u; m < NM; m++) {
-        uint base = m * p.x_stride + e0;
+        uint base = min(m0 + m, p.M - 1u) * p.x_stride + e0; // rows past M: any valid row, not written
 #ifdef W64
         if (X_PAIRS) {
             uint n2 = uint(x2.length());
@@ -281,7 +285,7 @@ shared float red[NSG][NR * NM];
 
 void main() {
     uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-    uint n0 = wg * NR;
+    uint n0 = wg * NR, m0 = gl_WorkGroupID.z * NM;
     if (n0 >= p.N) return; // whole workgroup: uniform
     uint lane = gl_LocalInvocationID.x, nlanes = gl_WorkGroupSize.x;
     uint row_bytes = (p.K / QUANT_K) * QUANT_BYTES;
@@ -291,14 +295,14 @@ void main() {
     float acc[NR * NM];
     [[unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;
 
-    for (uint u0 = 0u; u0 < nunits; u0 += nlanes) {
+    [[dont_unroll]] for (uint u0 = 0u; u0 < nunits; u0 += nlanes) {
         uint u = min(u0 + lane, nunits - 1u);
         bool live = u0 + lane < nunits;
         uint e0 = u * UE;
         uint nvalid = min(UE, p.K - e0);
-        load_x(e0);
+        load_x(m0, e0);
         prep_x();
-        for (uint r = 0u; r < NR; r++) {
+        [[dont_unroll]] for (uint r = 0u; r < NR; r++) {
             uint n = min(n0 + r, p.N - 1u);
             load_unit(n * row_bytes + u * UB, wlen);
             [[unroll]] for (uint m = 0u; m < NM; m++) {
@@ -322,8 +326,8 @@ void main() {
         // thread `lane` now holds the sums i = lane, lane + nlanes, ...
         for (uint i = lane; i < NR * NM; i += nlanes) {
             uint r = i / NM, m = i % NM;
-            if (n0 + r < p.N) {
-                uint o = m * p.y_stride + p.row_offset + n0 + r;
+            if (n0 + r < p.N && m0 + m < p.M) {
+                uint o = (m0 + m) * p.y_stride + p.row_offset + n0 + r;
                 y[o] = (p.accumulate != 0u ? y[o] : 0.0) + acc[i];
             }
         }
@@ -332,8 +336,8 @@ void main() {
     // one subgroup: every lane holds every sum; lane i % WG writes output i
     [[unroll]] for (uint i = 0u; i < NR * NM; i++) {
         uint r = i / NM, m = i % NM;
-        if (i % nlanes == lane && n0 + r < p.N) {
-            uint o = m * p.y_stride + p.row_offset + n0 + r;
+        if (i % nlanes == lane && n0 + r < p.N && m0 + m < p.M) {
+            uint o = (m0 + m) * p.y_stride + p.row_offset + n0 + r;
             y[o] = (p.accumulate != 0u ? y[o] : 0.0) + acc[i];
         }
     }

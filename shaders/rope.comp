@@ -16,7 +16,13 @@ void main() {
     uint i = g % half_dim, th = g / half_dim;
     uint h = th % p.n_heads, t = th / p.n_heads;
     float a = float(pos[t]) * inv_freq[i];
-    float c = cos(a), s = sin(a);
+    // Reduce to about [-pi, pi] first (Cody-Waite: 2 pi split in three floats,
+    // the first two short enough that k*C is exact for |k| < 2^16): GPU
+    // sin/cos are only specified near 0, and angles reach 10^5 rad. `precise`
+    // keeps compilers (llvmpipe's included) from re-associating it.
+    precise float k = round(a * 0.15915494309189535);
+    precise float r = ((a - k * 6.28125) - k * 0.00193023681640625) - k * 5.070363386039389e-06;
+    float c = cos(r), s = sin(r);
     uint o = t * p.token_stride + h * p.head_dim + 2 * i;
     float x0 = x[o], x1 = x[o + 1];
     x[o] = x0 * c - x1 * s;

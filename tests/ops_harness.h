@@ -5,6 +5,7 @@
 #ifndef LGPU_TESTS_OPS_HARNESS_H
 #define LGPU_TESTS_OPS_HARNESS_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,29 @@ static inline void oh_poison(lgpu_buf *b, size_t bytes) {
     memset(ff, 0xff, bytes);
     TU_OK(lgpu_buf_write(b, 0, ff, bytes));
     free(ff);
+}
+
+/* TU_ASSERT_NMSE that also logs the NMSE, so drifts show in the test log. */
+#define OH_CHECK_NMSE(what, a, ref, n, max_nmse)                                                  \
+    do {                                                                                         \
+        fprintf(stderr, "  %s: NMSE %.3g (limit %.3g)\n", (what), tu_nmse((a), (ref), (n)),       \
+                (double)(max_nmse));                                                             \
+        TU_ASSERT_NMSE((what), (a), (ref), (n), (max_nmse));                                     \
+    } while (0)
+
+/* tu_compare that also logs the largest error as a fraction of its
+ * tolerance atol + rtol*|ref| (1 = at the limit). */
+static inline size_t oh_compare(const char *what, const float *a, const float *ref, size_t n, double atol,
+                                double rtol) {
+    double worst = 0, wd = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)ref[i]), tol = atol + rtol * fabs((double)ref[i]);
+        double f = tol > 0 ? d / tol : (d > 0 ? INFINITY : 0);
+        if (f > worst) worst = f, wd = d;
+    }
+    fprintf(stderr, "  %s: worst error %.3g = %.3g of its tolerance (atol %.3g, rtol %.3g)\n", what, wd, worst, atol,
+            rtol);
+    return tu_compare(what, a, ref, n, atol, rtol);
 }
 
 /* Sets LGPU_NO_SUBGROUP (the ops read it at each call) so the shared-memory

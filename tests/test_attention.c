@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "ops_harness.h"
+#include "ref/ref_matmul.h"
 
 typedef struct {
     uint32_t n_heads, n_kv_heads, head_dim, block_size;
@@ -203,10 +204,14 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin, 1);
     lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, 4);
     assert_memory_equal(twin, twin4, on * 4); /* independent of the thread count */
+    int isa = lgpu_ref_matmul_set_isa(LGPU_MM_ISA_PLAIN); /* baseline x86-64 build of the twin */
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, 2);
+    lgpu_ref_matmul_set_isa(isa);
+    assert_memory_equal(twin, twin4, on * 4); /* same bits as the AVX2 build */
     naive_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, naive);
     /* online softmax in fp32 (dots, exp, accumulators) vs full softmax in double */
-    assert_int_equal(tu_compare("attention twin vs naive", twin, naive, on, 2e-6, 2e-5), 0);
-    TU_ASSERT_NMSE("attention twin vs naive", twin, naive, on, 1e-11);
+    assert_int_equal(oh_compare("attention twin vs naive", twin, naive, on, 2e-6, 2e-5), 0);
+    OH_CHECK_NMSE("attention twin vs naive", twin, naive, on, 1e-11);
 
     /* device: kv_store + attention; pools must equal the twin's exactly (copies) */
     float *kp_got = oh_alloc(a.pool_floats * 4), *vp_got = oh_alloc(a.pool_floats * 4);
@@ -214,9 +219,9 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     assert_memory_equal(kp_got, kp, a.pool_floats * 4);
     assert_memory_equal(vp_got, vp, a.pool_floats * 4);
     /* shader: fp32 dots, exp (GLSL: a few ulp) and accumulators, summed in another order */
-    assert_int_equal(tu_compare("attention vs naive", got, naive, on, 2e-6, 2e-5), 0);
-    TU_ASSERT_NMSE("attention vs naive", got, naive, on, 1e-11);
-    TU_ASSERT_NMSE("attention vs twin", got, twin, on, 1e-11);
+    assert_int_equal(oh_compare("attention vs naive", got, naive, on, 2e-6, 2e-5), 0);
+    OH_CHECK_NMSE("attention vs naive", got, naive, on, 1e-11);
+    OH_CHECK_NMSE("attention vs twin", got, twin, on, 1e-11);
 
     free(kp), free(vp), free(twin), free(twin4), free(naive), free(got), free(kp_got), free(vp_got);
     free_data(&a);
@@ -229,11 +234,11 @@ static void test_attention_mha(void **state) {
     check_cfg(&c, 1);
 }
 
-/* GQA ratio 4, head_dim 128, context 1000: a 100-token chunk continuing a
- * prefill at position 900, plus decodes */
+/* GQA ratio 4, head_dim 128, context 1000: a 40-token chunk continuing a
+ * prefill at position 960, plus decodes */
 static void test_attention_gqa4_long(void **state) {
     (void)state;
-    att_cfg c = {8, 2, 128, 16, 3, {1000, 33, 16}, 0, 900};
+    att_cfg c = {8, 2, 128, 16, 3, {1000, 33, 16}, 0, 960};
     check_cfg(&c, 2);
 }
 
@@ -251,27 +256,27 @@ static void test_attention_gqa2_small(void **state) {
     oh_force_no_subgroup(false);
 }
 
-/* One head, head_dim 2, keys K0 = (1, 0), K1 = (0, 1), V0 = (1, 0), V1 = (0, 1):
- *   q = (1, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
+/* One head, head_dim 4, keys K0 = (1, 0, 0, 0), K1 = (0, 1, 0, 0), V = K:
+ *   q = (1, 0, 0, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
  *   the same q at position 0 sees only key 0: out = V0. */
 static void test_attention_hand(void **state) {
     (void)state;
-    att_cfg cfg = {1, 1, 2, 16, 1, {2}, 0, 0};
+    att_cfg cfg = {1, 1, 4, 16, 1, {2}, 0, 0};
     att_data a;
     make_data(&a, &cfg, 9);
-    const float kv[2][2] = {{1, 0}, {0, 1}};
+    const float kv[2][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}};
     for (uint32_t t = 0; t < a.Ts; t++) {
-        memcpy(a.k + t * a.src_stride, kv[a.st_pos[t]], 8);
-        memcpy(a.v + t * a.src_stride, kv[a.st_pos[t]], 8);
+        memcpy(a.k + t * a.src_stride, kv[a.st_pos[t]], 16);
+        memcpy(a.v + t * a.src_stride, kv[a.st_pos[t]], 16);
     }
-    for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = 1, a.q[t * a.q_stride + 1] = 0;
-    float got[4], *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
-    const float want[4] = {1, 0, 0.731058579f, 0.268941421f}; /* tokens at positions 0, 1 */
+    for (uint32_t t = 0; t < a.T; t++) memcpy(a.q + t * a.q_stride, kv[0], 16);
+    float got[8], *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
+    const float want[8] = {1, 0, 0, 0, 0.731058579f, 0.268941421f, 0, 0}; /* tokens at positions 0, 1 */
     assert_int_equal(a.T, 2);
-    /* the scale is 1/sqrt(head_dim): q0 = sqrt(2) makes the scores (1, 0) */
-    for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = sqrtf(2.0f);
+    /* the scale is 1/sqrt(head_dim): q0 = 2 makes the scores (1, 0) */
+    for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = 2;
     run_device(&a, got, kp, vp);
-    assert_int_equal(tu_compare("attention hand", got, want, 4, 1e-6, 1e-6), 0);
+    assert_int_equal(oh_compare("attention hand", got, want, 8, 1e-6, 1e-6), 0);
     free(kp), free(vp);
     free_data(&a);
 }
@@ -297,7 +302,7 @@ static void test_attention_invalid(void **state) {
     for (int i = 0; i < 16; i++) assert_true(want[3 * 16 + i] == 0.0f);
     float *kp2 = oh_alloc(a.pool_floats * 4), *vp2 = oh_alloc(a.pool_floats * 4);
     run_device(&a, got, kp2, vp2);
-    TU_ASSERT_NMSE("attention, invalid position", got, want, on, 1e-11);
+    OH_CHECK_NMSE("attention, invalid position", got, want, on, 1e-11);
     for (int i = 0; i < 16; i++) assert_true(got[3 * 16 + i] == 0.0f);
 
     /* block 1 of sequence 0 points past the pools */
@@ -320,7 +325,7 @@ static void test_attention_invalid(void **state) {
         TU_OK(lgpu_buf_read(out, 0, got, on * 4));
         a.table[1] = -1; /* what the shader does with it: keys 16..31 of sequence 0 masked */
         lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
-        TU_ASSERT_NMSE("attention, masked block", got, want, on, 1e-11);
+        OH_CHECK_NMSE("attention, masked block", got, want, on, 1e-11);
     }
     a.table[1] = saved;
     lgpu_exec_destroy(ex);
@@ -343,6 +348,17 @@ static void test_attention_errors(void **state) {
     assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EUNSUPPORTED);
     lgpu_kv_store_params sp = {2, 64, 32, 16, 4}; /* src_stride < kv_dim */
     assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
+    /* a pool split over buffer segments (> 128 MB on lavapipe) is refused, not truncated */
+    lgpu_buf *big;
+    TU_OK(lgpu_buf_create(oh_dev, (size_t)130 << 20, 4096, &big));
+    if (lgpu_buf_segments(big) > 1) {
+        sp = (lgpu_kv_store_params){1, 64, 64, 16, 4};
+        assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, oh_ref(big), r), LGPU_EUNSUPPORTED);
+        ap = (lgpu_attention_params){1, 4, 4, 16, 64, 16, 4, 0.25f};
+        assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, oh_ref(big), r), LGPU_EUNSUPPORTED);
+        assert_non_null(strstr(lgpu_last_error(), "v_pool"));
+    }
+    lgpu_buf_destroy(big);
     TU_OK(lgpu_exec_submit(ex));
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(b);

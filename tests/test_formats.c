@@ -695,7 +695,7 @@ static void make_hf_dir(const char *name, const char *extra_cfg, bool lm_head, b
  * dst row h*4 + 2i + j <- src row h*4 + 2j + i  (i < 2, j < 2), i.e. 0,2,1,3. */
 static void check_hf_view(const lgpu_model_file *mf, bool lm_head) {
     static const int perm[4] = {0, 2, 1, 3};
-    const lgpu_model_hparams *h = lgpu_model_file_hparams(mf);
+    const lgpu_file_hparams *h = lgpu_model_file_hparams(mf);
     assert_int_equal(h->dim, 8);
     assert_int_equal(h->n_heads, 2);
     assert_int_equal(h->n_kv_heads, 1);
@@ -856,6 +856,38 @@ static void test_convert_hf(void **state) {
     assert_int_equal(lgpu_gguf_find_key(g, "tokenizer.ggml.scores"), -1);
     lgpu_model_file_close(a);
     lgpu_model_file_close(b);
+
+    /* byte_fallback BPE (LLaMA-2 style tokenizer.json) -> SPM with scores from the merge ranks */
+    mkdir(tmp("hfspm"), 0755);
+    const char *spm =
+        "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},{\"id\":1,\"content\":\"<s>\",\"special\":true},"
+        "{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+        "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\",\"vocab\":{\"<unk>\":0,\"<s>\":1,"
+        "\"</s>\":2,\"<0x41>\":3,\"\u2581\":4,\"a\":5,\"b\":6,\"\u2581a\":7,\"ab\":8,\"\u2581ab\":9},"
+        "\"merges\":[\"\u2581 a\",\"a b\",\"\u2581a b\"]}}";
+    write_file(tmp("hfspm/tokenizer.json"), spm, strlen(spm));
+    lgpu_gguf_writer *w;
+    TU_OK(lgpu_gguf_writer_create(&w));
+    uint32_t ntok;
+    TU_OK(lgpu_gguf_put_vocab_hf(w, tmp("hfspm"), 0, &ntok));
+    assert_int_equal(ntok, 10);
+    TU_OK(lgpu_gguf_writer_write_file(w, tmp("spm.gguf")));
+    lgpu_gguf_writer_destroy(w);
+    lgpu_gguf *v;
+    TU_OK(lgpu_gguf_open(tmp("spm.gguf"), &v));
+    assert_string_equal(lgpu_gguf_get_str(v, "tokenizer.ggml.model", ""), "llama");
+    assert_int_equal(lgpu_gguf_get_u32(v, "tokenizer.ggml.unknown_token_id", 9), 0);
+    int64_t ks = lgpu_gguf_find_key(v, "tokenizer.ggml.scores");
+    kt = lgpu_gguf_find_key(v, "tokenizer.ggml.token_type");
+    static const int types[10] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 1};
+    /* merges rank 0, 1, 2 -> scores 0, -1, -2; pieces no merge makes: -(3 merges + id) */
+    static const double scores[10] = {0, 0, 0, 0, -7, -8, -9, 0, -1, -2};
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(lgpu_gguf_arr_int(v, kt, (uint64_t)i, -1), types[i]);
+        assert_true(lgpu_gguf_arr_float(v, ks, (uint64_t)i, 99) == scores[i]);
+    }
+    assert_int_equal(lgpu_gguf_find_key(v, "tokenizer.ggml.merges"), -1);
+    lgpu_gguf_close(v);
 }
 
 int main(void) {

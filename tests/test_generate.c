@@ -10,8 +10,7 @@
 
 #include "gen/gen.h"
 #include "gen/ppl.h"
-#include "model/gguf.h"
-#include "quant/quant.h"
+#include "model/convert.h"
 #include "test_util.h"
 #include "tok/tokenizer.h"
 
@@ -170,42 +169,14 @@ static void test_text_prompt_reuse(void **state) {
     lgpu_model_free(m);
 }
 
-/* Writes stories260K.gguf with every matrix whose rows are a multiple of 32
- * quantized to `type` (ffn_down, 172 wide, stays F32). */
-static void write_quantized(int type, const char *out) {
-    lgpu_gguf *src;
-    TU_OK(lgpu_gguf_open(tu_model_path("stories260K.gguf"), &src));
-    lgpu_gguf_writer *w;
-    TU_OK(lgpu_gguf_writer_create(&w));
-    for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++) TU_OK(lgpu_gguf_writer_copy_kv(w, src, i));
-    int64_t nt = lgpu_gguf_n_tensors(src);
-    void **bufs = calloc((size_t)nt, sizeof *bufs);
-    for (int64_t i = 0; i < nt; i++) {
-        const lgpu_gguf_tensor *t = lgpu_gguf_tensor_at(src, i);
-        assert_int_equal(t->type, LGPU_TYPE_F32);
-        int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-        bool q = t->n_dims == 2 && t->ne[0] % 32 == 0;
-        const void *data = t->data;
-        if (q) {
-            bufs[i] = malloc(lgpu_type_row_bytes(type, t->ne[0]) * rows);
-            TU_OK(lgpu_quantize_rows(type, t->data, rows, t->ne[0], bufs[i]));
-            data = bufs[i];
-        }
-        TU_OK(lgpu_gguf_writer_add_tensor(w, t->name, q ? type : LGPU_TYPE_F32, t->n_dims, t->ne, data));
-    }
-    TU_OK(lgpu_gguf_writer_write_file(w, out));
-    lgpu_gguf_writer_destroy(w);
-    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
-    free(bufs);
-    lgpu_gguf_close(src);
-}
-
 static void quantized_run(int type, int min_match) {
     load_gold();
     char dir[] = "/tmp/lgpu-test-genXXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/stories260K-%s.gguf", dir, lgpu_type_name(type));
-    write_quantized(type, path);
+    lgpu_quantize_stats qs;
+    TU_OK(lgpu_quantize_gguf(tu_model_path("stories260K.gguf"), path, type, NULL, &qs));
+    assert_true(qs.n_quantized >= 30); /* ffn_down rows (172) fall back to F16 */
     lgpu_model *m = load_path(path);
     assert_non_null(strstr(lgpu_model_desc(m), type == LGPU_TYPE_Q8_0 ? "Q8_0" : "Q4_0"));
     lgpu_ctx *c = make_ctx(m, 256, 1, 64);
@@ -236,10 +207,12 @@ static void quantized_run(int type, int min_match) {
     rmdir(dir);
 }
 
-/* Q8_0 is close to F32: the first sentence ("Once upon a time, there was a
- * little girl named Lily.") survives; Q4_0 only has to stay sensible. */
-static void test_q8_0(void **state) { quantized_run(LGPU_TYPE_Q8_0, 14); }
-static void test_q4_0(void **state) { quantized_run(LGPU_TYPE_Q4_0, 3); }
+/* Q8_0 is close to F32: on stories260K all 64 greedy tokens match the F32
+ * ones on both paths, asserted with margin as 32 (the first sentence, "Once
+ * upon a time, there was a little girl named Lily.", is 14); Q4_0 drifts
+ * after 27 tokens, asserted as 10. Both must stay non-degenerate. */
+static void test_q8_0(void **state) { quantized_run(LGPU_TYPE_Q8_0, 32); }
+static void test_q4_0(void **state) { quantized_run(LGPU_TYPE_Q4_0, 10); }
 
 /* lgpu_perplexity against a token-by-token computation of the same method. */
 static void test_perplexity(void **state) {

@@ -76,7 +76,7 @@ static void test_get_rows_types(void **state) {
         float *want = oh_alloc((size_t)T * K * 4), *got = oh_alloc((size_t)T * K * 4);
         lgpu_ref_get_rows(&p, e, ids, want);
         run_get_rows(&p, be, ids, got);
-        if (tu_compare(lgpu_type_name(types[k].type), got, want, (size_t)T * K, types[k].atol, types[k].rtol)) fail();
+        if (oh_compare(lgpu_type_name(types[k].type), got, want, (size_t)T * K, types[k].atol, types[k].rtol)) fail();
         /* out-of-range ids (-1, 37, 1000, INT32_MIN) give zero rows */
         for (uint32_t t = 0; t < T; t++)
             if (ids[t] < 0 || ids[t] >= (int32_t)n_rows)

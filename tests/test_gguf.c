@@ -137,7 +137,7 @@ static void test_llama2c_equals_gguf(void **state) {
     assert_int_equal(lgpu_model_file_source(b), LGPU_MODEL_SRC_GGUF);
     assert_null(lgpu_model_file_gguf(a));
     assert_non_null(lgpu_model_file_gguf(b));
-    const lgpu_model_hparams *ha = lgpu_model_file_hparams(a), *hb = lgpu_model_file_hparams(b);
+    const lgpu_file_hparams *ha = lgpu_model_file_hparams(a), *hb = lgpu_model_file_hparams(b);
     assert_int_equal(ha->n_vocab, 512);
     assert_int_equal(ha->dim, 64);
     assert_int_equal(ha->hidden_dim, 172);
@@ -620,7 +620,7 @@ static void test_synth(void **state) {
     TU_OK(lgpu_synth(&o));
     lgpu_model_file *mf;
     TU_OK(lgpu_model_file_open(tmp("s15.gguf"), &mf));
-    const lgpu_model_hparams *h = lgpu_model_file_hparams(mf);
+    const lgpu_file_hparams *h = lgpu_model_file_hparams(mf);
     assert_int_equal(h->dim, 288);
     assert_int_equal(h->hidden_dim, 768);
     assert_int_equal(h->n_layers, 6);
@@ -686,7 +686,7 @@ static void test_synth(void **state) {
     lgpu_gguf_close(a);
     lgpu_gguf_close(b);
 
-    lgpu_model_hparams hp;
+    lgpu_file_hparams hp;
     TU_OK(lgpu_synth_shape("llama3-8b", &hp));
     assert_int_equal(hp.n_vocab, 128256);
     assert_int_equal(hp.hidden_dim, 14336);

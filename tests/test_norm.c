@@ -61,8 +61,8 @@ static void check_rmsnorm(bool nosg) {
         lgpu_ref_rmsnorm(&p, x, w, want);
         run_row(0, &p, M, N, x, w, got);
         /* fp32 sum of squares + 1/sqrt in the shader vs double twin: a few ulp */
-        assert_int_equal(tu_compare("rmsnorm", got, want, n, 1e-6, 2e-6), 0);
-        TU_ASSERT_NMSE("rmsnorm", got, want, n, 1e-11);
+        assert_int_equal(oh_compare("rmsnorm", got, want, n, 1e-6, 2e-6), 0);
+        OH_CHECK_NMSE("rmsnorm", got, want, n, 1e-11);
         free(x), free(w), free(want), free(got);
     }
     oh_force_no_subgroup(false);
@@ -84,7 +84,7 @@ static void test_rmsnorm_hand(void **state) {
     lgpu_ref_rmsnorm(&p, x, w, ref);
     assert_int_equal(tu_compare("rmsnorm twin", ref, want, 4, 0, 1e-7), 0);
     run_row(0, &p, 1, 4, x, w, got);
-    assert_int_equal(tu_compare("rmsnorm", got, want, 4, 0, 1e-6), 0);
+    assert_int_equal(oh_compare("rmsnorm", got, want, 4, 0, 1e-6), 0);
 }
 
 static void check_softmax(bool nosg) {
@@ -102,8 +102,8 @@ static void check_softmax(bool nosg) {
             lgpu_ref_softmax(&p, x, want);
             run_row(inplace ? 2 : 1, &p, M, N, x, NULL, got);
             /* fp32 exp (GLSL: 3 + 2|x| ulp) and fp32 sums vs double twin */
-            assert_int_equal(tu_compare("softmax", got, want, n, 1e-9, 2e-5), 0);
-            TU_ASSERT_NMSE("softmax", got, want, n, 1e-10);
+            assert_int_equal(oh_compare("softmax", got, want, n, 1e-9, 2e-5), 0);
+            OH_CHECK_NMSE("softmax", got, want, n, 1e-10);
             if (n > 7) assert_true(got[7] == 0.0f);
         }
         free(x), free(want), free(got);
@@ -124,10 +124,10 @@ static void test_softmax_hand(void **state) {
     float got[2];
     lgpu_softmax_params p = {1, 2, 1.0f};
     run_row(1, &p, 1, 2, x, NULL, got);
-    assert_int_equal(tu_compare("softmax", got, (const float[]){0.25f, 0.75f}, 2, 0, 1e-6), 0);
+    assert_int_equal(oh_compare("softmax", got, (const float[]){0.25f, 0.75f}, 2, 0, 1e-6), 0);
     p.scale = 2.0f;
     run_row(1, &p, 1, 2, x, NULL, got);
-    assert_int_equal(tu_compare("softmax scale 2", got, (const float[]){0.1f, 0.9f}, 2, 0, 1e-6), 0);
+    assert_int_equal(oh_compare("softmax scale 2", got, (const float[]){0.1f, 0.9f}, 2, 0, 1e-6), 0);
 }
 
 static void check_argmax(bool nosg) {
@@ -219,11 +219,11 @@ static void test_pointwise(void **state) {
         lgpu_ref_swiglu(&sp, g, u, want);
         run_pw(true, &sp, n, g, u, got);
         /* fp32 exp and division vs double twin */
-        assert_int_equal(tu_compare("swiglu", got, want, n, 1e-7, 4e-6), 0);
+        assert_int_equal(oh_compare("swiglu", got, want, n, 1e-7, 4e-6), 0);
         lgpu_scale_params cp = {n, -0.3f};
         lgpu_ref_scale(&cp, g, want);
         run_pw(false, &cp, n, g, NULL, got);
-        assert_int_equal(tu_compare("scale", got, want, n, 0, 0), 0); /* one fp32 multiply: exact */
+        assert_int_equal(oh_compare("scale", got, want, n, 0, 0), 0); /* one fp32 multiply: exact */
         free(g), free(u), free(want), free(got);
     }
 }
@@ -235,10 +235,37 @@ static void test_pointwise_hand(void **state) {
     float got[3];
     lgpu_swiglu_params sp = {3};
     run_pw(true, &sp, 3, g, u, got);
-    assert_int_equal(tu_compare("swiglu", got, want, 3, 0, 1e-6), 0);
+    assert_int_equal(oh_compare("swiglu", got, want, 3, 0, 1e-6), 0);
     lgpu_scale_params cp = {3, 0.5f};
     run_pw(false, &cp, 3, g, NULL, got);
-    assert_int_equal(tu_compare("scale", got, (const float[]){0.5f, -1, 0}, 3, 0, 0), 0);
+    assert_int_equal(oh_compare("scale", got, (const float[]){0.5f, -1, 0}, 3, 0, 0), 0);
+}
+
+/* More rows than maxComputeWorkGroupCount[0] (65535 on lavapipe): the
+ * row ops go to a 2D grid of workgroups. */
+static void test_many_rows(void **state) {
+    (void)state;
+    const uint32_t M = 70001, N = 5;
+    size_t n = (size_t)M * N;
+    float *x = oh_alloc(n * 4), *w = oh_alloc(N * 4), *want = oh_alloc(n * 4), *got = oh_alloc(n * 4);
+    int32_t *iw = oh_alloc(M * 4), *ig = oh_alloc(M * 4);
+    tu_rng rng;
+    tu_rng_seed(&rng, 70);
+    tu_fill_uniform(&rng, x, n, -3, 3);
+    tu_fill_uniform(&rng, w, N, 0.5f, 1.5f);
+    lgpu_rmsnorm_params rp = {M, N, 1e-5f};
+    lgpu_ref_rmsnorm(&rp, x, w, want);
+    run_row(0, &rp, M, N, x, w, got);
+    assert_int_equal(oh_compare("rmsnorm 2D grid", got, want, n, 1e-6, 2e-6), 0); /* as in test_rmsnorm */
+    lgpu_softmax_params sp = {M, N, 1.0f};
+    lgpu_ref_softmax(&sp, x, want);
+    run_row(1, &sp, M, N, x, NULL, got);
+    assert_int_equal(oh_compare("softmax 2D grid", got, want, n, 1e-9, 2e-5), 0); /* as in test_softmax */
+    lgpu_argmax_params ap = {M, N};
+    lgpu_ref_argmax(&ap, x, iw);
+    run_row(3, &ap, M, N, x, NULL, ig);
+    assert_memory_equal(ig, iw, M * 4);
+    free(x), free(w), free(want), free(got), free(iw), free(ig);
 }
 
 static void test_errors(void **state) {
@@ -266,7 +293,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm_hand), cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_softmax_hand),
         cmocka_unit_test(test_softmax),      cmocka_unit_test(test_argmax_hand), cmocka_unit_test(test_argmax),
-        cmocka_unit_test(test_pointwise_hand), cmocka_unit_test(test_pointwise), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_pointwise_hand), cmocka_unit_test(test_pointwise), cmocka_unit_test(test_many_rows),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

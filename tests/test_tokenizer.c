@@ -537,6 +537,7 @@ static void test_encode_buf_and_errors(void **state) {
     assert_null(bad);
     /* stories260K.bin is a checkpoint, not a tokenizer: its header is no llama2.c tokenizer */
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("stories260K.bin"), 0, &bad), LGPU_EFORMAT);
+    assert_int_equal(lgpu_tokenizer_load(tu_model_path("tok512.model"), &bad), LGPU_EUNSUPPORTED);
     /* a vocab_size other than the file's token count is refused (picks the right file beside a checkpoint) */
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("tok512.bin"), 600, &bad), LGPU_EFORMAT);
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("tokenizer.bin"), 512, &bad), LGPU_EFORMAT);

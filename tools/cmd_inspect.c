@@ -116,7 +116,7 @@ static int inspect_model(const char *path) {
         fprintf(stderr, "lgpu inspect: %s (%s)\n", lgpu_last_error(), lgpu_err_name(st));
         return 1;
     }
-    const lgpu_model_hparams *h = lgpu_model_file_hparams(mf);
+    const lgpu_file_hparams *h = lgpu_model_file_hparams(mf);
     printf("%s: %s\n", path, lgpu_model_file_source(mf) == LGPU_MODEL_SRC_HF ? "Hugging Face directory" : "llama2.c checkpoint");
     printf("  arch %s, name %s\n  n_vocab %u, dim %u, n_layers %u, n_heads %u, n_kv_heads %u, head_dim %u, hidden_dim %u\n"
            "  n_ctx_train %u, norm_eps %g, rope_theta %g, tied_output %s\n",

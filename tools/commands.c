@@ -11,6 +11,9 @@ int lgpu_cmd_convert(int argc, char **argv);
 int lgpu_cmd_quantize(int argc, char **argv);
 int lgpu_cmd_synth(int argc, char **argv);
 int lgpu_cmd_tokenize(int argc, char **argv);
+int lgpu_cmd_run(int argc, char **argv);
+int lgpu_cmd_chat(int argc, char **argv);
+int lgpu_cmd_bench(int argc, char **argv);
 
 const lgpu_cmd lgpu_commands[] = {
     {"version", lgpu_cmd_version, "print the lgpu version"},
@@ -21,5 +24,8 @@ const lgpu_cmd lgpu_commands[] = {
     {"quantize", lgpu_cmd_quantize, "requantize a GGUF's weight matrices (q8_0, q4_0, q4_k, q6_k, f16, bf16)"},
     {"synth", lgpu_cmd_synth, "write a real-shaped GGUF with deterministic random weights"},
     {"tokenize", lgpu_cmd_tokenize, "print the token ids of a text"},
+    {"run", lgpu_cmd_run, "generate text from a prompt (streamed)"},
+    {"chat", lgpu_cmd_chat, "interactive chat on stdin with the model's chat template"},
+    {"bench", lgpu_cmd_bench, "prompt processing and generation speed (llama-bench style)"},
     {NULL, NULL, NULL},
 };

@@ -2,11 +2,14 @@
  *
  * One process-wide pool, created lazily and grown on demand up to
  * MAX_THREADS-1 workers; the caller always works as thread 0. A job is
- * published by writing its fields and then bumping the `go` counter of each
- * participating worker; chunks are handed out dynamically through an atomic
- * counter, so a descheduled worker delays at most one chunk. Idle workers spin
- * briefly (a decode step issues ~100 jobs per token, far apart by only a few
- * microseconds) and then sleep on a condition variable.
+ * published by writing its fields, marking each participating worker POSTED
+ * and bumping its `go` counter. A worker joins by moving POSTED -> RUNNING;
+ * chunks are handed out through an atomic counter. When the caller runs out
+ * of chunks it cancels workers that have not joined yet (POSTED -> IDLE) and
+ * waits only for RUNNING ones, so a worker that is asleep or descheduled
+ * costs nothing and a preempted one delays at most its current chunk. Idle
+ * workers spin briefly (a decode step issues ~100 jobs per token, a few
+ * microseconds apart) and then sleep on a condition variable.
  *
  * Concurrency: only one job runs at a time. A call that finds the pool busy
  * (another program thread, or a nested call from inside a job) does not wait:
@@ -32,10 +35,13 @@
 
 #define MAX_THREADS 64
 #define CHUNKS_PER_THREAD 4
-#define SPIN_NS 200000 /* how long an idle thread polls before sleeping */
+#define SPIN_NS 100000 /* how long a waiting thread polls before sleeping or yielding */
+
+enum { IDLE, POSTED, RUNNING, DONE };
 
 typedef struct {
-    _Alignas(64) atomic_uint go; /* bumped by the caller to hand this worker a job */
+    _Alignas(64) atomic_uint go; /* bumped by the caller to wake this worker */
+    atomic_int state;            /* IDLE / POSTED / RUNNING / DONE for the current job */
     pthread_t tid;
 } worker;
 
@@ -47,12 +53,11 @@ static struct {
     bool atexit_registered;
     atomic_int nsleep;
     atomic_bool stop;
-    /* the current job, written before the `go` bumps */
+    /* the current job, written before the workers are marked POSTED */
     lgpu_range_fn fn;
     void *ctx;
     int64_t n, nchunks;
     _Alignas(64) atomic_llong next_chunk;
-    _Alignas(64) atomic_int pending; /* participating workers not yet done */
     worker w[MAX_THREADS];
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -102,8 +107,12 @@ static void *worker_main(void *arg) {
     for (;;) {
         seen = wait_go(w, seen);
         if (atomic_load_explicit(&pool.stop, memory_order_acquire)) break;
+        int expect = POSTED; /* fails if the caller already finished without us */
+        if (!atomic_compare_exchange_strong_explicit(&w->state, &expect, RUNNING, memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
         run_chunks(index);
-        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+        atomic_store_explicit(&w->state, DONE, memory_order_release);
     }
     return NULL;
 }
@@ -140,6 +149,7 @@ static int grow(int nthreads) {
     while (pool.nworkers < nthreads - 1 && !atomic_load(&pool.stop)) {
         int i = pool.nworkers + 1;
         atomic_store(&pool.w[i].go, 0);
+        atomic_store(&pool.w[i].state, IDLE);
         if (pthread_create(&pool.w[i].tid, NULL, worker_main, (void *)(intptr_t)i)) break;
         pool.nworkers = i;
     }
@@ -166,19 +176,26 @@ void lgpu_parallel_for(int nthreads, int64_t n, lgpu_range_fn fn, void *ctx) {
     pool.n = n;
     pool.nchunks = nchunks < n ? nchunks : n;
     atomic_store_explicit(&pool.next_chunk, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.pending, nthreads - 1, memory_order_relaxed);
-    for (int i = 1; i < nthreads; i++) atomic_fetch_add(&pool.w[i].go, 1); /* seq_cst publish */
+    for (int i = 1; i < nthreads; i++) {
+        atomic_store_explicit(&pool.w[i].state, POSTED, memory_order_release); /* publishes the job fields */
+        atomic_fetch_add(&pool.w[i].go, 1);                                    /* seq_cst: see wait_go */
+    }
     wake_all();
 
     run_chunks(0);
-    int64_t t0 = 0;
-    for (int i = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; i++) {
-        cpu_relax();
-        if ((i & 255) == 255) { /* a worker was descheduled mid-chunk: stop burning the core */
-            int64_t t = now_ns();
-            if (!t0) t0 = t;
-            else if (t - t0 > SPIN_NS) sched_yield();
+    for (int w = 1; w < nthreads; w++) {
+        int expect = POSTED;
+        if (atomic_compare_exchange_strong(&pool.w[w].state, &expect, IDLE)) continue; /* never joined */
+        int64_t t0 = 0;
+        for (int i = 0; atomic_load_explicit(&pool.w[w].state, memory_order_acquire) != DONE; i++) {
+            cpu_relax();
+            if ((i & 255) == 255) { /* preempted mid-chunk: stop burning the core */
+                int64_t t = now_ns();
+                if (!t0) t0 = t;
+                else if (t - t0 > SPIN_NS) sched_yield();
+            }
         }
+        atomic_store_explicit(&pool.w[w].state, IDLE, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool.busy);
 }

@@ -9,7 +9,7 @@
 
 static int put_vocab(lgpu_gguf_writer *w, const lgpu_model_file *mf, const lgpu_convert_opts *o, uint32_t *n_tok) {
     *n_tok = 0;
-    const lgpu_model_hparams *hp = lgpu_model_file_hparams(mf);
+    const lgpu_file_hparams *hp = lgpu_model_file_hparams(mf);
     if (o->tokenizer) return lgpu_gguf_put_vocab_file(w, o->tokenizer, hp->n_vocab, n_tok);
     switch (lgpu_model_file_source(mf)) {
     case LGPU_MODEL_SRC_GGUF: {
@@ -45,7 +45,7 @@ int lgpu_convert_to_gguf(const char *in, const char *out, const lgpu_convert_opt
     int st = lgpu_model_file_open(in, &mf);
     if (!st) st = lgpu_gguf_writer_create(&w);
     if (st) goto done;
-    lgpu_model_hparams hp = *lgpu_model_file_hparams(mf);
+    lgpu_file_hparams hp = *lgpu_model_file_hparams(mf);
     if (o.name) snprintf(hp.name, sizeof hp.name, "%s", o.name);
     const lgpu_gguf *src_gguf = lgpu_model_file_gguf(mf);
     lgpu_model_tensor rope_freqs;

@@ -66,7 +66,7 @@ typedef struct lgpu_synth_opts {
 } lgpu_synth_opts;
 
 /* Hyperparameters of a named real-world shape; LGPU_ENOTFOUND if unknown. */
-int lgpu_synth_shape(const char *name, lgpu_model_hparams *hp);
+int lgpu_synth_shape(const char *name, lgpu_file_hparams *hp);
 /* "stories15M, tinyllama-1.1b, ..." for usage messages. */
 const char *lgpu_synth_shape_names(void);
 /* A model of that shape with deterministic random weights: matrices

@@ -4,9 +4,12 @@
  * used (magic, version, counts vs file size, every string/array inside the
  * file, known tensor types, positive dims without overflow, aligned data
  * offsets inside the file, nbytes = row_bytes(type, ne0) * rows, unique
- * names, no overlapping data). Any failure is LGPU_EFORMAT (LGPU_EUNSUPPORTED
- * for an unknown tensor type) with one detail naming the file and the problem.
- * After a successful open every accessor is safe.
+ * keys and names, no overlapping data). Any failure is LGPU_EFORMAT
+ * (LGPU_EUNSUPPORTED for a tensor type lgpu does not handle, GGUF v1,
+ * big-endian files, arrays of arrays; LGPU_ENOTFOUND / LGPU_EIO when the file
+ * cannot be opened) with one detail naming the file and the problem. After a
+ * successful open every accessor is safe and the handle is read-only (usable
+ * from several threads).
  *
  * Strings: keys, tensor names and string values returned by lgpu_gguf_key(),
  * lgpu_gguf_get_str() and lgpu_gguf_tensor::name are NUL-terminated copies

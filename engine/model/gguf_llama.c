@@ -22,7 +22,7 @@ int lgpu_llama_ftype(int type) {
     }
 }
 
-int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_model_hparams *hp, int ftype) {
+int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_file_hparams *hp, int ftype) {
     int st = lgpu_gguf_set_str(w, "general.architecture", "llama");
     if (!st) st = lgpu_gguf_set_str(w, "general.name", hp->name[0] ? hp->name : "llama");
     if (!st) st = lgpu_gguf_set_u32(w, "llama.context_length", hp->n_ctx_train);
@@ -220,7 +220,7 @@ int lgpu_gguf_put_vocab_synth(lgpu_gguf_writer *w, uint32_t n) {
 
 /* ---- tensors ----------------------------------------------------------- */
 
-int64_t lgpu_llama_tensor_list(const lgpu_model_hparams *hp, lgpu_llama_tensor_desc *out) {
+int64_t lgpu_llama_tensor_list(const lgpu_file_hparams *hp, lgpu_llama_tensor_desc *out) {
     int64_t n = 0, dim = hp->dim, kv = (int64_t)hp->n_kv_heads * hp->head_dim, hid = hp->hidden_dim;
 #define PUT(ne0_, rows_, vec_, ...)                                         \
     do {                                                                    \
@@ -248,7 +248,7 @@ int64_t lgpu_llama_tensor_list(const lgpu_model_hparams *hp, lgpu_llama_tensor_d
     return n;
 }
 
-void lgpu_llama3_rope_factors(const lgpu_model_hparams *hp, float *factors) {
+void lgpu_llama3_rope_factors(const lgpu_file_hparams *hp, float *factors) {
     /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors */
     const lgpu_rope_scaling *s = &hp->rope_scaling;
     double low_wavelen = s->original_ctx / s->low_freq_factor, high_wavelen = s->original_ctx / s->high_freq_factor;

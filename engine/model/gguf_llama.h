@@ -12,7 +12,7 @@
  * head_count_kv, rope.dimension_count, rope.freq_base,
  * attention.layer_norm_rms_epsilon, vocab_size) plus general.file_type for
  * the dominant matrix type `ftype` (an lgpu_type). */
-int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_model_hparams *hp, int ftype);
+int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_file_hparams *hp, int ftype);
 
 /* llama.cpp's general.file_type (llama_ftype) for a pure type; -1 if none. */
 int lgpu_llama_ftype(int type);
@@ -55,9 +55,9 @@ typedef struct lgpu_llama_tensor_desc {
     int64_t ne0, rows;
     bool vector;
 } lgpu_llama_tensor_desc;
-int64_t lgpu_llama_tensor_list(const lgpu_model_hparams *hp, lgpu_llama_tensor_desc *out);
+int64_t lgpu_llama_tensor_list(const lgpu_file_hparams *hp, lgpu_llama_tensor_desc *out);
 
 /* LLaMA-3.1 RoPE frequency factors (llama.cpp's rope_freqs.weight): head_dim/2 values. */
-void lgpu_llama3_rope_factors(const lgpu_model_hparams *hp, float *factors);
+void lgpu_llama3_rope_factors(const lgpu_file_hparams *hp, float *factors);
 
 #endif

@@ -43,7 +43,7 @@ int lgpu_mf_load_gguf(lgpu_model_file *mf) {
     if (!arch) return lgpu_set_error(LGPU_EFORMAT, "%s: missing string key general.architecture", mf->fname);
     if (strcmp(arch, "llama"))
         return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: architecture '%.64s' is not supported (llama only)", mf->fname, arch);
-    lgpu_model_hparams *h = &mf->hp;
+    lgpu_file_hparams *h = &mf->hp;
     snprintf(h->arch, sizeof h->arch, "%s", arch);
     snprintf(h->name, sizeof h->name, "%s", lgpu_gguf_get_str(g, "general.name", mf->fname));
     uint32_t rope_dims = 0;

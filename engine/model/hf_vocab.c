@@ -21,7 +21,7 @@ typedef struct {
     char (*pad)[24];
 } vocab;
 
-static json_t *load_json(const char *dir, const char *name, bool required, int *st) {
+static json_t *load_json(const char *dir, const char *name, bool required, size_t flags, int *st) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     json_error_t err;
@@ -30,7 +30,7 @@ static json_t *load_json(const char *dir, const char *name, bool required, int *
         if (required) *st = lgpu_set_error(LGPU_ENOTFOUND, "%s: no %s", lgpu_path_base(dir), name);
         return NULL;
     }
-    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES | flags, &err);
     fclose(f);
     if (!j) *st = lgpu_set_error(LGPU_EFORMAT, "%s/%s: line %d: %s", lgpu_path_base(dir), name, err.line, err.text);
     return j;
@@ -64,9 +64,9 @@ static int put_special(lgpu_gguf_writer *w, const vocab *v, json_t *tc, const ch
 int lgpu_gguf_put_vocab_hf(lgpu_gguf_writer *w, const char *dir, uint32_t n_vocab, uint32_t *n_out) {
     const char *f = lgpu_path_base(dir);
     int st = 0;
-    json_t *tj = load_json(dir, "tokenizer.json", true, &st);
+    json_t *tj = load_json(dir, "tokenizer.json", true, 0, &st);
     if (!tj) return st;
-    json_t *tc = load_json(dir, "tokenizer_config.json", false, &st);
+    json_t *tc = load_json(dir, "tokenizer_config.json", false, JSON_DECODE_INT_AS_REAL, &st); /* model_max_length can be 1e30 */
     if (st) {
         json_decref(tj);
         return st;

@@ -46,7 +46,7 @@ static int cfg_f32(const lgpu_model_file *mf, json_t *cfg, const char *key, floa
 }
 
 static int read_config(lgpu_model_file *mf, json_t *cfg) {
-    lgpu_model_hparams *h = &mf->hp;
+    lgpu_file_hparams *h = &mf->hp;
     const char *f = mf->fname;
     const char *mt = json_string_value(json_object_get(cfg, "model_type"));
     const char *arch0 = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
@@ -84,9 +84,11 @@ static int read_config(lgpu_model_file *mf, json_t *cfg) {
             return lgpu_set_error(LGPU_EUNSUPPORTED, "%s/config.json: rope_scaling type '%.32s' is not supported (llama3 only)",
                                   f, type ? type : "(none)");
         lgpu_rope_scaling *s = &h->rope_scaling;
+        /* llama.cpp's defaults for absent fields (convert_hf_to_gguf.py) */
+        *s = (lgpu_rope_scaling){.factor = 8.0f, .low_freq_factor = 1.0f, .high_freq_factor = 4.0f, .original_ctx = 8192};
         if ((st = cfg_f32(mf, rs, "factor", &s->factor)) || (st = cfg_f32(mf, rs, "low_freq_factor", &s->low_freq_factor)) ||
             (st = cfg_f32(mf, rs, "high_freq_factor", &s->high_freq_factor)) ||
-            (st = cfg_u32(mf, rs, "original_max_position_embeddings", true, &s->original_ctx)))
+            (st = cfg_u32(mf, rs, "original_max_position_embeddings", false, &s->original_ctx)))
             return st;
         if (!(s->factor > 0))
             return lgpu_set_error(LGPU_EFORMAT, "%s/config.json: rope_scaling.factor %g is not positive", f, (double)s->factor);
@@ -200,7 +202,7 @@ int lgpu_mf_load_hf(lgpu_model_file *mf) {
     st = json_is_object(cfg) ? read_config(mf, cfg) : lgpu_set_error(LGPU_EFORMAT, "%s/config.json: not an object", mf->fname);
     json_decref(cfg);
     if (st || (st = open_shards(mf))) return st;
-    const lgpu_model_hparams *h = &mf->hp;
+    const lgpu_file_hparams *h = &mf->hp;
     if ((st = lgpu_mf_check_hparams(mf))) return st;
     if ((st = map_tensor(mf, "model.embed_tokens.weight", "token_embd.weight", false, 0)) ||
         (st = map_tensor(mf, "model.norm.weight", "output_norm.weight", true, 0)))

@@ -58,7 +58,7 @@ int lgpu_mf_load_llama2c(lgpu_model_file *mf) {
                               "should be %" PRIu64 " bytes but the file has %" PRIu64,
                               mf->fname, dim, hid, L, nh, nkv, V, seq, expect, size);
 
-    lgpu_model_hparams *h = &mf->hp;
+    lgpu_file_hparams *h = &mf->hp;
     h->dim = (uint32_t)dim;
     h->hidden_dim = (uint32_t)hid;
     h->n_layers = (uint32_t)L;

@@ -57,6 +57,8 @@ static int alloc_scratch(lgpu_ctx *c) {
     float *inv = malloc(half * sizeof *inv);
     if (!inv) return lgpu_set_error(LGPU_ENOMEM, "context: inv_freq");
     lgpu_rope_inv_freq(hp->rope_theta, hp->head_dim, &c->model->rope_scaling, inv);
+    if (c->model->rope_freqs)
+        for (uint32_t i = 0; i < half; i++) inv[i] /= c->model->rope_freqs[i];
     st = lgpu_buf_create(dev, ALIGN_UP(half * sizeof *inv, LGPU_REF_ALIGN), LGPU_REF_ALIGN, &sc->inv_freq);
     if (!st) st = lgpu_buf_write(sc->inv_freq, 0, inv, half * sizeof *inv);
     free(inv);

@@ -24,6 +24,7 @@ struct lgpu_model {
     bool own_dev;
     lgpu_hparams hp;
     lgpu_rope_scaling rope_scaling;
+    float *rope_freqs; /* head_dim/2 divisors of inv_freq (rope_freqs.weight), or NULL */
     lgpu_wt tok_embd, output_norm, output; /* output.buf == tok_embd.buf when tied */
     lgpu_layer_w *layers;
     struct lgpu_tokenizer *tok;

@@ -5,29 +5,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hub/hub.h"
-/* model_file.h's type lgpu_model_hparams clashes with llama.h's function of
- * the same name: rename the type for this file. */
-#define lgpu_model_hparams lgpu_file_hparams
 #include "model/model_file.h"
-#undef lgpu_model_hparams
 #include "model/llama_internal.h"
 #include "tok/tokenizer.h"
 
 typedef struct loader {
     lgpu_model *m;
     const lgpu_model_file *mf;
-    bool progress;
+    bool progress, tty;
     int64_t done, total; /* tensors */
+    int shown;           /* bar cells drawn */
+    double t0;
 } loader;
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A bar redrawn when it grows (terminal), else one line at the end. */
 static void progress(loader *ld) {
     if (!ld->progress) return;
-    int w = 30, k = ld->total ? (int)(ld->done * w / ld->total) : w;
-    fprintf(stderr, "\rloading weights [%.*s%*s] %lld/%lld (%.1f MiB)", k, "==============================", w - k, "",
-            (long long)ld->done, (long long)ld->total, ld->m->weight_bytes / 1048576.0);
-    if (ld->done == ld->total) fputc('\n', stderr);
+    const int w = 30;
+    int k = ld->total ? (int)(ld->done * w / ld->total) : w;
+    bool last = ld->done == ld->total;
+    if (ld->tty && (k != ld->shown || last)) {
+        fprintf(stderr, "\rloading weights [%.*s%*s] %lld/%lld (%.1f MiB)", k, "==============================",
+                w - k, "", (long long)ld->done, (long long)ld->total, ld->m->weight_bytes / 1048576.0);
+        ld->shown = k;
+    }
+    if (last)
+        fprintf(stderr, "%sloaded %lld tensors, %.1f MiB, in %.2f s\n", ld->tty ? "\n" : "", (long long)ld->total,
+                ld->m->weight_bytes / 1048576.0, now_s() - ld->t0);
 }
 
 /* Uploads tensor `name` as is. rows/cols: the expected (N, K); vectors (1, n). */
@@ -86,6 +100,18 @@ static int upload_all(loader *ld) {
     }
 #undef UP
     if ((st = upload(ld, "output_norm.weight", 1, D, &m->output_norm))) return st;
+    /* LLaMA-3.1 GGUFs: RoPE frequency factors as a tensor (inv_freq[i] / f[i]) */
+    lgpu_model_tensor rf;
+    if (lgpu_model_file_tensor(ld->mf, "rope_freqs.weight", &rf) == 0) {
+        if (rf.type != LGPU_TYPE_F32 || rf.ne0 * rf.n_rows != hp->head_dim / 2)
+            return lgpu_set_error(LGPU_EFORMAT, "%s: rope_freqs.weight is not %u f32 values",
+                                  lgpu_model_file_path(ld->mf), hp->head_dim / 2);
+        m->rope_freqs = malloc(rf.nbytes);
+        if (!m->rope_freqs) return lgpu_set_error(LGPU_ENOMEM, "model: rope_freqs");
+        memcpy(m->rope_freqs, rf.data, rf.nbytes);
+    } else {
+        lgpu_clear_error();
+    }
     if (hp->tied_output) {
         m->output = m->tok_embd; /* shared buffer, freed once */
         return 0;
@@ -137,7 +163,9 @@ static int load_tokenizer(lgpu_model *m, const lgpu_model_file *mf, const char *
         else
             st = lgpu_tokenizer_load(tok_path, &m->tok);
     } else if (lgpu_model_file_gguf(mf)) {
-        st = lgpu_tokenizer_from_gguf(lgpu_model_file_gguf(mf), &m->tok);
+        const lgpu_gguf *g = lgpu_model_file_gguf(mf);
+        if (lgpu_gguf_find_key(g, "tokenizer.ggml.model") >= 0) st = lgpu_tokenizer_from_gguf(g, &m->tok);
+        else lgpu_log(LGPU_LOG_WARN, "%s: no tokenizer in the file (pass tokenizer_path)", path);
     } else if (lgpu_model_file_hf_dir(mf)) {
         st = lgpu_tokenizer_load(lgpu_model_file_hf_dir(mf), &m->tok);
     } else {
@@ -211,9 +239,9 @@ int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
     if ((st = load_tokenizer(m, mf, path, params->tokenizer_path))) goto done;
     if ((st = lgpu_dev_open(params->device, &m->dev))) goto done;
     m->own_dev = true;
-    loader ld = {.m = m, .mf = mf, .progress = params->progress};
+    loader ld = {.m = m, .mf = mf, .progress = params->progress, .tty = isatty(2), .shown = -1, .t0 = now_s()};
     if ((st = upload_all(&ld))) {
-        if (params->progress) fputc('\n', stderr);
+        if (params->progress && ld.tty) fputc('\n', stderr);
         goto done;
     }
     describe(m, fh->arch[0] ? fh->arch : "llama");
@@ -248,6 +276,7 @@ void lgpu_model_free(lgpu_model *m) {
     free_wt(&m->output_norm);
     if (m->own_dev) lgpu_dev_close(m->dev);
     lgpu_tokenizer_free(m->tok);
+    free(m->rope_freqs);
     free(m);
 }
 

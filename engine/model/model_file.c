@@ -71,7 +71,7 @@ void lgpu_permute_qk_rows(const void *src, void *dst, int64_t rows, size_t row_b
 /* ---- validation -------------------------------------------------------- */
 
 int lgpu_mf_check_hparams(const lgpu_model_file *mf) {
-    const lgpu_model_hparams *h = &mf->hp;
+    const lgpu_file_hparams *h = &mf->hp;
     const char *f = mf->fname;
     struct { const char *name; uint32_t v, max; } dims[] = {
         {"dim", h->dim, MAX_DIM},          {"hidden_dim", h->hidden_dim, MAX_DIM}, {"n_layers", h->n_layers, MAX_LAYERS},
@@ -127,7 +127,7 @@ static int check_tensor(const lgpu_model_file *mf, const char *name, int64_t ne0
 }
 
 static int check_tensors(lgpu_model_file *mf) {
-    const lgpu_model_hparams *h = &mf->hp;
+    const lgpu_file_hparams *h = &mf->hp;
     int st = lgpu_name_index_init(&mf->ix, mf->n_t);
     for (int64_t i = 0; !st && i < mf->n_t; i++)
         if (lgpu_name_index_put(&mf->ix, mf->t[i].name, strlen(mf->t[i].name), i) >= 0)
@@ -196,7 +196,7 @@ int lgpu_model_file_open(const char *path, lgpu_model_file **out) {
         st = mf->src == LGPU_MODEL_SRC_GGUF ? lgpu_mf_load_gguf(mf) : lgpu_mf_load_llama2c(mf);
     }
     if (!st) {
-        lgpu_model_hparams *h = &mf->hp;
+        lgpu_file_hparams *h = &mf->hp;
         if (!h->name[0]) snprintf(h->name, sizeof h->name, "%s", mf->fname);
         if (!h->arch[0]) snprintf(h->arch, sizeof h->arch, "llama");
         st = lgpu_mf_check_hparams(mf);
@@ -228,7 +228,7 @@ void lgpu_model_file_close(lgpu_model_file *mf) {
 
 lgpu_model_source lgpu_model_file_source(const lgpu_model_file *mf) { return mf->src; }
 const char *lgpu_model_file_path(const lgpu_model_file *mf) { return mf->path; }
-const lgpu_model_hparams *lgpu_model_file_hparams(const lgpu_model_file *mf) { return &mf->hp; }
+const lgpu_file_hparams *lgpu_model_file_hparams(const lgpu_model_file *mf) { return &mf->hp; }
 int64_t lgpu_model_file_n_tensors(const lgpu_model_file *mf) { return mf->n_t; }
 const lgpu_gguf *lgpu_model_file_gguf(const lgpu_model_file *mf) { return mf->gguf; }
 const char *lgpu_model_file_hf_dir(const lgpu_model_file *mf) { return mf->hf_dir; }

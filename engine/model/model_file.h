@@ -1,6 +1,6 @@
 /* A model checkpoint on disk, whatever its format, seen as GGUF-named tensors
  * plus LLaMA hyperparameters. Sources:
- *   - GGUF file (detected by magic)              engine/model/gguf.c
+ *   - GGUF file (detected by magic)              engine/model/gguf_model.c
  *   - HF directory with config.json + model.safetensors or
  *     model.safetensors.index.json shards       engine/model/hfdir.c
  *   - llama2.c .bin checkpoint (header sanity)   engine/model/llama2c.c
@@ -8,7 +8,9 @@
  * Opening validates: architecture llama only (others: LGPU_EUNSUPPORTED naming
  * it), sane dims (heads divide dim, nothing absurd), every required tensor
  * present with the expected shape and a supported type. Failures are
- * LGPU_EFORMAT with a detail naming the file and the problem.
+ * LGPU_EFORMAT (LGPU_EUNSUPPORTED for features lgpu lacks: another
+ * architecture, RoPE scaling other than llama3, partial rotary, non-F32
+ * norms in a GGUF) with a detail naming the file and the problem.
  *
  * Tensor names are llama.cpp's (synthesized for llama2.c / HF):
  *   token_embd.weight (dim x n_vocab: ne0 = dim, n_rows = n_vocab)
@@ -48,7 +50,8 @@ typedef enum lgpu_model_source {
     LGPU_MODEL_SRC_LLAMA2C = 3,
 } lgpu_model_source;
 
-typedef struct lgpu_model_hparams {
+/* (Not "lgpu_model_hparams": that name is llama.h's accessor function.) */
+typedef struct lgpu_file_hparams {
     char arch[32];  /* "llama" */
     char name[128]; /* general.name or the file/dir base name */
     uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads;
@@ -59,7 +62,7 @@ typedef struct lgpu_model_hparams {
     float rope_theta; /* RoPE base (10000 when the file does not say) */
     lgpu_rope_scaling rope_scaling; /* factor <= 0: none */
     bool tied_output; /* no output.weight: the classifier is token_embd.weight */
-} lgpu_model_hparams;
+} lgpu_file_hparams;
 
 typedef struct lgpu_model_tensor {
     const char *name; /* GGUF-style */
@@ -77,7 +80,7 @@ void lgpu_model_file_close(lgpu_model_file *mf); /* NULL: no-op */
 
 lgpu_model_source lgpu_model_file_source(const lgpu_model_file *mf);
 const char *lgpu_model_file_path(const lgpu_model_file *mf);
-const lgpu_model_hparams *lgpu_model_file_hparams(const lgpu_model_file *mf);
+const lgpu_file_hparams *lgpu_model_file_hparams(const lgpu_model_file *mf);
 
 /* Tensor by GGUF-style name: 0, or LGPU_ENOTFOUND (with a detail). */
 int lgpu_model_file_tensor(const lgpu_model_file *mf, const char *name, lgpu_model_tensor *out);

@@ -15,7 +15,7 @@ struct lgpu_model_file {
     lgpu_model_source src;
     char *path;
     const char *fname; /* base name of path, for details */
-    lgpu_model_hparams hp;
+    lgpu_file_hparams hp;
     lgpu_model_tensor *t;
     int64_t n_t, cap_t;
     lgpu_name_index ix;

@@ -30,7 +30,7 @@ static const struct {
 
 const char *lgpu_synth_shape_names(void) { return "stories15M, tinyllama-1.1b, llama2-7b, llama3-8b"; }
 
-int lgpu_synth_shape(const char *name, lgpu_model_hparams *hp) {
+int lgpu_synth_shape(const char *name, lgpu_file_hparams *hp) {
     for (size_t i = 0; name && i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, name)) {
             memset(hp, 0, sizeof *hp);
@@ -120,7 +120,7 @@ static int write_matrix(lgpu_gguf_writer *w, const lgpu_synth_opts *o, const cha
 int lgpu_synth(const lgpu_synth_opts *opts) {
     if (!opts || !opts->out) return lgpu_set_error(LGPU_EINVAL, "lgpu_synth: no output path");
     lgpu_synth_opts o = *opts;
-    lgpu_model_hparams hp;
+    lgpu_file_hparams hp;
     int st = lgpu_synth_shape(o.shape, &hp);
     if (st) return st;
     if (o.type != LGPU_TYPE_F32 && o.type != LGPU_TYPE_F16 && o.type != LGPU_TYPE_BF16 && o.type != LGPU_TYPE_Q8_0 &&

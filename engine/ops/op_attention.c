@@ -29,7 +29,8 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
     if ((st = op_check_ref(q, qb, "attention", "q")) || (st = op_check_ref(tok_seq, tb, "attention", "tok_seq")) ||
         (st = op_check_ref(tok_pos, tb, "attention", "tok_pos")) ||
         (st = op_check_ref(block_table, sizeof(int32_t), "attention", "block_table")) ||
-        (st = op_check_ref(k_pool, 0, "attention", "k_pool")) || (st = op_check_ref(v_pool, 0, "attention", "v_pool")) ||
+        (st = op_check_ref(k_pool, op_ref_avail(k_pool), "attention", "k_pool")) ||
+        (st = op_check_ref(v_pool, op_ref_avail(v_pool), "attention", "v_pool")) ||
         (st = op_check_ref(out, ob, "attention", "out")))
         return st;
     if (lgpu_exec_is_host(ex)) {
@@ -59,11 +60,12 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
     op_bind(&d, k_pool, 0, false);
     op_bind(&d, v_pool, 0, false);
     op_bind(&d, out, ob, true);
-    /* the shader keeps at most 4 output dims per invocation */
+    /* the shader works on vec4s and keeps one vec4 of the output per invocation */
     d.spec[0] = op_wg_size(caps, ATT_WG);
-    if (p->head_dim > 4 * d.spec[0])
-        return lgpu_set_error(LGPU_EUNSUPPORTED, "attention: head_dim %u needs workgroups of %u invocations",
-                              p->head_dim, p->head_dim / 4);
+    if (p->head_dim % 4 || p->head_dim / 4 > d.spec[0])
+        return lgpu_set_error(LGPU_EUNSUPPORTED,
+                              "attention: the shader needs head_dim %u to be a multiple of 4 and at most %u", p->head_dim,
+                              4 * d.spec[0]);
     d.n_spec = 1;
     if ((st = op_grid(caps, (uint64_t)p->T * p->n_heads, d.groups, "attention"))) return st;
     return lgpu_exec_dispatch(ex, &d);

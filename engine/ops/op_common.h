@@ -39,7 +39,9 @@ static inline int op_check_ref(lgpu_ref r, size_t size, const char *op, const ch
 }
 
 /* Bytes from r.off to the end of its buffer (the most a "rest of the
- * buffer" operand such as a KV pool can hold). */
+ * buffer" operand such as a KV pool can hold). A pool is bound from r.off to
+ * the end of its segment, so ops check op_check_ref(r, op_ref_avail(r)): the
+ * rest of the buffer must be one segment, else slots past it would be lost. */
 static inline size_t op_ref_avail(lgpu_ref r) {
     size_t bsz = lgpu_buf_size(r.buf);
     return r.off < bsz ? bsz - r.off : 0;

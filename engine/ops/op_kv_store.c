@@ -38,7 +38,8 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
         (st = op_check_ref(tok_seq, tb, "kv_store", "tok_seq")) ||
         (st = op_check_ref(tok_pos, tb, "kv_store", "tok_pos")) ||
         (st = op_check_ref(block_table, sizeof(int32_t), "kv_store", "block_table")) ||
-        (st = op_check_ref(k_pool, 0, "kv_store", "k_pool")) || (st = op_check_ref(v_pool, 0, "kv_store", "v_pool")))
+        (st = op_check_ref(k_pool, op_ref_avail(k_pool), "kv_store", "k_pool")) ||
+        (st = op_check_ref(v_pool, op_ref_avail(v_pool), "kv_store", "v_pool")))
         return st;
     if (lgpu_exec_is_host(ex)) {
         const int32_t *seq = lgpu_ref_host(tok_seq), *pos = lgpu_ref_host(tok_pos), *table = lgpu_ref_host(block_table);

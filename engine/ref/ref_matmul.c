@@ -13,13 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "core/parallel.h"
 #include "quant/quant.h"
 #include "ref/ref_ops.h"
 
-/* ---------------------------------------------------------------- exact */
-
+/* Checks the type and applies row_offset; x_stride / y_stride 0 mean
+ * contiguous rows. Bad parameters are logged (the twins return void; the op
+ * layer validates before calling). */
 static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads, mm_call *c) {
     int64_t be = lgpu_type_block_elems((int)p->wtype);
     size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
@@ -42,6 +46,8 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
     c->nthreads = nthreads < 1 ? 1 : nthreads;
     return 0;
 }
+
+/* ---------------------------------------------------------------- exact */
 
 void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y) {
     mm_call c;
@@ -132,10 +138,20 @@ void lgpu_mm_plain(const mm_call *c) {
 
 static atomic_int isa_setting = -1; /* -1: not read from the environment yet */
 
+/* CPUID rather than __builtin_cpu_supports, which lacks "f16c" in some
+ * compilers; XGETBV confirms the OS saves the YMM registers. */
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned need = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29); /* FMA, OSXSAVE, AVX, F16C */
+    if ((c & need) != need) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 6) != 6) return 0; /* XMM and YMM state enabled */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1; /* AVX2 */
 #else
     return 0;
 #endif

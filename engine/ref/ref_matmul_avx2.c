@@ -8,10 +8,11 @@
  * one float FMA per block.
  *
  * Work is split over tiles of TILE_N W rows; a tile meets x in groups of up
- * to 2 rows, so each W block is loaded and unpacked once per x pair. Every
- * y element gets the same operation sequence whichever tile shape it falls
- * in (one 8-lane accumulator, blocks in order, a fixed horizontal sum), so
- * results do not depend on N, row_offset or the thread split. */
+ * to TILE_M (TILE_M4) rows, so each W block is loaded and unpacked once per
+ * group, and x is visited in cache-sized blocks of rows. Every y element
+ * gets the same operation sequence whichever tile shape it falls in (fixed
+ * accumulator lanes, blocks in order, a fixed horizontal sum), so results
+ * do not depend on N, row_offset or the thread split. */
 #include "ref/ref_matmul.h"
 
 #include <stdlib.h>
@@ -27,8 +28,12 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT
 
-#define TILE_N 4 /* W rows per tile */
-#define TILE_M 2 /* x rows per inner kernel call */
+/* The small loops over tile rows must unroll so accumulators live in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
+
+#define TILE_N 4  /* W rows per tile */
+#define TILE_M 2  /* x rows per kernel call (float and K-quant kernels) */
+#define TILE_M4 4 /* x rows per kernel call for Q4_0/Q8_0 (one accumulator per x row) */
 
 /* x rounded to int8: q row m at q + m*K; one scale per qb values; for
  * Q4_0 the per-block correction for the -8 offset of the weights (c, 8
@@ -44,7 +49,8 @@ typedef struct {
 typedef struct {
     const mm_call *c;
     actq a;
-    int mb; /* x rows per cache block */
+    int mb;     /* x rows per cache block */
+    int tile_m; /* x rows per kernel call */
 } job;
 
 /* ------------------------------------------------------------------ helpers */
@@ -80,29 +86,41 @@ INL void tile_float(const mm_call *c, int type, int n0, int rm, int m0, int rn) 
     const uint8_t *wr[TILE_N];
     const float *xr[TILE_M];
     __m256 acc[TILE_N][TILE_M];
+    UNROLL
     for (int r = 0; r < rm; r++) wr[r] = c->w + (size_t)(n0 + r) * c->row_bytes;
+    UNROLL
     for (int j = 0; j < rn; j++) xr[j] = c->x + (size_t)(m0 + j) * c->x_stride;
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
     for (int k = 0; k < K8; k += 8) {
         __m256 xv[TILE_M];
+        UNROLL
         for (int j = 0; j < rn; j++) xv[j] = _mm256_loadu_ps(xr[j] + k);
+        UNROLL
         for (int r = 0; r < rm; r++) {
             __m256 wv = load_w8(type, wr[r], k);
+            UNROLL
             for (int j = 0; j < rn; j++) acc[r][j] = _mm256_fmadd_ps(wv, xv[j], acc[r][j]);
         }
     }
     if (K8 < K) {
         float xt[TILE_M][8] = {{0}};
         uint8_t wt[32] = {0};
+        UNROLL
         for (int j = 0; j < rn; j++) memcpy(xt[j], xr[j] + K8, (size_t)(K - K8) * 4);
+        UNROLL
         for (int r = 0; r < rm; r++) {
             memcpy(wt, wr[r] + K8 * esz, (K - K8) * esz);
             __m256 wv = load_w8(type, wt, 0);
+            UNROLL
             for (int j = 0; j < rn; j++) acc[r][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xt[j]), acc[r][j]);
         }
     }
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
 }
 
@@ -165,27 +183,39 @@ INL __m256i unpack_q4_0(const uint8_t *qs) {
     return _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
 }
 
+/* The f16 scales of 4 rows' blocks as [d0 d1 d2 d3 d0 d1 d2 d3]. */
+INL __m256 scales4(lgpu_f16 d0, lgpu_f16 d1, lgpu_f16 d2, lgpu_f16 d3) {
+    __m128i h = _mm_cvtsi32_si128(d0);
+    h = _mm_insert_epi16(h, d1, 1);
+    h = _mm_insert_epi16(h, d2, 2);
+    h = _mm_insert_epi16(h, d3, 3);
+    const __m128 d = _mm_cvtph_ps(h);
+    return _mm256_set_m128(d, d);
+}
+
+/* Adds the 4 rows' results (lane r + lane r+4) to or into y. */
+INL void store4(const mm_call *c, int m, int n0, int rm, __m256 acc) {
+    float out[4], *yr = c->y + (size_t)m * c->y_stride + n0;
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    for (int r = 0; r < rm; r++) yr[r] = c->accumulate ? yr[r] + out[r] : out[r];
+}
+
 /* Q4_0 always works on 4 W rows (a tail tile repeats its last row and
  * drops the extra results), so the four rows' int16 products can be folded
  * into one vector: lane r holds row r's first 16 products, lane r+4 the
- * other 16, and one cvt + FMA with the 4 rows' scales serves the block. */
-INL __m128 load_d4(const lgpu_block_q4_0 *const *wr, int b) {
-    __m128i h = _mm_cvtsi32_si128(wr[0][b].d);
-    h = _mm_insert_epi16(h, wr[1][b].d, 1);
-    h = _mm_insert_epi16(h, wr[2][b].d, 2);
-    h = _mm_insert_epi16(h, wr[3][b].d, 3);
-    return _mm_cvtph_ps(h);
-}
-
+ * other 16, and one cvt + FMA with the 4 rows' scales serves the block.
+ * The weights' -8 offset comes back per block from x's sums (actq.c). */
 INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
     const int nb = a->nb;
     const lgpu_block_q4_0 *wr[4];
-    const int8_t *xq[TILE_M];
-    const float *xd[TILE_M];
-    const int32_t *xc[TILE_M];
-    __m256 acc[TILE_M];
+    const int8_t *xq[TILE_M4];
+    const float *xd[TILE_M4];
+    const int32_t *xc[TILE_M4];
+    __m256 acc[TILE_M4];
     const __m256i ones = _mm256_set1_epi16(1);
+    UNROLL
     for (int r = 0; r < 4; r++) wr[r] = (const lgpu_block_q4_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
+    UNROLL
     for (int j = 0; j < rn; j++) {
         xq[j] = a->q + (size_t)(m0 + j) * c->K;
         xd[j] = a->d + (size_t)(m0 + j) * nb;
@@ -194,9 +224,10 @@ INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     }
     for (int b = 0; b < nb; b++) {
         __m256i q[4];
+        UNROLL
         for (int r = 0; r < 4; r++) q[r] = unpack_q4_0(wr[r][b].qs);
-        const __m128 d4 = load_d4(wr, b);
-        const __m256 d8 = _mm256_set_m128(d4, d4);
+        const __m256 d8 = scales4(wr[0][b].d, wr[1][b].d, wr[2][b].d, wr[3][b].d);
+        UNROLL
         for (int j = 0; j < rn; j++) {
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
             /* products of u4 x s8 pairs are <= 3810, so sums of 8 fit int16 */
@@ -207,42 +238,48 @@ INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
             acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(xd[j][b])), _mm256_cvtepi32_ps(s), acc[j]);
         }
     }
-    for (int j = 0; j < rn; j++) {
-        float out[4], *yr = c->y + (size_t)(m0 + j) * c->y_stride + n0;
-        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1)));
-        for (int r = 0; r < rm; r++) yr[r] = c->accumulate ? yr[r] + out[r] : out[r];
-    }
+    UNROLL
+    for (int j = 0; j < rn; j++) store4(c, m0 + j, n0, rm, acc[j]);
 }
 
+/* Q8_0 uses the same 4-row layout as Q4_0, folding the int32 block sums
+ * (signed x signed products do not leave room for int16 sums). */
 INL void tile_q8_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
     const int nb = a->nb;
-    const lgpu_block_q8_0 *wr[TILE_N];
-    const int8_t *xq[TILE_M];
-    const float *xd[TILE_M];
-    __m256 acc[TILE_N][TILE_M];
+    const lgpu_block_q8_0 *wr[4];
+    const int8_t *xq[TILE_M4];
+    const float *xd[TILE_M4];
+    __m256 acc[TILE_M4];
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q8_0 *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    UNROLL
+    for (int r = 0; r < 4; r++) wr[r] = (const lgpu_block_q8_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
+    UNROLL
     for (int j = 0; j < rn; j++) {
         xq[j] = a->q + (size_t)(m0 + j) * c->K;
         xd[j] = a->d + (size_t)(m0 + j) * nb;
+        acc[j] = _mm256_setzero_ps();
     }
-    for (int r = 0; r < rm; r++)
-        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        __m256i xv[TILE_M];
-        for (int j = 0; j < rn; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
-        for (int r = 0; r < rm; r++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)wr[r][b].qs);
-            const __m256i aq = _mm256_sign_epi8(q, q); /* |q| as unsigned, sign moved onto x */
-            const float dw = f16_scalar(wr[r][b].d);
-            for (int j = 0; j < rn; j++) {
-                __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv[j], q)), ones);
-                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[j][b]), _mm256_cvtepi32_ps(s), acc[r][j]);
-            }
+        __m256i q[4], aq[4];
+        UNROLL
+        for (int r = 0; r < 4; r++) {
+            q[r] = _mm256_loadu_si256((const __m256i *)wr[r][b].qs);
+            aq[r] = _mm256_sign_epi8(q[r], q[r]); /* |q| as unsigned; the sign moves onto x */
+        }
+        const __m256 d8 = scales4(wr[0][b].d, wr[1][b].d, wr[2][b].d, wr[3][b].d);
+        UNROLL
+        for (int j = 0; j < rn; j++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
+            __m256i s[4];
+            UNROLL
+            for (int r = 0; r < 4; r++)
+                s[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(xv, q[r])), ones);
+            const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(xd[j][b])), _mm256_cvtepi32_ps(t), acc[j]);
         }
     }
-    for (int r = 0; r < rm; r++)
-        for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
+    UNROLL
+    for (int j = 0; j < rn; j++) store4(c, m0 + j, n0, rm, acc[j]);
 }
 
 /* ------------------------------------------------------------- Q4_K, Q6_K */
@@ -285,20 +322,26 @@ INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     const int16_t *xs[TILE_M];
     __m256 acc[TILE_N][TILE_M];
     const __m256i m4 = _mm256_set1_epi8(0x0f);
+    UNROLL
     for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q4_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    UNROLL
     for (int j = 0; j < rn; j++) {
         xq[j] = a->q + (size_t)(m0 + j) * c->K;
         xd[j] = a->d + (size_t)(m0 + j) * nb;
         xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
     }
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m128i xsub[TILE_M]; /* sums of each 32-value sub-block */
+        UNROLL
         for (int j = 0; j < rn; j++) {
             const __m128i *bs = (const __m128i *)(xs[j] + 16 * b);
             xsub[j] = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1));
         }
+        UNROLL
         for (int r = 0; r < rm; r++) {
             const lgpu_block_q4_k *blk = &wr[r][b];
             const __m128i sm = q4_k_scales_mins(blk->scales);
@@ -306,12 +349,15 @@ INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
             const __m128i mn = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
             const float d = f16_scalar(blk->d), dmin = f16_scalar(blk->dmin);
             __m256i sumi[TILE_M];
+            UNROLL
             for (int j = 0; j < rn; j++) sumi[j] = _mm256_setzero_si256();
+            UNROLL
             for (int g = 0; g < 4; g++) {
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * g));
                 const __m256i ql = _mm256_and_si256(q, m4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
                 const __m256i sl = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)bcast16[2 * g]));
                 const __m256i sh = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)bcast16[2 * g + 1]));
+                UNROLL
                 for (int j = 0; j < rn; j++) {
                     const __m256i *xv = (const __m256i *)(xq[j] + 256 * b + 64 * g);
                     __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, _mm256_loadu_si256(xv)), sl);
@@ -319,6 +365,7 @@ INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
                     sumi[j] = _mm256_add_epi32(sumi[j], _mm256_add_epi32(pl, ph));
                 }
             }
+            UNROLL
             for (int j = 0; j < rn; j++) {
                 const __m256i pm = _mm256_set_m128i(_mm_setzero_si128(), _mm_madd_epi16(mn, xsub[j]));
                 acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * xd[j][b]), _mm256_cvtepi32_ps(sumi[j]), acc[r][j]);
@@ -326,7 +373,9 @@ INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
             }
         }
     }
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
 }
 
@@ -338,15 +387,20 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     const int16_t *xs[TILE_M];
     __m256 acc[TILE_N][TILE_M];
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+    UNROLL
     for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q6_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
+    UNROLL
     for (int j = 0; j < rn; j++) {
         xq[j] = a->q + (size_t)(m0 + j) * c->K;
         xd[j] = a->d + (size_t)(m0 + j) * nb;
         xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
     }
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        UNROLL
         for (int r = 0; r < rm; r++) {
             const lgpu_block_q6_k *blk = &wr[r][b];
             const __m128i sc8 = _mm_loadu_si128((const __m128i *)blk->scales);
@@ -354,10 +408,12 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
             __m256i sumi[TILE_M];
             /* the -32 offset: subtract 32 * sum_s scale_s * sum16_s(x) */
             const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+            UNROLL
             for (int j = 0; j < rn; j++) {
                 __m256i o = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(xs[j] + 16 * b)));
                 sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(o, 5));
             }
+            UNROLL
             for (int h = 0; h < 2; h++) {
                 const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
                 const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
@@ -368,21 +424,26 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
                 q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m2));
                 q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                        _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2));
+                UNROLL
                 for (int g = 0; g < 4; g++) {
                     const int k = 4 * h + g; /* 32-value group: sub-blocks 2k, 2k+1 */
                     const __m256i s = _mm256_cvtepi8_epi16(
                         _mm_shuffle_epi8(sc8, _mm_loadu_si128((const __m128i *)pair8[k])));
+                    UNROLL
                     for (int j = 0; j < rn; j++) {
                         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 256 * b + 32 * k));
                         sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], xv), s));
                     }
                 }
             }
+            UNROLL
             for (int j = 0; j < rn; j++)
                 acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * xd[j][b]), _mm256_cvtepi32_ps(sumi[j]), acc[r][j]);
         }
     }
+    UNROLL
     for (int r = 0; r < rm; r++)
+        UNROLL
         for (int j = 0; j < rn; j++) store_y(c, m0 + j, n0 + r, acc[r][j]);
 }
 
@@ -405,6 +466,18 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
         }                                                                                      \
     }
 
+/* Q4_0/Q8_0 always compute 4 W rows; only rn needs to be a constant. */
+#define DEFINE_TILE_DISPATCH4(name, call)                                                      \
+    static TGT void name(const job *jb, int n0, int rm, int m0, int rn) {                      \
+        const mm_call *c = jb->c;                                                              \
+        switch (rn) {                                                                          \
+        case 4: call(rm, 4); break;                                                            \
+        case 3: call(rm, 3); break;                                                            \
+        case 2: call(rm, 2); break;                                                            \
+        default: call(rm, 1); break;                                                           \
+        }                                                                                      \
+    }
+
 #define CALL_F32(RM, RN) tile_float(c, LGPU_TYPE_F32, n0, RM, m0, RN)
 #define CALL_F16(RM, RN) tile_float(c, LGPU_TYPE_F16, n0, RM, m0, RN)
 #define CALL_BF16(RM, RN) tile_float(c, LGPU_TYPE_BF16, n0, RM, m0, RN)
@@ -415,8 +488,8 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
 DEFINE_TILE_DISPATCH(tiles_f32, CALL_F32)
 DEFINE_TILE_DISPATCH(tiles_f16, CALL_F16)
 DEFINE_TILE_DISPATCH(tiles_bf16, CALL_BF16)
-DEFINE_TILE_DISPATCH(tiles_q4_0, CALL_Q4_0)
-DEFINE_TILE_DISPATCH(tiles_q8_0, CALL_Q8_0)
+DEFINE_TILE_DISPATCH4(tiles_q4_0, CALL_Q4_0)
+DEFINE_TILE_DISPATCH4(tiles_q8_0, CALL_Q8_0)
 DEFINE_TILE_DISPATCH(tiles_q4_k, CALL_Q4_K)
 DEFINE_TILE_DISPATCH(tiles_q6_k, CALL_Q6_K)
 
@@ -446,7 +519,8 @@ static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
         const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
         for (int64_t t = t0; t < t1; t++) {
             const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
-            for (int m0 = mb0; m0 < mb1; m0 += TILE_M) fn(jb, n0, rm, m0, mb1 - m0 < TILE_M ? mb1 - m0 : TILE_M);
+            for (int m0 = mb0; m0 < mb1; m0 += jb->tile_m)
+                fn(jb, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
         }
     }
 }
@@ -475,7 +549,8 @@ int lgpu_mm_avx2(const mm_call *c) {
     }
     /* keep an x block within ~256 KiB of L2 */
     int mb = (int)((256 << 10) / xbytes_per_row);
-    jb.mb = mb < TILE_M ? TILE_M : mb - mb % TILE_M;
+    jb.tile_m = c->wtype == LGPU_TYPE_Q4_0 || c->wtype == LGPU_TYPE_Q8_0 ? TILE_M4 : TILE_M;
+    jb.mb = mb < jb.tile_m ? jb.tile_m : mb - mb % jb.tile_m;
     lgpu_parallel_for(c->nthreads, (c->N + TILE_N - 1) / TILE_N, range, &jb);
     free(buf);
     return 1;

@@ -52,5 +52,9 @@ int lgpu_tokenizer_load(const char *path, lgpu_tokenizer **out) {
     size_t i = 0;
     while (i < got && (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t')) i++;
     if (i < got && head[i] == '{') return lgpu_tokenizer_from_hf(path, NULL, out);
+    size_t n = strlen(path);
+    if (n > 6 && !strcmp(path + n - 6, ".model"))
+        return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: SentencePiece .model files are not read; use the GGUF, "
+                              "tokenizer.json or llama2.c tokenizer.bin", path);
     return lgpu_tokenizer_from_llama2c(path, 0, out);
 }

@@ -52,10 +52,8 @@ static inline int tok_utf8_len(unsigned char c) {
     static const int lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     return lookup[c >> 4];
 }
-/* GPT-2 byte <-> unicode mapping. tok_byte_to_cp(b) is the code point for
- * byte b; tok_gpt2_decode turns a mapped UTF-8 string into raw bytes (returns
- * -1 if a character is outside the mapping). */
-uint32_t tok_byte_to_cp(uint8_t b);
+/* GPT-2's byte <-> unicode mapping undone: a mapped UTF-8 string ("ĠHello")
+ * to raw bytes (" Hello"); -1 if a character is outside the mapping. */
 int tok_gpt2_decode(const char *s, size_t n, char *out, size_t *out_len);
 /* Appends the UTF-8 encoding of cp (<= 4 bytes) to dst, returns bytes written. */
 int tok_utf8_put(uint32_t cp, char *dst);
@@ -69,8 +67,8 @@ int tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const c
             float score, int type);
 /* The text -> id index (after all tok_set; tok_finalize builds it if needed). */
 int tok_build_index(lgpu_tokenizer *t);
-/* After all tok_set: hash index, byte map, specials, eog set. Resolves
- * bos/eos/unk left at -2 by well-known texts. */
+/* After all tok_set and the special ids: hash index, byte map, specials
+ * list, eot (by well-known texts when unset) and the end-of-generation set. */
 int tok_finalize(lgpu_tokenizer *t);
 /* Adds merge (left id, right id) -> merged id with rank = number of merges so far. */
 int tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged);

@@ -1,11 +1,11 @@
 /* UTF-8 helpers and GPT-2's byte <-> unicode mapping (byte-level BPE stores
  * every byte as a printable character: printable Latin-1 bytes map to
- * themselves, the other 68 bytes to U+0100.. in byte order). */
+ * themselves, the other 68 bytes to U+0100.. in byte order); vocabularies
+ * are indexed by raw bytes, so only the reverse direction is needed. */
 #include "tok/tok_internal.h"
 
 #include <pthread.h>
 
-static uint16_t byte_cp[256];
 static int16_t cp_byte[324]; /* code points 0..323 -> byte, -1 if unmapped */
 static pthread_once_t map_once = PTHREAD_ONCE_INIT;
 
@@ -14,15 +14,7 @@ static bool printable(int b) { return (b >= 33 && b <= 126) || (b >= 161 && b <=
 static void build_map(void) {
     int n = 0;
     for (int cp = 0; cp < 324; cp++) cp_byte[cp] = -1;
-    for (int b = 0; b < 256; b++) {
-        byte_cp[b] = (uint16_t)(printable(b) ? b : 256 + n++);
-        cp_byte[byte_cp[b]] = (int16_t)b;
-    }
-}
-
-uint32_t tok_byte_to_cp(uint8_t b) {
-    pthread_once(&map_once, build_map);
-    return byte_cp[b];
+    for (int b = 0; b < 256; b++) cp_byte[printable(b) ? b : 256 + n++] = (int16_t)b;
 }
 
 int tok_utf8_put(uint32_t cp, char *d) {

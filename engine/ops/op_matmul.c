@@ -1,0 +1,265 @@
+/* matmul: y[m, n] (+)= sum_k W[n, k] x[m, k] (twin lgpu_ref_matmul).
+ *
+ * Vulkan paths, one shader build per weight type:
+ *   matmul_vec_<t>     matrix-vector kernel (shaders/matmul_vec.comp): NM x
+ *                      rows per W pass, NR W rows per workgroup, subgroup
+ *                      reduction. Used for M <= 8 everywhere and for every M on
+ *                      CPU-type devices (lavapipe), where each storage-buffer
+ *                      or shared-memory load is a scalar loop over the SIMD
+ *                      lanes: reading W and x straight into registers beats
+ *                      staging tiles in shared memory ~3x there.
+ *   matmul_mm_<t>      shared-memory tiled kernel (shaders/matmul_mm.comp).
+ *   matmul_cm_nv_<t> / matmul_cm_khr_<t>
+ *                      cooperative-matrix tiles (shaders/matmul_cm.comp),
+ *                      M > 8 when caps.coopmat_khr (and the KHR shaders were
+ *                      built) or caps.coopmat_nv.
+ * LGPU_MATMUL_PATH=vec|mm|cm forces a path (tests, benchmarks);
+ * LGPU_MATMUL_VEC_WG=n forces the vec workgroup size (several subgroups
+ * exercise its shared-memory reduction).
+ *
+ * W may span several buffer segments (the buffer created with unit = row
+ * bytes): one dispatch per segment, binding the whole rows it holds, with
+ * row_offset telling the shader which y columns they are. */
+#include <stdio.h>
+
+#include "ops/op_common.h"
+#include "ref/ref_ops.h"
+
+enum { PATH_VEC, PATH_MM, PATH_CM_NV, PATH_CM_KHR };
+
+/* Shader name suffix and the vec kernel's unit bytes (UE elements per lane
+ * step; must match UE/UB in matmul_vec.comp). */
+typedef struct {
+    uint32_t type;
+    const char *name;
+    uint32_t unit_bytes;
+} type_info;
+
+static const type_info types[] = {
+    {LGPU_TYPE_F32, "f32", 256},   {LGPU_TYPE_F16, "f16", 256},   {LGPU_TYPE_BF16, "bf16", 256},
+    {LGPU_TYPE_Q8_0, "q8_0", 136}, {LGPU_TYPE_Q4_0, "q4_0", 72}, {LGPU_TYPE_Q4_K, "q4_k", 144},
+    {LGPU_TYPE_Q6_K, "q6_k", 210},
+};
+
+#define VEC_MAX_M 8 /* x rows per vec pass (spec constant NM) */
+#define WORD_BYTES 4 /* the vec kernel reads W as 32-bit words */
+
+static const type_info *find_type(uint32_t t) {
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (types[i].type == t) return &types[i];
+    return NULL;
+}
+
+/* lavapipe and SwiftShader run shaders on the CPU (see the header comment). */
+static bool cpu_like(lgpu_exec *ex) {
+    const char *n = lgpu_dev_name(lgpu_exec_dev(ex));
+    return n && (strstr(n, "llvmpipe") || strstr(n, "SwiftShader"));
+}
+
+static int check_caps(const lgpu_dev_caps *caps, uint32_t wtype) {
+    bool need16 = wtype != LGPU_TYPE_F32;
+    bool need8 = need16 && wtype != LGPU_TYPE_F16 && wtype != LGPU_TYPE_BF16;
+    if ((need16 && !caps->storage_16bit) || (need8 && !caps->storage_8bit))
+        return lgpu_set_error(LGPU_EUNSUPPORTED,
+                              "matmul: %s weights need %s-bit storage buffer access (storageBuffer%sBitAccess), "
+                              "which this device lacks",
+                              lgpu_type_name((int)wtype), need8 && !caps->storage_8bit ? "8" : "16",
+                              need8 && !caps->storage_8bit ? "8" : "16");
+    return 0;
+}
+
+static bool have_cm_khr(const lgpu_dev_caps *caps) {
+#ifdef LGPU_HAVE_KHR_COOPMAT
+    return caps->coopmat_khr;
+#else
+    (void)caps;
+    return false;
+#endif
+}
+
+static bool can_cm(const lgpu_dev_caps *caps) {
+    return (caps->coopmat_nv || have_cm_khr(caps)) && caps->fp16_arith && caps->subgroup_size &&
+           4 * caps->subgroup_size <= caps->max_wg_invocations;
+}
+
+static int pick_path(lgpu_exec *ex, const lgpu_dev_caps *caps, uint32_t M) {
+    const char *e = getenv("LGPU_MATMUL_PATH");
+    bool vec_ok = caps->subgroup_arithmetic && caps->subgroup_size > 0;
+    if (e && *e) {
+        if (!strcmp(e, "vec") && vec_ok) return PATH_VEC;
+        if (!strcmp(e, "mm")) return PATH_MM;
+        if (!strcmp(e, "cm") && can_cm(caps)) return have_cm_khr(caps) ? PATH_CM_KHR : PATH_CM_NV;
+        lgpu_log(LGPU_LOG_DEBUG, "matmul: LGPU_MATMUL_PATH=%s not usable here, choosing automatically", e);
+    }
+    if (vec_ok && (M <= VEC_MAX_M || cpu_like(ex))) return PATH_VEC;
+    if (can_cm(caps)) return have_cm_khr(caps) ? PATH_CM_KHR : PATH_CM_NV;
+    return PATH_MM;
+}
+
+/* Everything a dispatch needs but the W segment. */
+typedef struct {
+    int path;
+    char shader[40];
+    uint32_t spec[LGPU_MAX_SPEC];
+    int n_spec;
+    uint32_t rows_per_group, m_per_group; /* W rows and x rows one workgroup covers */
+    size_t row_bytes;
+    const type_info *ti;
+} plan;
+
+static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
+    const lgpu_dev_caps *caps = op_caps(ex);
+    uint32_t sgs = caps->subgroup_size ? caps->subgroup_size : 32;
+    uint32_t max_inv = caps->max_wg_invocations ? caps->max_wg_invocations : 128;
+    pl->path = pick_path(ex, caps, p->M);
+    static const char *const kind[] = {"vec", "mm", "cm_nv", "cm_khr"};
+    snprintf(pl->shader, sizeof pl->shader, "matmul_%s_%s", kind[pl->path], pl->ti->name);
+
+    if (pl->path == PATH_VEC) {
+        bool cpu = cpu_like(ex);
+        /* lavapipe: one 8-lane subgroup per workgroup and many rows per
+         * workgroup (few, fat workgroups; x loads shared by NR rows). GPUs:
+         * at least 32 lanes, few rows, many workgroups. */
+        uint32_t wg = cpu ? sgs : (sgs >= 32 ? sgs : 32);
+        const char *ew = getenv("LGPU_MATMUL_VEC_WG");
+        if (ew && atoi(ew) > 0) wg = (uint32_t)atoi(ew);
+        if (wg % sgs || wg > max_inv)
+            return lgpu_set_error(LGPU_EINVAL, "matmul: vec workgroup of %u is not a multiple of the subgroup size %u "
+                                  "within the device limit %u", wg, sgs, max_inv);
+        uint32_t nm = p->M < VEC_MAX_M ? p->M : VEC_MAX_M;
+        uint32_t nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
+        bool aligned = pl->row_bytes % WORD_BYTES == 0 && pl->ti->unit_bytes % WORD_BYTES == 0;
+        /* X_PAIRS only matters to the 64-bit-word build, which is not used */
+        uint32_t s[] = {wg, nr, nm, aligned, 0 /* X_PAIRS */, wg / sgs, 0 /* W_TAIL, per segment */};
+        memcpy(pl->spec, s, sizeof s);
+        pl->n_spec = 7;
+        pl->rows_per_group = nr;
+        pl->m_per_group = nm;
+    } else if (pl->path == PATH_MM) {
+        /* 256 threads with 4x4 outputs each on GPUs; 64 threads with 8x8 on
+         * CPU devices (when forced there) */
+        uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
+        if (cpu_like(ex) || max_inv < 256) tm = tn = 8;
+        uint32_t threads = (bm / tm) * (bn / tn);
+        if (threads > max_inv)
+            return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: tiled kernel needs %u invocations per workgroup, device "
+                                  "allows %u", threads, max_inv);
+        uint32_t s[] = {threads, bm, bn, bk, tm, tn};
+        memcpy(pl->spec, s, sizeof s);
+        pl->n_spec = 6;
+        pl->rows_per_group = bn;
+        pl->m_per_group = bm;
+    } else {
+        pl->spec[0] = 4 * sgs; /* 4 subgroups, one 32x32 quarter of the 64x64 tile each */
+        pl->n_spec = 1;
+        pl->rows_per_group = 64;
+        pl->m_per_group = 64;
+    }
+    return 0;
+}
+
+/* Grid for `rows` W rows: vec spreads row groups over x (and y when they
+ * exceed max_wg_count[0]) with x-row groups in z; the tiled kernels put W
+ * tiles in x (overflow in z) and x tiles in y. */
+static int grid(const lgpu_dev_caps *caps, const plan *pl, uint32_t rows, uint32_t M, uint32_t g[3]) {
+    uint64_t nt = LGPU_CEIL_DIV((uint64_t)rows, pl->rows_per_group);
+    uint64_t mt = LGPU_CEIL_DIV((uint64_t)M, pl->m_per_group);
+    uint64_t mx = caps->max_wg_count[0] ? caps->max_wg_count[0] : 65535;
+    uint64_t my = caps->max_wg_count[1] ? caps->max_wg_count[1] : 65535;
+    uint64_t mz = caps->max_wg_count[2] ? caps->max_wg_count[2] : 65535;
+    uint64_t gx = nt < mx ? nt : mx, over = LGPU_CEIL_DIV(nt, gx);
+    uint64_t gy = pl->path == PATH_VEC ? over : mt, gz = pl->path == PATH_VEC ? mt : over;
+    if (gy > my || gz > mz)
+        return lgpu_set_error(LGPU_ERANGE, "matmul: %u x %u outputs need a %llux%llux%llu grid, device allows %llux%llux%llu",
+                              M, rows, (unsigned long long)gx, (unsigned long long)gy, (unsigned long long)gz,
+                              (unsigned long long)mx, (unsigned long long)my, (unsigned long long)mz);
+    g[0] = (uint32_t)gx;
+    g[1] = (uint32_t)gy;
+    g[2] = (uint32_t)gz;
+    return 0;
+}
+
+int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y) {
+    if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "matmul: NULL exec or params");
+    if (p->M == 0 || p->N == 0) return 0;
+    const type_info *ti = find_type(p->wtype);
+    if (!ti) return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: weight type %u (%s)", p->wtype,
+                                   lgpu_type_name((int)p->wtype) ? lgpu_type_name((int)p->wtype) : "unknown");
+    if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "matmul: row_offset is set by the op layer; pass 0");
+    size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
+    if (p->K == 0 || rb == 0)
+        return lgpu_set_error(LGPU_EINVAL, "matmul: K = %u is not a positive multiple of the %s block size (%lld)",
+                              p->K, ti->name, (long long)lgpu_type_block_elems((int)p->wtype));
+    lgpu_matmul_params q = *p; /* strides 0 mean contiguous rows, as in the twin */
+    if (!q.x_stride) q.x_stride = q.K;
+    if (!q.y_stride) q.y_stride = q.N;
+    p = &q;
+    if (p->x_stride < p->K || p->y_stride < p->N)
+        return lgpu_set_error(LGPU_EINVAL, "matmul: strides x %u < K %u or y %u < N %u", p->x_stride, p->K,
+                              p->y_stride, p->N);
+    uint64_t xe = (uint64_t)(p->M - 1) * p->x_stride + p->K, ye = (uint64_t)(p->M - 1) * p->y_stride + p->N;
+    if (xe > UINT32_MAX || ye > UINT32_MAX)
+        return lgpu_set_error(LGPU_ERANGE, "matmul: x (%llu) or y (%llu) elements exceed 2^32",
+                              (unsigned long long)xe, (unsigned long long)ye);
+    size_t xb = (size_t)xe * sizeof(float), yb = (size_t)ye * sizeof(float), wb = (size_t)p->N * rb;
+    int st;
+    if ((st = op_check_ref(x, xb, "matmul", "x")) || (st = op_check_ref(y, yb, "matmul", "y")) ||
+        (st = op_check_ref(w, 0, "matmul", "w")))
+        return st;
+    if (op_ref_avail(w) < wb)
+        return lgpu_set_error(LGPU_ERANGE, "matmul: W of %u rows x %zu bytes needs %zu bytes from offset %zu, buffer "
+                              "has %zu", p->N, rb, wb, w.off, op_ref_avail(w));
+
+    if (lgpu_exec_is_host(ex)) {
+        if ((st = op_check_ref(w, wb, "matmul", "w"))) return st;
+        lgpu_ref_matmul(p, lgpu_ref_host(w), lgpu_ref_host(x), lgpu_ref_host(y), lgpu_exec_threads(ex));
+        return 0;
+    }
+
+    const lgpu_dev_caps *caps = op_caps(ex);
+    if ((st = check_caps(caps, p->wtype))) return st;
+    plan pl = {.ti = ti, .row_bytes = rb};
+    if ((st = make_plan(ex, p, &pl))) return st;
+
+    size_t w_end = w.off + wb, align = caps->min_storage_align ? caps->min_storage_align : 1;
+    int n_seg = lgpu_buf_segments(w.buf);
+    for (int i = 0; i < n_seg; i++) {
+        size_t s, len;
+        lgpu_buf_segment(w.buf, i, &s, &len);
+        size_t lo = s > w.off ? s : w.off, hi = s + len < w_end ? s + len : w_end;
+        if (lo >= hi) continue;
+        if ((lo - w.off) % rb || (hi < w_end && (hi - w.off) % rb))
+            return lgpu_set_error(LGPU_EUNSUPPORTED,
+                                  "matmul: a %zu-byte W row straddles buffer segment %d [%zu, %zu): create the "
+                                  "weight buffer with unit = row bytes and W at a multiple of it",
+                                  rb, i, s, s + len);
+        if (lo % align)
+            return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: W rows from byte %zu are not aligned to the device's "
+                                  "storage alignment %zu", lo, align);
+        uint32_t r0 = (uint32_t)((lo - w.off) / rb), r1 = (uint32_t)((hi - w.off) / rb);
+        /* the vec kernel reads whole 32-bit words: round the binding up when
+         * the segment has the bytes, else read the last one in 16-bit halves */
+        size_t wbind = hi - lo, wround = (wbind + WORD_BYTES - 1) / WORD_BYTES * WORD_BYTES;
+        uint32_t w_tail = 0;
+        if (wround != wbind) {
+            if (lo + wround <= s + len)
+                wbind = wround;
+            else
+                w_tail = 1;
+        }
+
+        lgpu_matmul_params sp = *p;
+        sp.N = r1 - r0;
+        sp.row_offset = r0;
+        lgpu_dispatch d = {.shader = pl.shader, .op = pl.shader, .params = &sp, .params_size = sizeof sp};
+        op_bind(&d, lgpu_ref_at(w.buf, lo), wbind, false);
+        op_bind(&d, x, xb, false);
+        op_bind(&d, y, yb, true);
+        memcpy(d.spec, pl.spec, sizeof pl.spec);
+        d.n_spec = pl.n_spec;
+        if (pl.path == PATH_VEC) d.spec[6] = w_tail;
+        if ((st = grid(caps, &pl, sp.N, p->M, d.groups))) return st;
+        if ((st = lgpu_exec_dispatch(ex, &d))) return st;
+    }
+    return 0;
+}

@@ -1,0 +1,318 @@
+/* matmul on the selected device (lavapipe in CI) against the exact C oracle
+ * lgpu_ref_matmul_exact, which dequantizes the same weights and sums in
+ * double: every weight type, the matrix-vector and tiled kernels, odd M, N
+ * and K, accumulate and row strides, the vec kernel's shared-memory
+ * reduction and partial-word tail, and W spread over several buffer
+ * segments. Each case runs 3 times and must be bit-identical (races show up
+ * as differences on lavapipe).
+ *
+ * Tolerances (NMSE against the double-precision oracle on the same
+ * dequantized weights): the shaders accumulate in f32, which leaves ~1e-13;
+ * 1e-9 is the limit. Cooperative-matrix kernels (M > 8 on devices that have
+ * them) round x and W to f16: 1e-5. The host C path quantizes x to int8
+ * blocks for quantized W on AVX2 CPUs: 1e-3 there. */
+#include <math.h>
+
+#include "ops/op_internal.h"
+#include "ops_harness.h"
+#include "quant/quant.h"
+
+static bool is_quant(int t) { return t != LGPU_TYPE_F32 && t != LGPU_TYPE_F16 && t != LGPU_TYPE_BF16; }
+
+static double tolerance(int type, uint32_t M) {
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) return is_quant(type) ? 1e-3 : 1e-9;
+    const lgpu_dev_caps *c = lgpu_dev_caps_of(oh_dev);
+    const char *path = getenv("LGPU_MATMUL_PATH");
+    bool forced_other = path && *path && strcmp(path, "cm") != 0;
+    if ((c->coopmat_nv || c->coopmat_khr) && !forced_other && M > 8) return 1e-5;
+    return 1e-9;
+}
+
+/* N rows of K weights: uniform [-1, 1) floats converted / quantized. */
+static uint8_t *make_w(int type, uint32_t N, uint32_t K, tu_rng *r) {
+    size_t rb = lgpu_type_row_bytes(type, K);
+    uint8_t *w = oh_alloc((size_t)N * rb);
+    float *row = oh_alloc((size_t)K * 4);
+    for (uint32_t n = 0; n < N; n++) {
+        tu_fill_uniform(r, row, K, -1, 1);
+        TU_OK(lgpu_quantize_row(type, row, w + (size_t)n * rb, K));
+    }
+    free(row);
+    return w;
+}
+
+typedef struct {
+    lgpu_buf *w, *x, *y;
+    lgpu_matmul_params p;
+    const float *y0; /* y before the op (random for accumulate, NaN poison otherwise) */
+    size_t y_bytes;
+} mm_ctx;
+
+static void mm_reset(oh_case *c) {
+    mm_ctx *m = c->ctx;
+    TU_OK(lgpu_buf_write(m->y, 0, m->y0, m->y_bytes));
+}
+
+static int mm_record(oh_case *c, lgpu_exec *ex) {
+    mm_ctx *m = c->ctx;
+    return lgpu_op_matmul(ex, &m->p, oh_ref(m->w), oh_ref(m->x), oh_ref(m->y));
+}
+
+typedef struct {
+    int type;
+    uint32_t M, N, K;
+    uint32_t x_pad, y_pad; /* row strides K + x_pad, N + y_pad */
+    bool accumulate;
+    bool exact_w_size; /* W buffer of exactly N * row bytes (else rounded up to 4) */
+} mm_shape;
+
+/* Runs one case on a W already in `bw` (host copy `w`) and checks it. */
+static void check_case(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, tu_rng *r) {
+    uint32_t xs = s->K + s->x_pad, ys = s->N + s->y_pad;
+    size_t xn = (size_t)s->M * xs, yn = (size_t)s->M * ys;
+    float *x = oh_alloc(xn * 4), *y0 = oh_alloc(yn * 4), *want = oh_alloc(yn * 4), *got = oh_alloc(yn * 4);
+    tu_fill_uniform(r, x, xn, -1, 1);
+    if (s->accumulate)
+        tu_fill_uniform(r, y0, yn, -1, 1);
+    else
+        memset(y0, 0xff, yn * 4);
+    lgpu_matmul_params p = {s->M, s->N, s->K, xs, ys, s->accumulate, (uint32_t)s->type, 0};
+    memcpy(want, y0, yn * 4);
+    lgpu_ref_matmul_exact(&p, w, x, want);
+
+    mm_ctx m = {bw, oh_buf(x, xn * 4), oh_buf(NULL, yn * 4), p, y0, yn * 4};
+    oh_case c = {mm_reset, mm_record, m.y, yn * 4, &m};
+    oh_run3(&c, got);
+
+    /* the y columns past N (the stride gap) are untouched */
+    for (uint32_t i = 0; i < s->M; i++)
+        assert_memory_equal(got + (size_t)i * ys + s->N, y0 + (size_t)i * ys + s->N, (size_t)s->y_pad * 4);
+    float *g = oh_alloc((size_t)s->M * s->N * 4), *e = oh_alloc((size_t)s->M * s->N * 4);
+    for (uint32_t i = 0; i < s->M; i++) {
+        memcpy(g + (size_t)i * s->N, got + (size_t)i * ys, (size_t)s->N * 4);
+        memcpy(e + (size_t)i * s->N, want + (size_t)i * ys, (size_t)s->N * 4);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%s M=%u N=%u K=%u%s%s", lgpu_type_name(s->type), s->M, s->N, s->K,
+             s->accumulate ? " acc" : "", s->x_pad || s->y_pad ? " strided" : "");
+    OH_CHECK_NMSE(what, g, e, (size_t)s->M * s->N, tolerance(s->type, s->M));
+    lgpu_buf_destroy(m.x);
+    lgpu_buf_destroy(m.y);
+    free(x), free(y0), free(want), free(got), free(g), free(e);
+}
+
+static void run_shape(const mm_shape *s, uint64_t seed) {
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    uint8_t *w = make_w(s->type, s->N, s->K, &r);
+    size_t wb = (size_t)s->N * lgpu_type_row_bytes(s->type, s->K);
+    size_t alloc = s->exact_w_size ? wb : (wb + 3) / 4 * 4;
+    lgpu_buf *bw;
+    TU_OK(lgpu_buf_create(oh_dev, alloc, 4, &bw));
+    TU_OK(lgpu_buf_write(bw, 0, w, wb));
+    check_case(s, w, bw, &r);
+    lgpu_buf_destroy(bw);
+    free(w);
+}
+
+/* F32 / F16 / BF16: M in {1, 2, 5, 31, 64}, each with three (N, K) pairs
+ * that together visit N in {1, 31, 155, 172} and K in {31, 155, 172}. */
+static void test_matmul_plain(void **state) {
+    (void)state;
+    const int types[] = {LGPU_TYPE_F32, LGPU_TYPE_F16, LGPU_TYPE_BF16};
+    const uint32_t Ms[] = {1, 2, 5, 31, 64}, Ns[] = {1, 31, 155, 172}, Ks[] = {31, 155, 172};
+    for (size_t t = 0; t < 3; t++)
+        for (size_t i = 0; i < 5; i++)
+            for (size_t j = 0; j < 3; j++) {
+                mm_shape s = {types[t], Ms[i], Ns[(i + j) % 4], Ks[(i + 2 * j) % 3], 0, 0, false, false};
+                run_shape(&s, 100 * t + 10 * i + j);
+            }
+}
+
+/* Q8_0 / Q4_0 with K in {64, 160, 256}; Q4_K / Q6_K with K in {256, 512}. */
+static void test_matmul_quant(void **state) {
+    (void)state;
+    const struct { int type; uint32_t K[3]; } types[] = {
+        {LGPU_TYPE_Q8_0, {64, 160, 256}},
+        {LGPU_TYPE_Q4_0, {64, 160, 256}},
+        {LGPU_TYPE_Q4_K, {256, 512, 256}},
+        {LGPU_TYPE_Q6_K, {256, 512, 256}},
+    };
+    const uint32_t Ms[] = {1, 2, 5, 31, 64}, Ns[] = {1, 31, 155, 172};
+    for (size_t t = 0; t < 4; t++)
+        for (size_t i = 0; i < 5; i++)
+            for (size_t j = 0; j < 2; j++) {
+                mm_shape s = {types[t].type, Ms[i], Ns[(i + j) % 4], types[t].K[(i + j) % 3], 0, 0, false, false};
+                run_shape(&s, 1000 + 100 * t + 10 * i + j);
+            }
+}
+
+/* The shared-memory tiled kernel, forced: every type, odd shapes spanning
+ * several tiles, accumulate and strides. */
+static void test_matmul_tiled(void **state) {
+    (void)state;
+    setenv("LGPU_MATMUL_PATH", "mm", 1);
+    const mm_shape shapes[] = {
+        {LGPU_TYPE_F32, 65, 155, 172, 0, 0, false, false}, {LGPU_TYPE_F16, 31, 172, 31, 3, 5, true, false},
+        {LGPU_TYPE_BF16, 5, 31, 155, 0, 0, false, true},   {LGPU_TYPE_Q8_0, 64, 130, 160, 0, 0, false, false},
+        {LGPU_TYPE_Q4_0, 70, 129, 96, 2, 1, true, false},  {LGPU_TYPE_Q4_K, 33, 65, 512, 0, 0, false, false},
+        {LGPU_TYPE_Q6_K, 2, 67, 256, 0, 3, false, true},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], 2000 + i);
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
+/* The vec kernel with accumulate and strides, W buffers whose size is not a
+ * multiple of 4 (the last word read in 16-bit halves), and workgroups of
+ * several subgroups (shared-memory reduction). */
+static void test_matmul_vec_variants(void **state) {
+    (void)state;
+    setenv("LGPU_MATMUL_PATH", "vec", 1);
+    const mm_shape shapes[] = {
+        {LGPU_TYPE_F32, 3, 31, 172, 1, 2, true, false},     {LGPU_TYPE_Q4_0, 1, 31, 160, 0, 0, false, true},
+        {LGPU_TYPE_Q8_0, 5, 33, 96, 0, 0, true, true},      {LGPU_TYPE_Q6_K, 1, 3, 256, 0, 0, false, true},
+        {LGPU_TYPE_BF16, 2, 155, 155, 0, 1, false, true},   {LGPU_TYPE_Q4_K, 9, 40, 768, 2, 0, true, false},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], 3000 + i);
+    if (lgpu_dev_kind_of(oh_dev) != LGPU_DEV_CPU) {
+        char wg[16];
+        snprintf(wg, sizeof wg, "%u", 4 * lgpu_dev_caps_of(oh_dev)->subgroup_size);
+        setenv("LGPU_MATMUL_VEC_WG", wg, 1);
+        const mm_shape multi[] = {
+            {LGPU_TYPE_Q4_0, 1, 70, 4096, 0, 0, false, false},
+            {LGPU_TYPE_F16, 5, 31, 172, 0, 3, true, false},
+        };
+        for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++) run_shape(&multi[i], 3100 + i);
+        unsetenv("LGPU_MATMUL_VEC_WG");
+    }
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
+/* W over several buffer segments, one dispatch per segment. The device's
+ * max binding is lowered (white box: the caps struct) so buffers of a few
+ * hundred KB split; row sizes with and without 4-byte alignment. */
+static void test_matmul_segments(void **state) {
+    (void)state;
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) {
+        fprintf(stderr, "note: the host device has no segments\n");
+        return;
+    }
+    lgpu_dev_caps *caps = (lgpu_dev_caps *)lgpu_dev_caps_of(oh_dev);
+    const size_t saved = caps->max_binding;
+    const mm_shape shapes[] = {
+        {LGPU_TYPE_Q4_0, 1, 1000, 256, 0, 0, false, false}, /* 144-byte rows */
+        {LGPU_TYPE_F16, 3, 300, 155, 0, 0, true, false},    /* 310-byte rows */
+        {LGPU_TYPE_Q6_K, 2, 700, 256, 0, 0, false, false},  /* 210-byte rows */
+    };
+    for (int path = 0; path < 2; path++) {
+        setenv("LGPU_MATMUL_PATH", path ? "mm" : "vec", 1);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const mm_shape *s = &shapes[i];
+            tu_rng r;
+            tu_rng_seed(&r, 4000 + i);
+            uint8_t *w = make_w(s->type, s->N, s->K, &r);
+            size_t rb = lgpu_type_row_bytes(s->type, s->K), wb = (size_t)s->N * rb;
+            lgpu_buf *bw;
+            caps->max_binding = 64 << 10;
+            int st = lgpu_buf_create(oh_dev, wb, rb, &bw);
+            caps->max_binding = saved;
+            TU_OK(st);
+            assert_true(lgpu_buf_segments(bw) >= 3);
+            TU_OK(lgpu_buf_write(bw, 0, w, wb));
+            check_case(s, w, bw, &r);
+            lgpu_buf_destroy(bw);
+            free(w);
+        }
+    }
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
+/* A real W larger than lavapipe's 128 MiB binding: 60000 x 4096 Q4_0
+ * (141 MB), M = 1. Random blocks with small scales; the oracle checks the
+ * rows around every segment boundary and every 97th row. */
+static void test_matmul_big(void **state) {
+    (void)state;
+    const uint32_t N = 60000, K = 4096;
+    size_t rb = lgpu_type_row_bytes(LGPU_TYPE_Q4_0, K), wb = (size_t)N * rb;
+    lgpu_buf *bw;
+    TU_OK(lgpu_buf_create(oh_dev, wb, rb, &bw));
+    int nseg = lgpu_buf_segments(bw);
+    if (nseg < 2) fprintf(stderr, "note: W fits one binding here (one segment)\n");
+    uint8_t *w = oh_alloc(wb);
+    uint64_t z = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i + 8 <= wb; i += 8) { /* xorshift bytes, then sane f16 scales */
+        z ^= z << 13, z ^= z >> 7, z ^= z << 17;
+        memcpy(w + i, &z, 8);
+    }
+    for (size_t b = 0; b < wb / 18; b++) {
+        lgpu_f16 d = lgpu_f32_to_f16((float)((b * 2654435761u) % 1000) * 1e-4f - 0.05f);
+        memcpy(w + b * 18, &d, 2);
+    }
+    TU_OK(lgpu_buf_write(bw, 0, w, wb));
+    tu_rng r;
+    tu_rng_seed(&r, 5000);
+    float *x = oh_alloc(K * 4), *got = oh_alloc((size_t)N * 4);
+    tu_fill_uniform(&r, x, K, -1, 1);
+    lgpu_buf *bx = oh_buf(x, K * 4), *by = oh_buf(NULL, (size_t)N * 4);
+    lgpu_matmul_params p = {1, N, K, K, N, 0, LGPU_TYPE_Q4_0, 0};
+    mm_ctx m = {bw, bx, by, p, NULL, 0};
+    float *poison = oh_alloc((size_t)N * 4);
+    memset(poison, 0xff, (size_t)N * 4);
+    m.y0 = poison;
+    m.y_bytes = (size_t)N * 4;
+    oh_case c = {mm_reset, mm_record, by, (size_t)N * 4, &m};
+    oh_run3(&c, got);
+
+    /* rows to check: around segment starts, and a spread */
+    uint32_t rows[2048], nr = 0;
+    for (int i = 1; i < nseg; i++) {
+        size_t s, len;
+        lgpu_buf_segment(bw, i, &s, &len);
+        uint32_t b = (uint32_t)(s / rb);
+        for (uint32_t d = 0; d < 4 && nr < 2040; d++) {
+            if (b >= 2 + d) rows[nr++] = b - 2 + d; /* b-2 .. b+1 */
+        }
+    }
+    for (uint32_t n = 0; n < N && nr < 2047; n += 97) rows[nr++] = n;
+    rows[nr++] = N - 1;
+    float *g = oh_alloc(nr * 4), *e = oh_alloc(nr * 4);
+    for (uint32_t i = 0; i < nr; i++) {
+        lgpu_matmul_params q = {1, 1, K, K, 1, 0, LGPU_TYPE_Q4_0, 0};
+        lgpu_ref_matmul_exact(&q, w + (size_t)rows[i] * rb, x, &e[i]);
+        g[i] = got[rows[i]];
+    }
+    OH_CHECK_NMSE("q4_0 60000x4096 sampled rows", g, e, nr, tolerance(LGPU_TYPE_Q4_0, 1));
+    lgpu_buf_destroy(bw), lgpu_buf_destroy(bx), lgpu_buf_destroy(by);
+    free(w), free(x), free(got), free(poison), free(g), free(e);
+}
+
+static void test_matmul_errors(void **state) {
+    (void)state;
+    lgpu_buf *b = oh_buf(NULL, 4096);
+    lgpu_exec *ex;
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    TU_OK(lgpu_exec_begin(ex));
+    lgpu_matmul_params p = {1, 2, 48, 48, 2, 0, LGPU_TYPE_Q4_0, 0}; /* K not a multiple of 32 */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    p = (lgpu_matmul_params){1, 2, 64, 64, 2, 0, LGPU_TYPE_I32, 0};
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EUNSUPPORTED);
+    p = (lgpu_matmul_params){1, 100, 64, 64, 100, 0, LGPU_TYPE_F32, 0}; /* 25.6 KB of W in 4 KB */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_ERANGE);
+    p = (lgpu_matmul_params){2, 4, 64, 32, 4, 0, LGPU_TYPE_F32, 0}; /* x_stride < K */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    p = (lgpu_matmul_params){1, 4, 64, 64, 4, 0, LGPU_TYPE_F32, 3}; /* row_offset belongs to the op layer */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    TU_OK(lgpu_exec_submit(ex));
+    lgpu_exec_destroy(ex);
+    lgpu_buf_destroy(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_plain),    cmocka_unit_test(test_matmul_quant),
+        cmocka_unit_test(test_matmul_tiled),    cmocka_unit_test(test_matmul_vec_variants),
+        cmocka_unit_test(test_matmul_segments), cmocka_unit_test(test_matmul_big),
+        cmocka_unit_test(test_matmul_errors),
+    };
+    return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
+}
