@@ -116,8 +116,9 @@ int srv_job_on_logits(srv_job *j, const float *logits, int32_t n_vocab, const lg
                       srv_metrics *m, bool *done) {
     *done = false;
     const srv_gen_params *p = j->params;
-    lgpu_sample_info info;
-    int32_t t = lgpu_sampler_sample(j->smp, logits, n_vocab, &info);
+    /* the raw log-softmax costs a pass of exp() over the vocabulary: only when asked */
+    lgpu_sample_info info = {0};
+    int32_t t = lgpu_sampler_sample(j->smp, logits, n_vocab, p->logprobs >= 0 ? &info : NULL);
     if (t < 0) return t;
     int st = lgpu_sampler_accept(j->smp, t);
     if (st) return st;

@@ -2,34 +2,35 @@
 // Matrix-vector product for small M (decode):  y[m, n] (+)= sum_k W[n, k] x[m, k]
 // (C twin: lgpu_ref_matmul; params: lgpu_matmul_params).
 //
-// One workgroup owns NR consecutive W rows. The K axis is cut into "units"
-// (UE elements: a few quant blocks, one K-quant super-block) and lane l of
-// the workgroup takes units l, l+WG, ... For each of its units a lane loads
-// the NM x slices once, then walks the NR rows, so every x value loaded is
-// used NR times; partial sums are reduced with subgroupAdd (plus shared
-// memory when the workgroup holds several subgroups).
+// A workgroup owns NR consecutive W rows and NM consecutive x rows. The K
+// axis is cut into chunks of CE elements (one quant block; a Q4_K sub-block
+// pair; half a Q6_K super-block; 32 plain values); lane l takes chunks l,
+// l + WG, ... For each chunk a lane loads its NM x slices once, then walks
+// the NR rows (so every x value loaded is used NR times and every W byte NM
+// times), accumulating in registers; sums are reduced with subgroupAdd, plus
+// shared memory when the workgroup holds several subgroups (NSG > 1).
 //
-// Weights are read through an array of 64-bit words (W64, needs shaderInt64)
-// or 32-bit words: on lavapipe every storage-buffer load component is a
-// scalar per-lane load, so the number of load components is what costs, not
-// their width. Units that are not word aligned (Q6_K's 210-byte blocks, rows
-// whose byte length is not a multiple of the word) are read with one extra
-// word and funnel-shifted.
+// Grid: workgroup index gl_WorkGroupID.y * gl_NumWorkGroups.x + x picks the
+// rows n0 = index * NR; gl_WorkGroupID.z picks the x rows m0 = z * NM.
+//
+// Shaped for lavapipe as much as for GPUs: there every storage-buffer load
+// component is a scalar loop over the SIMD lanes (~10 ns), and LLVM compile
+// time grows steeply with the number of load instructions in the code, so
+// W is read as 32-bit words (blocks that are only 2-byte aligned are read
+// with one extra word and funnel-shifted), x as vec4 where aligned, and the
+// loops over chunks and rows are kept rolled.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
-#ifdef W64
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-#endif
 #include "types.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NR = 8;            // W rows per workgroup
-layout(constant_id = 2) const uint NM = 1;            // x rows (= M of the dispatch)
-layout(constant_id = 3) const bool W_ALIGNED = true;  // unit and row byte sizes are multiples of the word size
-layout(constant_id = 4) const bool X_PAIRS = true;    // x rows start 8-byte aligned (W64: load 2 floats at once)
+layout(constant_id = 2) const uint NM = 1;            // x rows per workgroup (<= 4 keeps compiles short)
+layout(constant_id = 3) const bool W_ALIGNED = true;  // every chunk range starts 4-byte aligned (plain types, rows of whole words)
+layout(constant_id = 4) const bool X4 = true;         // x rows start 16-byte aligned: load x as vec4
 layout(constant_id = 5) const uint NSG = 1;           // subgroups per workgroup (> 1: shared-memory reduction)
-layout(constant_id = 6) const bool W_TAIL = false;    // the W binding's size is not a multiple of the word size
+layout(constant_id = 6) const bool W_TAIL = false;    // the W binding's size is not a multiple of 4
 
 layout(push_constant) uniform Params {
     uint M, N, K;
@@ -39,245 +40,237 @@ layout(push_constant) uniform Params {
     uint row_offset;
 } p;
 
-#ifdef W64
-#define WORD uint64_t
-#define WB 8u
-#else
-#define WORD uint
-#define WB 4u
+// chunk: CE elements of a row; NWU words of W staged per chunk and row
+#if defined(DATA_A_Q4_K)
+#define CE 64u
+#define NWU 12u
+#elif defined(DATA_A_Q6_K)
+#define CE 128u
+#define NWU 27u
+#elif defined(DATA_A_Q8_0)
+#define CE 32u
+#define NWU 9u
+#elif defined(DATA_A_Q4_0)
+#define CE 32u
+#define NWU 5u
+#elif defined(DATA_A_F32)
+#define CE 32u
+#define NWU 32u
+#else // F16, BF16
+#define CE 32u
+#define NWU 16u
 #endif
 
-// unit: UE elements, UB bytes
-#if defined(DATA_A_F32)
-#define UE 64u
-#elif defined(DATA_A_Q4_K) || defined(DATA_A_Q6_K)
-#define UE 256u
-#else
-#define UE 128u
-#endif
-#define UB (UE / QUANT_K * QUANT_BYTES)
-#define NW ((UB + WB - 1u) / WB)
-
-layout(binding = 0) readonly buffer WBuf { WORD w[]; };
+layout(binding = 0) readonly buffer WBuf { uint w[]; };
 #if !defined(DATA_A_F32)
-layout(binding = 0) readonly buffer WBuf16 { uint16_t w16[]; }; // the bytes past the last whole word
+layout(binding = 0) readonly buffer WBuf16 { uint16_t w16[]; }; // the 2 bytes past the last whole word
 #endif
 layout(binding = 1) readonly buffer XBuf { float x[]; };
-#ifdef W64
-layout(binding = 1) readonly buffer XBuf2 { uint64_t x2[]; };
-#endif
+layout(binding = 1) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = 2) buffer YBuf { float y[]; };
 
-WORD wu[NW];      // the current unit's bytes, word aligned
-float xv[NM][UE]; // this lane's x slices for the current unit
+uint wu[NWU];     // the current chunk's W bytes, word aligned
+float xv[NM][CE]; // this lane's x slices for the current chunk
+uint wlen;        // whole words in the W binding
 
-#ifdef W64
-uint b32(uint o) { // 32 bits at unit byte o (o even)
-    uint i = o / 8u, s = (o % 8u) * 8u;
-    uint v = uint(wu[i] >> s);
-    if (s > 32u) v |= uint(wu[i + 1u] << (64u - s));
-    return v;
-}
-uint b16(uint o) { return uint(wu[o / 8u] >> ((o % 8u) * 8u)) & 0xffffu; }
-#else
-uint b32(uint o) {
-    uint i = o / 4u, s = (o % 4u) * 8u;
-    uint v = wu[i];
-    if (s != 0u) v = (v >> s) | (wu[i + 1u] << (32u - s));
-    return v;
-}
-uint b16(uint o) { return (wu[o / 4u] >> ((o % 4u) * 8u)) & 0xffffu; }
-#endif
-uint b8(uint o) { return b16(o & ~1u) >> ((o & 1u) * 8u) & 0xffu; }
-
-// Word `i` of the binding. A binding whose size is not a multiple of the word
-// size ends with a partial word that only 16-bit loads can reach.
-WORD wload(uint i, uint wlen) {
-    WORD v = w[min(i, wlen - 1u)];
-#if !defined(DATA_A_F32) // F32 bindings are whole 32-bit words
-    if (W_TAIL && i >= wlen) { // costs even when not taken on lavapipe: only when needed
-        uint n16 = uint(w16.length());
-        v = WORD(0);
-        [[unroll]] for (uint j = 0u; j < WB / 2u; j++) {
-            uint k = i * (WB / 2u) + j;
-            if (k < n16) v |= WORD(w16[k]) << (16u * j);
-        }
-    }
+// Word i of the W binding (clamped: callers mask what lies past the row).
+uint wld(uint i) {
+    uint v = w[min(i, wlen - 1u)];
+#if !defined(DATA_A_F32)
+    if (W_TAIL && i >= wlen) // a loaded-but-skipped branch costs on lavapipe: only when needed
+        v = 2u * i < uint(w16.length()) ? uint(w16[2u * i]) : 0u;
 #endif
     return v;
 }
 
-void load_unit(uint byte_off, uint wlen) {
-    uint wi = byte_off / WB;
-    if (W_ALIGNED) {
-        [[unroll]] for (uint i = 0u; i < NW; i++) wu[i] = wload(wi + i, wlen);
-    } else {
-        uint s = (byte_off % WB) * 8u;
-        WORD prev = wload(wi, wlen);
-        [[unroll]] for (uint i = 0u; i < NW; i++) {
-            WORD next = wload(wi + i + 1u, wlen);
-            wu[i] = s == 0u ? prev : (prev >> s) | (next << (WB * 8u - s));
-            prev = next;
-        }
+// wu[DST ...] = NB bytes (a constant) from binding byte OFF (2-byte aligned).
+// Unaligned: ceil((NB + 2) / 4) words, each output word funnel-shifted from
+// two (for s = 0 the second drops out of the double shift).
+#define LOAD_BYTES(DST, OFF, NB)                                                            \
+    {                                                                                       \
+        uint o_ = (OFF), wi_ = o_ / 4u;                                                     \
+        if (W_ALIGNED) {                                                                    \
+            [[unroll]] for (uint i_ = 0u; i_ < ((NB) + 3u) / 4u; i_++) wu[(DST) + i_] = wld(wi_ + i_); \
+        } else {                                                                            \
+            uint s_ = (o_ % 4u) * 8u, prev_ = wld(wi_);                                     \
+            [[unroll]] for (uint i_ = 0u; i_ < ((NB) + 3u) / 4u; i_++) {                    \
+                uint next_ = i_ + 1u < ((NB) + 5u) / 4u ? wld(wi_ + i_ + 1u) : 0u;          \
+                wu[(DST) + i_] = (prev_ >> s_) | ((next_ << 1u) << (31u - s_));             \
+                prev_ = next_;                                                              \
+            }                                                                               \
+        }                                                                                   \
     }
-}
+
+uint b32(uint o) { return wu[o / 4u]; }                                  // o % 4 == 0
+uint b16(uint o) { return (wu[o / 4u] >> ((o % 4u) * 8u)) & 0xffffu; }   // o % 2 == 0
+uint b8(uint o) { return (wu[o / 4u] >> ((o % 4u) * 8u)) & 0xffu; }
 
 void load_x(uint m0, uint e0) {
     [[unroll]] for (uint m = 0u; m < NM; m++) {
         uint base = min(m0 + m, p.M - 1u) * p.x_stride + e0; // rows past M: any valid row, not written
-#ifdef W64
-        if (X_PAIRS) {
-            uint n2 = uint(x2.length());
-            [[unroll]] for (uint i = 0u; i < UE; i += 2u) {
-                uvec2 v = unpack32(x2[min((base + i) / 2u, n2 - 1u)]);
-                xv[m][i] = uintBitsToFloat(v.x);
-                xv[m][i + 1u] = uintBitsToFloat(v.y);
+        if (X4) {
+            uint n4 = uint(x4.length());
+            [[unroll]] for (uint i = 0u; i < CE; i += 4u) {
+                vec4 v = x4[min((base + i) / 4u, n4 - 1u)];
+                xv[m][i] = v.x, xv[m][i + 1u] = v.y, xv[m][i + 2u] = v.z, xv[m][i + 3u] = v.w;
             }
-            continue;
+        } else {
+            uint n1 = uint(x.length());
+            [[unroll]] for (uint i = 0u; i < CE; i++) xv[m][i] = x[min(base + i, n1 - 1u)];
         }
-#endif
-        uint n1 = uint(x.length());
-        [[unroll]] for (uint i = 0u; i < UE; i++) xv[m][i] = x[min(base + i, n1 - 1u)];
     }
 }
 
-// Per-type dot product of the loaded unit with xv[m]. `nvalid` (a multiple of
-// QUANT_K, <= UE) elements of the unit are inside the row; the rest must not
-// contribute (their bytes belong to the next row or lie past the binding).
+// Per type: prep_x() derives x sums the dot needs (after load_x);
+// load_chunk(row_base, c, nvalid) stages chunk c of the row starting at
+// binding byte row_base, zeroing values past the row's end (nvalid < CE
+// happens for plain types only); dot(m, c) is the chunk's dot product with
+// x row m.
 #if defined(DATA_A_Q4_0)
-float xs[NM][UE / 32u]; // per-block sums of x (the -8 offset)
+float xs[NM]; // sum of x over the block (the -8 offset)
 void prep_x() {
-    [[unroll]] for (uint m = 0u; m < NM; m++)
-        [[unroll]] for (uint b = 0u; b < UE / 32u; b++) {
-            float s = 0.0;
-            [[unroll]] for (uint j = 0u; j < 32u; j++) s += xv[m][b * 32u + j];
-            xs[m][b] = s;
-        }
-}
-float dot_unit(uint m, uint nvalid) {
-    float acc = 0.0;
-    [[unroll]] for (uint b = 0u; b < UE / 32u; b++) {
-        float d = lgpu_half_to_float(b16(18u * b));
+    [[unroll]] for (uint m = 0u; m < NM; m++) {
         float s = 0.0;
-        [[unroll]] for (uint i = 0u; i < 4u; i++) {
-            uint q = b32(18u * b + 2u + 4u * i);
-            [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                s += float((q >> (8u * j)) & 15u) * xv[m][b * 32u + 4u * i + j];
-                s += float((q >> (8u * j + 4u)) & 15u) * xv[m][b * 32u + 16u + 4u * i + j];
-            }
-        }
-        float v = d * (s - 8.0 * xs[m][b]);
-        acc += b * 32u < nvalid ? v : 0.0;
+        [[unroll]] for (uint j = 0u; j < 32u; j++) s += xv[m][j];
+        xs[m] = s;
     }
-    return acc;
 }
+void load_chunk(uint row_base, uint c, uint nvalid) LOAD_BYTES(0u, row_base + 18u * c, 18u)
+float dot(uint m, uint c) {
+    float s = 0.0;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = b16(2u + 4u * i) | (b16(4u + 4u * i) << 16);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            s += float((q >> (8u * j)) & 15u) * xv[m][4u * i + j];
+            s += float((q >> (8u * j + 4u)) & 15u) * xv[m][16u + 4u * i + j];
+        }
+    }
+    return lgpu_half_to_float(b16(0u)) * (s - 8.0 * xs[m]);
+}
+
 #elif defined(DATA_A_Q8_0)
 void prep_x() {}
-float dot_unit(uint m, uint nvalid) {
-    float acc = 0.0;
-    [[unroll]] for (uint b = 0u; b < UE / 32u; b++) {
-        float d = lgpu_half_to_float(b16(34u * b));
-        float s = 0.0;
-        [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            int q = int(b32(34u * b + 2u + 4u * i));
-            [[unroll]] for (uint j = 0u; j < 4u; j++)
-                s += float(bitfieldExtract(q, int(8u * j), 8)) * xv[m][b * 32u + 4u * i + j];
-        }
-        acc += b * 32u < nvalid ? d * s : 0.0;
+void load_chunk(uint row_base, uint c, uint nvalid) LOAD_BYTES(0u, row_base + 34u * c, 34u)
+float dot(uint m, uint c) {
+    float s = 0.0;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        int q = int(b16(2u + 4u * i) | (b16(4u + 4u * i) << 16));
+        [[unroll]] for (uint j = 0u; j < 4u; j++) s += float(bitfieldExtract(q, int(8u * j), 8)) * xv[m][4u * i + j];
     }
-    return acc;
+    return lgpu_half_to_float(b16(0u)) * s;
 }
+
 #elif defined(DATA_A_Q4_K)
-float xs[NM][8]; // per-sub-block sums of x (the mins)
+// chunk c: super-block c / 4, sub-blocks 2 (c % 4) and 2 (c % 4) + 1 (low and
+// high nibbles of qs[32 (c % 4) ...]); wu[0..3] = d, dmin, scales; wu[4..11] = qs
+float xs[NM][2];
+void prep_x() {
+    [[unroll]] for (uint m = 0u; m < NM; m++)
+        [[unroll]] for (uint h = 0u; h < 2u; h++) {
+            float s = 0.0;
+            [[unroll]] for (uint j = 0u; j < 32u; j++) s += xv[m][32u * h + j];
+            xs[m][h] = s;
+        }
+}
+void load_chunk(uint row_base, uint c, uint nvalid) {
+    uint sb = row_base + 144u * (c / 4u);
+    LOAD_BYTES(0u, sb, 16u)
+    LOAD_BYTES(4u, sb + 16u + 32u * (c % 4u), 32u)
+}
+// ggml get_scale_min_k4 for sub-block j (dynamic): x (scale), y (min)
+uvec2 scale_min(uint j) {
+    uint sh = 8u * (j % 4u);
+    uint a = wu[1] >> sh, b = wu[2] >> sh, hi = wu[3] >> sh; // scales[j%4], scales[4+j%4], scales[8+j%4]
+    uvec2 lo = uvec2(a & 63u, b & 63u);
+    uvec2 up = uvec2((hi & 15u) | (((a >> 6) & 3u) << 4), ((hi >> 4) & 15u) | (((b >> 6) & 3u) << 4));
+    return j < 4u ? lo : up;
+}
+float dot(uint m, uint c) {
+    float s0 = 0.0, s1 = 0.0;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint q = wu[4u + i];
+        [[unroll]] for (uint k = 0u; k < 4u; k++) {
+            s0 += float((q >> (8u * k)) & 15u) * xv[m][4u * i + k];
+            s1 += float((q >> (8u * k + 4u)) & 15u) * xv[m][32u + 4u * i + k];
+        }
+    }
+    float d = lgpu_half_to_float(b16(0u)), dmin = lgpu_half_to_float(b16(2u));
+    uvec2 sm0 = scale_min(2u * (c % 4u)), sm1 = scale_min(2u * (c % 4u) + 1u);
+    return (d * float(sm0.x)) * s0 - (dmin * float(sm0.y)) * xs[m][0] + (d * float(sm1.x)) * s1 -
+           (dmin * float(sm1.y)) * xs[m][1];
+}
+
+#elif defined(DATA_A_Q6_K)
+// chunk c: half c % 2 of super-block c / 2. wu[0..15] = ql[64h ..], wu[16..23] =
+// qh[32h ..], wu[24..25] = scales[8h ..], wu[26] = d
+float xs[NM][8]; // per-16 sums of x (the -32 offset)
 void prep_x() {
     [[unroll]] for (uint m = 0u; m < NM; m++)
         [[unroll]] for (uint b = 0u; b < 8u; b++) {
             float s = 0.0;
-            [[unroll]] for (uint j = 0u; j < 32u; j++) s += xv[m][b * 32u + j];
+            [[unroll]] for (uint j = 0u; j < 16u; j++) s += xv[m][16u * b + j];
             xs[m][b] = s;
         }
 }
-float dot_unit(uint m, uint nvalid) {
-    float d = lgpu_half_to_float(b16(0u)), dmin = lgpu_half_to_float(b16(2u));
+void load_chunk(uint row_base, uint c, uint nvalid) {
+    uint sb = row_base + 210u * (c / 2u), h = c % 2u;
+    LOAD_BYTES(0u, sb + 64u * h, 64u)
+    LOAD_BYTES(16u, sb + 128u + 32u * h, 32u)
+    LOAD_BYTES(24u, sb + 192u + 8u * h, 8u)
+    LOAD_BYTES(26u, sb + 208u, 2u)
+}
+float dot(uint m, uint c) {
+    float d = lgpu_half_to_float(b16(104u));
     float acc = 0.0;
-    [[unroll]] for (uint j = 0u; j < 8u; j++) {
-        uint sc, mn;
-        if (j < 4u) {
-            sc = b8(4u + j) & 63u;
-            mn = b8(8u + j) & 63u;
-        } else {
-            sc = (b8(8u + j) & 15u) | ((b8(j) >> 6) << 4);
-            mn = (b8(8u + j) >> 4) | ((b8(4u + j) >> 6) << 4);
-        }
+    [[unroll]] for (uint g = 0u; g < 8u; g++) { // 16 values: quarter g / 2, positions 16 (g % 2) ..
+        uint quarter = g / 2u, lo0 = 16u * (g % 2u);
         float s = 0.0;
-        [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            uint q = b32(16u + (j / 2u) * 32u + 4u * i) >> (4u * (j & 1u));
-            [[unroll]] for (uint k = 0u; k < 4u; k++) s += float((q >> (8u * k)) & 15u) * xv[m][j * 32u + 4u * i + k];
-        }
-        acc += (d * float(sc)) * s - (dmin * float(mn)) * xs[m][j];
-    }
-    return acc;
-}
-#elif defined(DATA_A_Q6_K)
-float xs[NM][16]; // per-16 sums of x (the -32 offset)
-void prep_x() {
-    [[unroll]] for (uint m = 0u; m < NM; m++)
-        [[unroll]] for (uint b = 0u; b < 16u; b++) {
-            float s = 0.0;
-            [[unroll]] for (uint j = 0u; j < 16u; j++) s += xv[m][b * 16u + j];
-            xs[m][b] = s;
-        }
-}
-float dot_unit(uint m, uint nvalid) {
-    float d = lgpu_half_to_float(b16(208u));
-    float acc = 0.0;
-    [[unroll]] for (uint h = 0u; h < 2u; h++) {
-        [[unroll]] for (uint g = 0u; g < 8u; g++) { // 16-value groups of this half: quarter g/2, lo 16*(g&1)
-            uint quarter = g / 2u, lo0 = 16u * (g & 1u);
-            float s = 0.0;
-            [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                uint ql = b32(h * 64u + (quarter & 1u) * 32u + lo0 + 4u * i) >> (4u * (quarter >> 1));
-                uint qh = b32(128u + h * 32u + lo0 + 4u * i) >> (2u * quarter);
-                [[unroll]] for (uint k = 0u; k < 4u; k++) {
-                    uint q = ((ql >> (8u * k)) & 15u) | (((qh >> (8u * k)) & 3u) << 4);
-                    s += float(q) * xv[m][h * 128u + quarter * 32u + lo0 + 4u * i + k];
-                }
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uint ql = wu[((quarter % 2u) * 32u + lo0) / 4u + i] >> (4u * (quarter / 2u));
+            uint qh = wu[16u + lo0 / 4u + i] >> (2u * quarter);
+            [[unroll]] for (uint k = 0u; k < 4u; k++) {
+                uint q = ((ql >> (8u * k)) & 15u) | (((qh >> (8u * k)) & 3u) << 4);
+                s += float(q) * xv[m][quarter * 32u + lo0 + 4u * i + k];
             }
-            int sc = bitfieldExtract(int(b8(192u + h * 8u + quarter * 2u + (g & 1u))), 0, 8);
-            acc += (d * float(sc)) * (s - 32.0 * xs[m][h * 8u + quarter * 2u + (g & 1u)]);
         }
+        float sc = float(bitfieldExtract(int(b8(96u + quarter * 2u + g % 2u)), 0, 8));
+        acc += (d * sc) * (s - 32.0 * xs[m][quarter * 2u + g % 2u]);
     }
     return acc;
 }
-#else // F32, F16, BF16: plain values, masked element by element in a partial unit
+
+#elif defined(DATA_A_F32)
 void prep_x() {}
-float wval(uint i) {
-#if defined(DATA_A_F32)
-    return uintBitsToFloat(b32(4u * i));
-#elif defined(DATA_A_F16)
-    return lgpu_half_to_float(b16(2u * i));
-#else
-    return lgpu_bf16_to_float(b16(2u * i));
-#endif
+void load_chunk(uint row_base, uint c, uint nvalid) {
+    LOAD_BYTES(0u, row_base + 128u * c, 128u)
+    if (nvalid < CE) // the row's last chunk: values past K are another row's, or not there
+        [[unroll]] for (uint i = 0u; i < 32u; i++) wu[i] = i < nvalid ? wu[i] : 0u;
 }
-float dot_unit(uint m, uint nvalid) {
-    float acc = 0.0;
-    if (nvalid == UE) {
-        [[unroll]] for (uint i = 0u; i < UE; i += 2u) {
-#if defined(DATA_A_F32)
-            acc += uintBitsToFloat(b32(4u * i)) * xv[m][i] + uintBitsToFloat(b32(4u * i + 4u)) * xv[m][i + 1u];
-#elif defined(DATA_A_F16)
-            vec2 v = unpackHalf2x16(b32(2u * i));
-            acc += v.x * xv[m][i] + v.y * xv[m][i + 1u];
+float dot(uint m, uint c) {
+    float s = 0.0;
+    [[unroll]] for (uint i = 0u; i < 32u; i++) s += uintBitsToFloat(wu[i]) * xv[m][i];
+    return s;
+}
+
+#else // F16, BF16: two values per word
+void prep_x() {}
+void load_chunk(uint row_base, uint c, uint nvalid) {
+    LOAD_BYTES(0u, row_base + 64u * c, 64u)
+    if (nvalid < CE)
+        [[unroll]] for (uint i = 0u; i < 16u; i++)
+            wu[i] &= 2u * i + 1u < nvalid ? 0xffffffffu : (2u * i < nvalid ? 0xffffu : 0u);
+}
+float dot(uint m, uint c) {
+    float s = 0.0;
+    [[unroll]] for (uint i = 0u; i < 16u; i++) {
+#if defined(DATA_A_F16)
+        vec2 v = unpackHalf2x16(wu[i]);
 #else
-            uint v = b32(2u * i);
-            acc += uintBitsToFloat(v << 16) * xv[m][i] + uintBitsToFloat(v & 0xffff0000u) * xv[m][i + 1u];
+        vec2 v = vec2(uintBitsToFloat(wu[i] << 16), uintBitsToFloat(wu[i] & 0xffff0000u));
 #endif
-        }
-    } else {
-        [[unroll]] for (uint i = 0u; i < UE; i++) acc += i < nvalid ? wval(i) * xv[m][i] : 0.0;
+        s += v.x * xv[m][2u * i] + v.y * xv[m][2u * i + 1u];
     }
-    return acc;
+    return s;
 }
 #endif
 
@@ -289,54 +282,44 @@ void main() {
     if (n0 >= p.N) return; // whole workgroup: uniform
     uint lane = gl_LocalInvocationID.x, nlanes = gl_WorkGroupSize.x;
     uint row_bytes = (p.K / QUANT_K) * QUANT_BYTES;
-    uint nunits = (p.K + UE - 1u) / UE;
-    uint wlen = uint(w.length());
+    uint nchunks = (p.K + CE - 1u) / CE;
+    wlen = uint(w.length());
 
     float acc[NR * NM];
-    [[unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;
+    [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;
 
-    [[dont_unroll]] for (uint u0 = 0u; u0 < nunits; u0 += nlanes) {
-        uint u = min(u0 + lane, nunits - 1u);
-        bool live = u0 + lane < nunits;
-        uint e0 = u * UE;
-        uint nvalid = min(UE, p.K - e0);
-        load_x(m0, e0);
+    [[dont_unroll]] for (uint c0 = 0u; c0 < nchunks; c0 += nlanes) {
+        uint c = min(c0 + lane, nchunks - 1u);
+        bool live = c0 + lane < nchunks;
+        uint nvalid = min(CE, p.K - c * CE);
+        load_x(m0, c * CE);
         prep_x();
         [[dont_unroll]] for (uint r = 0u; r < NR; r++) {
-            uint n = min(n0 + r, p.N - 1u);
-            load_unit(n * row_bytes + u * UB, wlen);
+            load_chunk(min(n0 + r, p.N - 1u) * row_bytes, c, nvalid);
             [[unroll]] for (uint m = 0u; m < NM; m++) {
-                float v = dot_unit(m, nvalid);
+                float v = dot(m, c);
                 acc[r * NM + m] += live ? v : 0.0;
             }
         }
     }
 
-    [[unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = subgroupAdd(acc[i]);
+    [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = subgroupAdd(acc[i]);
     if (NSG > 1u) {
         if (gl_SubgroupInvocationID == 0u) {
-            [[unroll]] for (uint i = 0u; i < NR * NM; i++) red[gl_SubgroupID][i] = acc[i];
+            [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) red[gl_SubgroupID][i] = acc[i];
         }
         barrier();
-        for (uint i = lane; i < NR * NM; i += nlanes) {
+        [[dont_unroll]] for (uint i = lane; i < NR * NM; i += nlanes) {
             float s = 0.0;
             for (uint g = 0u; g < NSG; g++) s += red[g][i];
             acc[i] = s;
         }
-        // thread `lane` now holds the sums i = lane, lane + nlanes, ...
-        for (uint i = lane; i < NR * NM; i += nlanes) {
-            uint r = i / NM, m = i % NM;
-            if (n0 + r < p.N && m0 + m < p.M) {
-                uint o = (m0 + m) * p.y_stride + p.row_offset + n0 + r;
-                y[o] = (p.accumulate != 0u ? y[o] : 0.0) + acc[i];
-            }
-        }
-        return;
     }
-    // one subgroup: every lane holds every sum; lane i % WG writes output i
-    [[unroll]] for (uint i = 0u; i < NR * NM; i++) {
+    // every lane holds every sum (one subgroup), or the sums lane, lane + WG, ...
+    // (several): either way lane l writes those
+    [[dont_unroll]] for (uint i = lane; i < NR * NM; i += nlanes) {
         uint r = i / NM, m = i % NM;
-        if (i % nlanes == lane && n0 + r < p.N && m0 + m < p.M) {
+        if (n0 + r < p.N && m0 + m < p.M) {
             uint o = (m0 + m) * p.y_stride + p.row_offset + n0 + r;
             y[o] = (p.accumulate != 0u ? y[o] : 0.0) + acc[i];
         }

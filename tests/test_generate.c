@@ -32,9 +32,12 @@ static void load_gold(void) {
     fclose(f);
 }
 
-static lgpu_model *load_path(const char *path) {
+/* The generation logic does not depend on the device: those tests run on the
+ * host C path ("cpu"), which needs no shader variants for their many batch
+ * sizes; the quantized models and perplexity run on the default device. */
+static lgpu_model *load_path(const char *path, const char *device) {
     lgpu_model *m = NULL;
-    lgpu_model_params mp = {.path = path};
+    lgpu_model_params mp = {.path = path, .device = device};
     TU_OK(lgpu_model_load(&mp, &m));
     return m;
 }
@@ -65,7 +68,7 @@ static int collect(void *user, const char *text, size_t len) {
 /* BOS only, greedy, 256 tokens: the golden ids and text, streamed. */
 static void test_golden_text(void **state) {
     load_gold();
-    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"), "cpu");
     lgpu_ctx *c = make_ctx(m, 512, 1, 64);
     lgpu_gen *g;
     TU_OK(lgpu_gen_create(c, NULL, &g));
@@ -92,7 +95,7 @@ static void test_golden_text(void **state) {
 /* Stop strings cut the text; n_predict limits; a later run continues. */
 static void test_stop_and_continue(void **state) {
     load_gold();
-    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"), "cpu");
     lgpu_ctx *c = make_ctx(m, 512, 1, 64);
     lgpu_gen *g;
     TU_OK(lgpu_gen_create(c, NULL, &g));
@@ -138,7 +141,7 @@ static void test_stop_and_continue(void **state) {
 /* A text prompt, chunked prefill (n_batch 8), and a second sequence that
  * reuses the cached prefix: same continuation. */
 static void test_text_prompt_reuse(void **state) {
-    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"), "cpu");
     lgpu_ctx *c = make_ctx(m, 256, 2, 8);
     const char *prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside";
     lgpu_gen *a, *b;
@@ -177,7 +180,7 @@ static void quantized_run(int type, int min_match) {
     lgpu_quantize_stats qs;
     TU_OK(lgpu_quantize_gguf(tu_model_path("stories260K.gguf"), path, type, NULL, &qs));
     assert_true(qs.n_quantized >= 30); /* ffn_down rows (172) fall back to F16 */
-    lgpu_model *m = load_path(path);
+    lgpu_model *m = load_path(path, NULL);
     assert_non_null(strstr(lgpu_model_desc(m), type == LGPU_TYPE_Q8_0 ? "Q8_0" : "Q4_0"));
     lgpu_ctx *c = make_ctx(m, 256, 1, 64);
     lgpu_gen *g;
@@ -217,7 +220,7 @@ static void test_q4_0(void **state) { quantized_run(LGPU_TYPE_Q4_0, 10); }
 /* lgpu_perplexity against a token-by-token computation of the same method. */
 static void test_perplexity(void **state) {
     load_gold();
-    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"));
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"), NULL);
     enum { CH = 64, NT = 200 };
     int32_t toks[NT];
     toks[0] = 1;

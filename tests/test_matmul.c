@@ -8,7 +8,7 @@
  *
  * Tolerances (NMSE against the double-precision oracle on the same
  * dequantized weights): the shaders accumulate in f32, which leaves ~1e-13;
- * 1e-9 is the limit. Cooperative-matrix kernels (M > 8 on devices that have
+ * 1e-9 is the limit. Cooperative-matrix kernels (M > 4 on devices that have
  * them) round x and W to f16: 1e-5. The host C path quantizes x to int8
  * blocks for quantized W on AVX2 CPUs: 1e-3 there. */
 #include <math.h>
@@ -24,7 +24,7 @@ static double tolerance(int type, uint32_t M) {
     const lgpu_dev_caps *c = lgpu_dev_caps_of(oh_dev);
     const char *path = getenv("LGPU_MATMUL_PATH");
     bool forced_other = path && *path && strcmp(path, "cm") != 0;
-    if ((c->coopmat_nv || c->coopmat_khr) && !forced_other && M > 8) return 1e-5;
+    if ((c->coopmat_nv || c->coopmat_khr) && !forced_other && M > 4) return 1e-5;
     return 1e-9;
 }
 

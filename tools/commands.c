@@ -14,6 +14,7 @@ int lgpu_cmd_tokenize(int argc, char **argv);
 int lgpu_cmd_run(int argc, char **argv);
 int lgpu_cmd_chat(int argc, char **argv);
 int lgpu_cmd_bench(int argc, char **argv);
+int lgpu_cmd_bench_ops(int argc, char **argv);
 
 const lgpu_cmd lgpu_commands[] = {
     {"version", lgpu_cmd_version, "print the lgpu version"},
@@ -27,5 +28,6 @@ const lgpu_cmd lgpu_commands[] = {
     {"run", lgpu_cmd_run, "generate text from a prompt (streamed)"},
     {"chat", lgpu_cmd_chat, "interactive chat on stdin with the model's chat template"},
     {"bench", lgpu_cmd_bench, "prompt processing and generation speed (llama-bench style)"},
+    {"bench-ops", lgpu_cmd_bench_ops, "matmul speed per weight type on LLaMA-7B shapes (Vulkan and C path)"},
     {NULL, NULL, NULL},
 };

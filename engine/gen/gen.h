@@ -42,7 +42,7 @@ typedef struct lgpu_gen_params {
 } lgpu_gen_params;
 
 typedef struct lgpu_gen_stats {
-    int32_t n_prompt; /* tokens decoded by feeds (pending tokens included) */
+    int32_t n_prompt; /* tokens fed and decoded (prefix-cache hits excluded) */
     int32_t n_reused; /* prompt tokens attached from the prefix cache */
     int32_t n_gen;    /* tokens sampled by runs */
     double prompt_s, gen_s;

@@ -90,7 +90,9 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
     *out = NULL;
     const lgpu_hparams *hp = &model->hp;
     lgpu_ctx_params p = params ? *params : (lgpu_ctx_params){0};
-    if (!p.n_ctx) p.n_ctx = hp->n_ctx_train ? hp->n_ctx_train : 2048;
+    /* default: the training context, capped so a LLaMA-3.1 (131072) does not
+     * ask for tens of GiB of KV pools */
+    if (!p.n_ctx) p.n_ctx = hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (!p.n_seq_max) p.n_seq_max = 1;
     if (!p.n_batch) p.n_batch = 512;
     if (!p.block_size) p.block_size = 16;

@@ -3,7 +3,7 @@
  * Vulkan paths, one shader build per weight type:
  *   matmul_vec_<t>     matrix-vector kernel (shaders/matmul_vec.comp): NM x
  *                      rows per W pass, NR W rows per workgroup, subgroup
- *                      reduction. Used for M <= 8 everywhere and for every M on
+ *                      reduction. Used for M <= 4 everywhere and for every M on
  *                      CPU-type devices (lavapipe), where each storage-buffer
  *                      or shared-memory load is a scalar loop over the SIMD
  *                      lanes: reading W and x straight into registers beats
@@ -11,7 +11,7 @@
  *   matmul_mm_<t>      shared-memory tiled kernel (shaders/matmul_mm.comp).
  *   matmul_cm_nv_<t> / matmul_cm_khr_<t>
  *                      cooperative-matrix tiles (shaders/matmul_cm.comp),
- *                      M > 8 when caps.coopmat_khr (and the KHR shaders were
+ *                      M > 4 when caps.coopmat_khr (and the KHR shaders were
  *                      built) or caps.coopmat_nv.
  * LGPU_MATMUL_PATH=vec|mm|cm forces a path (tests, benchmarks);
  * LGPU_MATMUL_VEC_WG=n forces the vec workgroup size (several subgroups
@@ -27,21 +27,24 @@
 
 enum { PATH_VEC, PATH_MM, PATH_CM_NV, PATH_CM_KHR };
 
-/* Shader name suffix and the vec kernel's unit bytes (UE elements per lane
- * step; must match UE/UB in matmul_vec.comp). */
+/* Shader name suffix; whether the vec kernel's chunk byte ranges start
+ * 4-byte aligned in a row of whole words (matmul_vec.comp: Q4_K's 16-byte
+ * header and 32-byte qs runs are; 18/34/210-byte blocks are not). */
 typedef struct {
     uint32_t type;
     const char *name;
-    uint32_t unit_bytes;
+    bool chunks_aligned;
 } type_info;
 
 static const type_info types[] = {
-    {LGPU_TYPE_F32, "f32", 256},   {LGPU_TYPE_F16, "f16", 256},   {LGPU_TYPE_BF16, "bf16", 256},
-    {LGPU_TYPE_Q8_0, "q8_0", 136}, {LGPU_TYPE_Q4_0, "q4_0", 72}, {LGPU_TYPE_Q4_K, "q4_k", 144},
-    {LGPU_TYPE_Q6_K, "q6_k", 210},
+    {LGPU_TYPE_F32, "f32", true},    {LGPU_TYPE_F16, "f16", true},    {LGPU_TYPE_BF16, "bf16", true},
+    {LGPU_TYPE_Q8_0, "q8_0", false}, {LGPU_TYPE_Q4_0, "q4_0", false}, {LGPU_TYPE_Q4_K, "q4_k", true},
+    {LGPU_TYPE_Q6_K, "q6_k", false},
 };
 
-#define VEC_MAX_M 8 /* x rows per vec pass (spec constant NM) */
+/* x rows per vec pass (spec constant NM): lavapipe's LLVM compile time grows
+ * steeply with the code the x loads unroll into; 4 keeps it to seconds. */
+#define VEC_MAX_M 4
 #define WORD_BYTES 4 /* the vec kernel reads W as 32-bit words */
 
 static const type_info *find_type(uint32_t t) {
@@ -128,18 +131,20 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
                                   "within the device limit %u", wg, sgs, max_inv);
         uint32_t nm = p->M < VEC_MAX_M ? p->M : VEC_MAX_M;
         uint32_t nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
-        bool aligned = pl->row_bytes % WORD_BYTES == 0 && pl->ti->unit_bytes % WORD_BYTES == 0;
-        /* X_PAIRS only matters to the 64-bit-word build, which is not used */
-        uint32_t s[] = {wg, nr, nm, aligned, 0 /* X_PAIRS */, wg / sgs, 0 /* W_TAIL, per segment */};
+        bool aligned = pl->row_bytes % WORD_BYTES == 0 && pl->ti->chunks_aligned;
+        /* x rows 16-byte aligned and the binding whole vec4s: vec4 loads */
+        bool x4 = p->K % 4 == 0 && (p->M == 1 || p->x_stride % 4 == 0);
+        uint32_t s[] = {wg, nr, nm, aligned, x4, wg / sgs, 0 /* W_TAIL, per segment */};
         memcpy(pl->spec, s, sizeof s);
         pl->n_spec = 7;
         pl->rows_per_group = nr;
         pl->m_per_group = nm;
     } else if (pl->path == PATH_MM) {
-        /* 256 threads with 4x4 outputs each on GPUs; 64 threads with 8x8 on
-         * CPU devices (when forced there) */
+        /* GPUs: 64x64 tiles, 256 threads of 4x4 outputs. CPU devices (only
+         * when forced) and small workgroups: 32x32 tiles, 64 threads, which
+         * lavapipe compiles in ~2 s instead of ~9 s for 64x64 with 8x8. */
         uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
-        if (cpu_like(ex) || max_inv < 256) tm = tn = 8;
+        if (cpu_like(ex) || max_inv < 256) bm = bn = 32;
         uint32_t threads = (bm / tm) * (bn / tn);
         if (threads > max_inv)
             return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: tiled kernel needs %u invocations per workgroup, device "

@@ -47,13 +47,16 @@ size_t lgpu_model_weight_bytes(const lgpu_model *model);
 uint64_t lgpu_model_n_params(const lgpu_model *model);
 
 typedef struct lgpu_ctx_params {
-    uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context) */
+    uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context, at most 4096) */
     uint32_t n_seq_max;  /* max sequences open at once (0: 1) */
     uint32_t n_batch;    /* max tokens per lgpu_decode call (0: 512) */
     uint32_t block_size; /* tokens per KV block (0: 16) */
     uint32_t n_blocks;   /* KV blocks in the pool (0: enough for n_seq_max full sequences) */
 } lgpu_ctx_params;
 
+/* A context owns the KV pools, activation scratch and a command stream: one
+ * call on a context at a time (several contexts of one model may be used
+ * from different threads). */
 int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx **out);
 void lgpu_ctx_free(lgpu_ctx *ctx);
 const lgpu_ctx_params *lgpu_ctx_params_of(const lgpu_ctx *ctx);
@@ -70,7 +73,7 @@ int lgpu_seq_len(const lgpu_ctx *ctx, int seq);
  * and return k; the caller then decodes tokens[k..n) at positions k... */
 int lgpu_seq_reuse_prefix(lgpu_ctx *ctx, int seq, const int32_t *tokens, int n);
 
-/* KV pool use, in blocks. */
+/* KV pool use, in blocks (freed blocks still caching a prefix count as free). */
 void lgpu_ctx_kv_usage(const lgpu_ctx *ctx, uint32_t *used_blocks, uint32_t *total_blocks);
 
 /* One engine step over tokens of any open sequences (continuous batching).
