@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "json_text.h"
 
 typedef struct {
     const char *path;
@@ -203,6 +204,11 @@ static int read_body(srv_http_req *r) {
     if (len == 0) {
         free(buf);
         return srv_send_error(r, 400, "invalid_request_error", NULL, NULL, "the request body is empty; send JSON");
+    }
+    if (srv_json_depth(buf, len) > SRV_JSON_MAX_DEPTH) {
+        free(buf);
+        return srv_send_error(r, 400, "invalid_request_error", "invalid_json", NULL,
+                              "the request body nests arrays/objects deeper than %d levels", SRV_JSON_MAX_DEPTH);
     }
     json_error_t je;
     r->body = json_loadb(buf, len, 0, &je);

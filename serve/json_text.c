@@ -71,6 +71,25 @@ char *srv_token_piece(const lgpu_tokenizer *tok, int32_t id, size_t *len) {
     return buf;
 }
 
+int srv_json_depth(const char *s, size_t n) {
+    int depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) max = depth;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
 json_t *srv_json_bytes(const char *s, size_t n) {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));

@@ -16,6 +16,12 @@ size_t srv_utf8_seq_len(const unsigned char *s, size_t n);
 json_t *srv_json_text(const char *s, size_t n);
 /* The bytes of token `id` as generated text shows them (malloc'd, NUL-terminated). */
 char *srv_token_piece(const lgpu_tokenizer *tok, int32_t id, size_t *len);
+/* Deepest nesting of arrays / objects in JSON text s[0..n) (strings
+ * skipped). jansson parses recursively and civetweb's threads have small
+ * stacks, so request bodies are checked with this before parsing. */
+int srv_json_depth(const char *s, size_t n);
+#define SRV_JSON_MAX_DEPTH 64
+
 /* [b0, b1, ...] of s[0..n). */
 json_t *srv_json_bytes(const char *s, size_t n);
 

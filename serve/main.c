@@ -110,6 +110,14 @@ int main(int argc, char **argv) {
             return 0;
         }
     }
+    /* C path: leave a core to the HTTP threads, which wake for every token;
+     * a compute pool spinning on all cores stalls behind them */
+    if (!getenv("LGPU_THREADS")) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        char n[24];
+        snprintf(n, sizeof n, "%ld", ncpu > 2 ? ncpu - 1 : 1);
+        setenv("LGPU_THREADS", n, 0);
+    }
     static srv_server srv;
     if (srv_config_load(&srv.cfg, argc, argv, env_get)) {
         fprintf(stderr, "lgpu-serve: %s\n", lgpu_last_error());

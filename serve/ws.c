@@ -194,7 +194,9 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 1;
     }
     json_error_t je;
-    json_t *msg = json_loadb(data, len, 0, &je);
+    json_t *msg = NULL;
+    if (srv_json_depth(data, len) > SRV_JSON_MAX_DEPTH) snprintf(je.text, sizeof je.text, "nested too deeply");
+    else msg = json_loadb(data, len, 0, &je);
     const json_t *type = json_object_get(msg, "type"), *id = json_object_get(msg, "id");
     if (!json_is_object(msg)) {
         srv_err_invalid(&err, NULL, "the message is not a JSON object: %s", msg ? "wrong type" : je.text);

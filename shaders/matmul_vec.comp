@@ -31,6 +31,7 @@ layout(constant_id = 3) const bool W_ALIGNED = true;  // every chunk range start
 layout(constant_id = 4) const bool X4 = true;         // x rows start 16-byte aligned: load x as vec4
 layout(constant_id = 5) const uint NSG = 1;           // subgroups per workgroup (> 1: shared-memory reduction)
 layout(constant_id = 6) const bool W_TAIL = false;    // the W binding's size is not a multiple of 4
+layout(constant_id = 7) const bool LANE_ROWS = false;  // each lane owns NR / WG rows and walks all chunks
 
 layout(push_constant) uniform Params {
     uint M, N, K;
@@ -288,19 +289,36 @@ void main() {
     float acc[NR * NM];
     [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;
 
-    [[dont_unroll]] for (uint c0 = 0u; c0 < nchunks; c0 += nlanes) {
-        uint c = min(c0 + lane, nchunks - 1u);
-        bool live = c0 + lane < nchunks;
+    // Default: lanes split the chunks of every row (one loop step = WG
+    // chunks). LANE_ROWS (few chunks per row, e.g. K = 288: 9 chunks would
+    // leave 7 of 8 lanes idle in a second step): every lane walks all chunks
+    // of its own rows n0 + lane + WG * j, no reduction.
+    const uint cstep = LANE_ROWS ? 1u : nlanes, nrl = LANE_ROWS ? NR / nlanes : NR;
+    [[dont_unroll]] for (uint c0 = 0u; c0 < nchunks; c0 += cstep) {
+        uint c = LANE_ROWS ? c0 : min(c0 + lane, nchunks - 1u);
+        bool live = LANE_ROWS || c0 + lane < nchunks;
         uint nvalid = min(CE, p.K - c * CE);
         load_x(m0, c * CE);
         prep_x();
-        [[dont_unroll]] for (uint r = 0u; r < NR; r++) {
-            load_chunk(min(n0 + r, p.N - 1u) * row_bytes, c, nvalid);
+        [[dont_unroll]] for (uint r = 0u; r < nrl; r++) {
+            uint n = LANE_ROWS ? n0 + lane + nlanes * r : n0 + r;
+            load_chunk(min(n, p.N - 1u) * row_bytes, c, nvalid);
             [[unroll]] for (uint m = 0u; m < NM; m++) {
                 float v = dot(m, c);
                 acc[r * NM + m] += live ? v : 0.0;
             }
         }
+    }
+
+    if (LANE_ROWS) {
+        [[dont_unroll]] for (uint i = 0u; i < nrl * NM; i++) {
+            uint r = i / NM, m = i % NM, n = n0 + lane + nlanes * r;
+            if (n < p.N && m0 + m < p.M) {
+                uint o = (m0 + m) * p.y_stride + p.row_offset + n;
+                y[o] = (p.accumulate != 0u ? y[o] : 0.0) + acc[i];
+            }
+        }
+        return;
     }
 
     [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = subgroupAdd(acc[i]);

@@ -163,8 +163,9 @@ static void test_matmul_tiled(void **state) {
 }
 
 /* The vec kernel with accumulate and strides, W buffers whose size is not a
- * multiple of 4 (the last word read in 16-bit halves), and workgroups of
- * several subgroups (shared-memory reduction). */
+ * multiple of 4 (the last word read in 16-bit halves), and its split-chunk
+ * mode (the default off lavapipe) with one subgroup (subgroupAdd) and four
+ * (shared-memory reduction). */
 static void test_matmul_vec_variants(void **state) {
     (void)state;
     setenv("LGPU_MATMUL_PATH", "vec", 1);
@@ -174,15 +175,17 @@ static void test_matmul_vec_variants(void **state) {
         {LGPU_TYPE_BF16, 2, 155, 155, 0, 1, false, true},   {LGPU_TYPE_Q4_K, 9, 40, 768, 2, 0, true, false},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], 3000 + i);
-    if (lgpu_dev_kind_of(oh_dev) != LGPU_DEV_CPU) {
+    /* split-chunk mode (forced by a workgroup size): one subgroup, then four */
+    for (uint32_t k = 1; k <= 4 && lgpu_dev_kind_of(oh_dev) != LGPU_DEV_CPU; k *= 4) {
         char wg[16];
-        snprintf(wg, sizeof wg, "%u", 4 * lgpu_dev_caps_of(oh_dev)->subgroup_size);
+        snprintf(wg, sizeof wg, "%u", k * lgpu_dev_caps_of(oh_dev)->subgroup_size);
         setenv("LGPU_MATMUL_VEC_WG", wg, 1);
         const mm_shape multi[] = {
             {LGPU_TYPE_Q4_0, 1, 70, 4096, 0, 0, false, false},
             {LGPU_TYPE_F16, 5, 31, 172, 0, 3, true, false},
+            {LGPU_TYPE_Q6_K, 2, 33, 768, 0, 0, false, true},
         };
-        for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++) run_shape(&multi[i], 3100 + i);
+        for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++) run_shape(&multi[i], 3100 + 10 * k + i);
         unsetenv("LGPU_MATMUL_VEC_WG");
     }
     unsetenv("LGPU_MATMUL_PATH");

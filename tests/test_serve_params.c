@@ -276,6 +276,16 @@ static void test_json_text(void **state) {
     free(piece);
 }
 
+static void test_json_depth(void **state) {
+    (void)state;
+    assert_int_equal(srv_json_depth("{}", 2), 1);
+    assert_int_equal(srv_json_depth("{\"a\":[[1],{\"b\":[]}]}", 20), 4);
+    /* brackets inside strings, escaped quotes included, do not count */
+    const char *s = "{\"a\":\"[[[\\\"[[\"}";
+    assert_int_equal(srv_json_depth(s, strlen(s)), 1);
+    assert_int_equal(srv_json_depth("]]]]", 4), 0);
+}
+
 static void test_err_json(void **state) {
     (void)state;
     srv_err e;
@@ -293,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_sampling_ok),
         cmocka_unit_test(test_sampling_bad),
         cmocka_unit_test(test_err_json),
+        cmocka_unit_test(test_json_depth),
         cmocka_unit_test_setup_teardown(test_chat_messages, setup_tok, teardown_tok),
         cmocka_unit_test_setup_teardown(test_completion_prompts, setup_tok, teardown_tok),
         cmocka_unit_test_setup_teardown(test_json_text, setup_tok, teardown_tok),

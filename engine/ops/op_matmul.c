@@ -14,8 +14,9 @@
  *                      M > 4 when caps.coopmat_khr (and the KHR shaders were
  *                      built) or caps.coopmat_nv.
  * LGPU_MATMUL_PATH=vec|mm|cm forces a path (tests, benchmarks);
- * LGPU_MATMUL_VEC_WG=n forces the vec workgroup size (several subgroups
- * exercise its shared-memory reduction).
+ * LGPU_MATMUL_VEC_WG=n forces the vec workgroup size and its split-chunk
+ * mode with a subgroup (+ shared-memory, for several subgroups) reduction,
+ * the default off lavapipe.
  *
  * W may span several buffer segments (the buffer created with unit = row
  * bytes): one dispatch per segment, binding the whole rows it holds, with
@@ -124,19 +125,31 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
          * workgroup (few, fat workgroups; x loads shared by NR rows). GPUs:
          * at least 32 lanes, few rows, many workgroups. */
         uint32_t wg = cpu ? sgs : (sgs >= 32 ? sgs : 32);
+        uint32_t nm = p->M < VEC_MAX_M ? p->M : VEC_MAX_M;
+        /* lavapipe, M = 1: each lane owns rows and walks all their chunks (no
+         * idle lanes when a row has, say, 9 chunks; no reduction): 1.5x on
+         * 32000x288. For M > 1 it loads every x row per lane, 2.5x slower than
+         * splitting. Elsewhere, or when LGPU_MATMUL_VEC_WG forces a
+         * workgroup, lanes split each row's chunks and reduce. */
+        bool lane_rows = cpu && nm == 1;
         const char *ew = getenv("LGPU_MATMUL_VEC_WG");
-        if (ew && atoi(ew) > 0) wg = (uint32_t)atoi(ew);
+        if (ew && atoi(ew) > 0) wg = (uint32_t)atoi(ew), lane_rows = false;
         if (wg % sgs || wg > max_inv)
             return lgpu_set_error(LGPU_EINVAL, "matmul: vec workgroup of %u is not a multiple of the subgroup size %u "
                                   "within the device limit %u", wg, sgs, max_inv);
-        uint32_t nm = p->M < VEC_MAX_M ? p->M : VEC_MAX_M;
-        uint32_t nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
+        uint32_t nr;
+        if (lane_rows) { /* NR / WG rows per lane share each x load; keep >= 4 workgroups */
+            nr = 16 * wg;
+            while (nr > wg && LGPU_CEIL_DIV(p->N, nr) < 4) nr /= 2;
+        } else {
+            nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
+        }
         bool aligned = pl->row_bytes % WORD_BYTES == 0 && pl->ti->chunks_aligned;
         /* x rows 16-byte aligned and the binding whole vec4s: vec4 loads */
         bool x4 = p->K % 4 == 0 && (p->M == 1 || p->x_stride % 4 == 0);
-        uint32_t s[] = {wg, nr, nm, aligned, x4, wg / sgs, 0 /* W_TAIL, per segment */};
+        uint32_t s[] = {wg, nr, nm, aligned, x4, wg / sgs, 0 /* W_TAIL, per segment */, lane_rows};
         memcpy(pl->spec, s, sizeof s);
-        pl->n_spec = 7;
+        pl->n_spec = 8;
         pl->rows_per_group = nr;
         pl->m_per_group = nm;
     } else if (pl->path == PATH_MM) {

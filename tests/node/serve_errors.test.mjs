@@ -26,6 +26,8 @@ const CASES = [
       Buffer.from('"}]}')]), 400, null, 'invalid_json'],
   ['lone surrogate escape', '/v1/chat/completions', '{"messages":[{"role":"user","content":"\\ud800"}]}', 400, null,
     'invalid_json'],
+  ['deeply nested JSON', '/v1/chat/completions', `{"messages":${'['.repeat(3000)}${']'.repeat(3000)}}`, 400, null,
+    'invalid_json'],
   ['max_tokens negative', '/v1/chat/completions', chat({ max_tokens: -1 }), 400, 'max_tokens'],
   ['max_tokens huge', '/v1/chat/completions', chat({ max_tokens: 1e12 }), 400, 'max_tokens'],
   ['max_tokens wrong type', '/v1/chat/completions', chat({ max_tokens: '10' }), 400, 'max_tokens'],
@@ -96,6 +98,19 @@ test('bad requests get OpenAI-shaped 4xx errors and the server keeps serving', a
     assert.equal((await wm.json()).error.code, 'method_not_allowed');
     const wm2 = await fetch(`${s.url}/health`, { method: 'DELETE' });
     assert.equal(wm2.status, 405);
+    // random bytes and random JSON fragments never crash it
+    let seed = 12345;
+    const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    const frags = ['{', '}', '[', ']', '"messages"', ':', ',', '"role"', '"user"', '"content"', '"x"', '1e999', '-0',
+      'null', 'true', '"\\u0000"', '"\\ud83d"', '\xff', '0.5', '"max_tokens"', '"stop"', '"n"', '"logprobs"'];
+    for (let i = 0; i < 60; i++) {
+      const body = i % 2
+        ? Buffer.from(Array.from({ length: rnd(200) }, () => rnd(256)))
+        : Array.from({ length: rnd(40) }, () => frags[rnd(frags.length)]).join('');
+      const path = ['/v1/chat/completions', '/v1/completions', '/infer', '/batch_infer', '/stream_infer'][rnd(5)];
+      const r = await postJSON(`${s.url}${path}`, body);
+      assert.ok(r.status >= 400 && r.status < 500 && r.json?.error, `fuzz ${i} on ${path}: ${r.status} ${r.text}`);
+    }
     // still healthy and still generating
     assert.equal((await fetch(`${s.url}/health`)).status, 200);
     const ok = await postJSON(`${s.url}/v1/chat/completions`, chat({}));
