@@ -19,6 +19,14 @@
 // W is read as 32-bit words (blocks that are only 2-byte aligned are read
 // with one extra word and funnel-shifted), x as vec4 where aligned, and the
 // loops over chunks and rows are kept rolled.
+//
+// W_TEXEL builds (matmul_vec_tx_<t>) read W through a uniform texel buffer
+// of 16-byte uvec4 texels instead: llvmpipe turns texelFetch into one
+// vectorised gather for all lanes, where each storage-buffer word costs a
+// scalar loop over the lanes. A chunk range is fetched as the texels that
+// cover it, then shifted into place with selects and funnel shifts.
+// X_TEXEL builds (matmul_vec_txx_<t>, with W_TEXEL) also read x through a
+// texel buffer (16-byte aligned x rows: X4).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -27,7 +35,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NR = 8;            // W rows per workgroup
 layout(constant_id = 2) const uint NM = 1;            // x rows per workgroup (<= 4 keeps compiles short)
-layout(constant_id = 3) const bool W_ALIGNED = true;  // every chunk range starts 4-byte aligned (plain types, rows of whole words)
+layout(constant_id = 3) const uint W_ALIGN = 4;      // every chunk range starts W_ALIGN-byte aligned (2, 4 or 16)
 layout(constant_id = 4) const bool X4 = true;         // x rows start 16-byte aligned: load x as vec4
 layout(constant_id = 5) const uint NSG = 1;           // subgroups per workgroup (> 1: shared-memory reduction)
 layout(constant_id = 6) const bool W_TAIL = false;    // the W binding's size is not a multiple of 4
@@ -62,18 +70,66 @@ layout(push_constant) uniform Params {
 #define NWU 16u
 #endif
 
+const bool W_ALIGNED = W_ALIGN >= 4u;
+
+#ifdef W_TEXEL
+layout(binding = 0) uniform usamplerBuffer wt; // covers the W rows, rounded up to whole texels
+#else
 layout(binding = 0) readonly buffer WBuf { uint w[]; };
 #if !defined(DATA_A_F32)
 layout(binding = 0) readonly buffer WBuf16 { uint16_t w16[]; }; // the 2 bytes past the last whole word
 #endif
+#endif
+#ifdef X_TEXEL
+layout(binding = 1) uniform usamplerBuffer xt; // x as float bits, 4 per texel
+#else
 layout(binding = 1) readonly buffer XBuf { float x[]; };
 layout(binding = 1) readonly buffer XBuf4 { vec4 x4[]; };
+#endif
 layout(binding = 2) buffer YBuf { float y[]; };
 
 uint wu[NWU];     // the current chunk's W bytes, word aligned
 float xv[NM][CE]; // this lane's x slices for the current chunk
-uint wlen;        // whole words in the W binding
+uint wlen;        // whole words (W_TEXEL: texels) in the W binding
 
+#ifdef W_TEXEL
+uvec4 wtex(uint t) { return texelFetch(wt, int(min(t, wlen - 1u))); }
+
+// Words q .. q + 3 of the 8 words in texels A, B, funnel-shifted right by s
+// bits (q < 4, s < 32: byte skew of a 2-byte aligned range). Masked
+// selects on whole uvec4s: llvmpipe keeps these in registers, where an
+// indexed local array of words ended up ~2.5x slower.
+uvec4 wwin(uvec4 A, uvec4 B, uint q, uint s) {
+    if (W_ALIGN >= 16u) return A;
+    uvec4 m2 = uvec4(0u - ((q >> 1u) & 1u)), m1 = uvec4(0u - (q & 1u));
+    A ^= (A ^ uvec4(A.zw, B.xy)) & m2; // rotate left by 2 words
+    B ^= (B ^ uvec4(B.zw, B.zw)) & m2; // (only B.xy matter below)
+    A ^= (A ^ uvec4(A.yzw, B.x)) & m1; // by 1
+    uint b0 = B.x ^ ((B.x ^ B.y) & m1.x);
+    if (W_ALIGNED) return A;
+    return (A >> s) | ((uvec4(A.yzw, b0) << 1u) << (31u - s)); // s = 0: the second term drops out
+}
+
+// wu[DST ...] = NB bytes (a constant) from binding byte OFF (W_ALIGN-byte
+// aligned): each group of 4 output words comes from 2 consecutive texels
+// (wwin); a texel fetch whose words no output uses is dead code. Texel
+// indices are clamped: callers mask what lies past the row.
+#define LOAD_BYTES(DST, OFF, NB)                                                            \
+    {                                                                                       \
+        const uint NO_ = ((NB) + 3u) / 4u; /* output words */                               \
+        uint o_ = (OFF), t_ = o_ / 16u, q_ = (o_ / 4u) % 4u, s_ = (o_ % 4u) * 8u;           \
+        uvec4 cur_ = wtex(t_);                                                              \
+        [[unroll]] for (uint g_ = 0u; g_ < (NO_ + 3u) / 4u; g_++) {                         \
+            uvec4 nxt_ = wtex(t_ + g_ + 1u);                                                \
+            uvec4 v_ = wwin(cur_, nxt_, q_, s_);                                            \
+            wu[(DST) + 4u * g_] = v_.x;                                                     \
+            if (4u * g_ + 1u < NO_) wu[(DST) + 4u * g_ + 1u] = v_.y;                        \
+            if (4u * g_ + 2u < NO_) wu[(DST) + 4u * g_ + 2u] = v_.z;                        \
+            if (4u * g_ + 3u < NO_) wu[(DST) + 4u * g_ + 3u] = v_.w;                        \
+            cur_ = nxt_;                                                                    \
+        }                                                                                   \
+    }
+#else
 // Word i of the W binding (clamped: callers mask what lies past the row).
 uint wld(uint i) {
     uint v = w[min(i, wlen - 1u)];
@@ -101,6 +157,7 @@ uint wld(uint i) {
             }                                                                               \
         }                                                                                   \
     }
+#endif
 
 uint b32(uint o) { return wu[o / 4u]; }                                  // o % 4 == 0
 uint b16(uint o) { return (wu[o / 4u] >> ((o % 4u) * 8u)) & 0xffffu; }   // o % 2 == 0
@@ -109,6 +166,18 @@ uint b8(uint o) { return (wu[o / 4u] >> ((o % 4u) * 8u)) & 0xffu; }
 void load_x(uint m0, uint e0) {
     [[unroll]] for (uint m = 0u; m < NM; m++) {
         uint base = min(m0 + m, p.M - 1u) * p.x_stride + e0; // rows past M: any valid row, not written
+#ifdef X_TEXEL
+        uint n4 = uint(textureSize(xt));
+        if (X4) {
+            [[unroll]] for (uint i = 0u; i < CE; i += 4u) {
+                vec4 v = uintBitsToFloat(texelFetch(xt, int(min((base + i) / 4u, n4 - 1u))));
+                xv[m][i] = v.x, xv[m][i + 1u] = v.y, xv[m][i + 2u] = v.z, xv[m][i + 3u] = v.w;
+            }
+        } else { // not chosen by the op layer (slow), but correct
+            [[unroll]] for (uint i = 0u; i < CE; i++)
+                xv[m][i] = uintBitsToFloat(texelFetch(xt, int(min((base + i) / 4u, n4 - 1u)))[(base + i) % 4u]);
+        }
+#else
         if (X4) {
             uint n4 = uint(x4.length());
             [[unroll]] for (uint i = 0u; i < CE; i += 4u) {
@@ -119,6 +188,7 @@ void load_x(uint m0, uint e0) {
             uint n1 = uint(x.length());
             [[unroll]] for (uint i = 0u; i < CE; i++) xv[m][i] = x[min(base + i, n1 - 1u)];
         }
+#endif
     }
 }
 
@@ -284,7 +354,11 @@ void main() {
     uint lane = gl_LocalInvocationID.x, nlanes = gl_WorkGroupSize.x;
     uint row_bytes = (p.K / QUANT_K) * QUANT_BYTES;
     uint nchunks = (p.K + CE - 1u) / CE;
+#ifdef W_TEXEL
+    wlen = uint(textureSize(wt));
+#else
     wlen = uint(w.length());
+#endif
 
     float acc[NR * NM];
     [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;

@@ -403,20 +403,42 @@ static void check_cache_file(const char *path, const lgpu_dev *d) {
     assert_int_equal(h[3], d->vk->info.device_id);
 }
 
+/* test_pipeline_cache runs against a private XDG_CACHE_HOME (where Mesa
+ * keeps its own shader cache too): made, then removed and the variable
+ * restored, by these fixtures, so also when the test fails. */
+typedef struct {
+    char dir[256];
+    saved_env env;
+} cache_home;
+
+static int cache_home_setup(void **state) {
+    cache_home *h = calloc(1, sizeof *h);
+    if (!h || !tu_tmpdir_create("cache", h->dir, sizeof h->dir)) {
+        free(h);
+        return -1;
+    }
+    h->env = env_set("XDG_CACHE_HOME", h->dir);
+    *state = h;
+    return 0;
+}
+
+static int cache_home_teardown(void **state) {
+    cache_home *h = *state;
+    env_restore(h->env);
+    int st = tu_tmpdir_remove(h->dir);
+    free(h);
+    return st;
+}
+
 static void test_pipeline_cache(void **state) {
-    (void)state;
-    char tmpl[] = "/tmp/lgpu-test-cache-XXXXXX";
-    assert_non_null(mkdtemp(tmpl));
-    saved_env s = env_set("XDG_CACHE_HOME", tmpl);
+    const char *tmpl = ((cache_home *)*state)->dir;
     lgpu_dev *d = open_vulkan();
     if (!d) {
-        env_restore(s);
-        rmdir(tmpl);
         skip();
         return;
     }
-    char dir[256], path[512] = "", expect[1024];
-    snprintf(dir, sizeof dir, "%s/lgpu", tmpl);
+    char dir[512], path[1024] = "", expect[1024];
+    snprintf(dir, sizeof dir, "%.500s/lgpu", tmpl);
     lgpu_vk_pipeline_cache_path(&d->vk->info, expect, sizeof expect);
     assert_non_null(strstr(expect, dir));
     assert_int_equal(d->vk->cache_loaded, 0); /* nothing there yet */
@@ -450,10 +472,6 @@ static void test_pipeline_cache(void **state) {
         check_cache_file(path, d);
         lgpu_dev_close(d);
     }
-    remove(path);
-    rmdir(dir);
-    rmdir(tmpl);
-    env_restore(s);
 }
 
 /* y = x + x twenty times, ping-ponging between two buffers in one exec: every
@@ -630,7 +648,8 @@ int main(void) {
         cmocka_unit_test(test_validation_request), cmocka_unit_test(test_buffers_cpu),
         cmocka_unit_test(test_buffers_vulkan), cmocka_unit_test(test_staging),
         cmocka_unit_test(test_segmented),     cmocka_unit_test(test_out_of_memory),
-        cmocka_unit_test(test_pipeline_cache), cmocka_unit_test(test_barriers),
+        cmocka_unit_test_setup_teardown(test_pipeline_cache, cache_home_setup, cache_home_teardown),
+        cmocka_unit_test(test_barriers),
         cmocka_unit_test(test_many_dispatches), cmocka_unit_test(test_dispatch_errors),
         cmocka_unit_test(test_profile),
     };

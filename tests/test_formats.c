@@ -1,7 +1,6 @@
 /* Malformed and unusual model files: every reader must fail with the right
  * status and a detail naming the file and the problem, never crash (run
  * under ASan). Also safetensors and HF directories built here by hand. */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,43 +16,20 @@
 #include "quant/quant.h"
 #include "test_util.h"
 
+/* One directory for the whole group, removed with everything in it at the end. */
 static char tmpdir[256];
-
-static int rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path);
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_tree(p);
-        }
-    closedir(d);
-    return rmdir(path);
-}
 
 static int setup(void **state) {
     (void)state;
-    /* tmpfs when there is one: these tests write thousands of small files */
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/lgpu-test-formats-XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tu_tmpdir_create("formats", tmpdir, sizeof tmpdir) ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
-    rm_tree(tmpdir);
-    return 0;
+    return tu_tmpdir_remove(tmpdir);
 }
 
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *b = buf[slot++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tmp(const char *name) { return tu_path(tmpdir, name); }
 
 static void write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -1,6 +1,5 @@
 /* GGUF reader/writer, the unified model-file view, and the convert /
  * quantize / synth pipelines, against the real stories260K files. */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,38 +13,20 @@
 #include "quant/quant.h"
 #include "test_util.h"
 
+/* One directory for the whole group, removed with everything in it at the end. */
 static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
-    /* tmpfs when there is one: these tests write thousands of small files */
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/lgpu-test-gguf-XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tu_tmpdir_create("gguf", tmpdir, sizeof tmpdir) ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-    return 0;
+    return tu_tmpdir_remove(tmpdir);
 }
 
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *b = buf[slot++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tmp(const char *name) { return tu_path(tmpdir, name); }
 
 static bool file_exists(const char *p) {
     struct stat sb;
@@ -279,6 +260,18 @@ static void test_write_read_roundtrip(void **state) {
         TU_OK(lgpu_gguf_kv_float(g, lgpu_gguf_find_key(g, "t.f64"), &dv));
         assert_true(dv == -1e300);
         assert_true(lgpu_gguf_get_bool(g, "t.bool", false));
+        assert_true(lgpu_gguf_get_bool(g, "t.i8", false)); /* any nonzero integer, negative too */
+        assert_true(lgpu_gguf_get_bool(g, "t.f32", true));  /* not an integer: the default */
+        assert_false(lgpu_gguf_get_bool(g, "t.f32", false));
+        assert_true(lgpu_gguf_get_f32(g, "t.bool", 7) == 7); /* BOOL is not a number */
+        uint64_t uv = 5;
+        assert_int_equal(lgpu_gguf_kv_uint(g, lgpu_gguf_find_key(g, "t.i8"), &uv), LGPU_EINVAL);
+        assert_true(uv == 5); /* untouched on failure */
+        assert_non_null(strstr(lgpu_last_error(), "key t.i8 is not a non-negative integer (type i8)"));
+        assert_int_equal(lgpu_gguf_kv_float(g, lgpu_gguf_find_key(g, "t.bool"), &dv), LGPU_EINVAL);
+        assert_non_null(strstr(lgpu_last_error(), "is not a number (type bool)"));
+        assert_int_equal(lgpu_gguf_kv_int(g, -1, &iv), LGPU_EINVAL);
+        assert_non_null(strstr(lgpu_last_error(), "key (bad index) is not an integer"));
         size_t len;
         const char *s = lgpu_gguf_kv_str(g, lgpu_gguf_find_key(g, "t.str"), &len);
         assert_int_equal(len, strlen("h\xc3\xa9llo \"w\"\n"));

@@ -66,11 +66,13 @@ static void greedy(lgpu_ctx *c, int seq, float *logits, int n, int32_t *out) {
     }
 }
 
-static void golden_run(const char *file, const char *tok, const char *device) {
+/* threads > 0: the C path's thread count for this context (results must not depend on it). */
+static void golden_run(const char *file, const char *tok, const char *device, int threads) {
     load_gold();
     lgpu_model *m = load(file, tok, device);
     assert_int_equal(lgpu_model_hparams(m)->n_vocab, V260);
     lgpu_ctx *c = make_ctx(m, 512, 1, 0);
+    if (threads > 0) lgpu_ctx_set_threads(c, threads);
     int seq;
     TU_OK(lgpu_seq_open(c, &seq));
     float logits[V260];
@@ -88,10 +90,14 @@ static void golden_run(const char *file, const char *tok, const char *device) {
     lgpu_model_free(m);
 }
 
-static void test_golden_bin_default(void **state) { golden_run("stories260K.bin", "tok512.bin", NULL); }
-static void test_golden_bin_cpu(void **state) { golden_run("stories260K.bin", "tok512.bin", "cpu"); }
-static void test_golden_gguf_default(void **state) { golden_run("stories260K.gguf", NULL, NULL); }
-static void test_golden_gguf_cpu(void **state) { golden_run("stories260K.gguf", NULL, "cpu"); }
+static void test_golden_bin_default(void **state) { golden_run("stories260K.bin", "tok512.bin", NULL, 0); }
+static void test_golden_bin_cpu(void **state) { golden_run("stories260K.bin", "tok512.bin", "cpu", 0); }
+static void test_golden_gguf_default(void **state) { golden_run("stories260K.gguf", NULL, NULL, 0); }
+static void test_golden_gguf_cpu(void **state) { golden_run("stories260K.gguf", NULL, "cpu", 0); }
+static void test_golden_gguf_cpu_threads(void **state) {
+    golden_run("stories260K.gguf", NULL, "cpu", 1);
+    golden_run("stories260K.gguf", NULL, "cpu", 3);
+}
 
 static void test_model_info(void **state) {
     lgpu_model *m = load("stories260K.gguf", NULL, NULL);
@@ -396,6 +402,7 @@ int main(void) {
         cmocka_unit_test(test_golden_bin_cpu),
         cmocka_unit_test(test_golden_gguf_default),
         cmocka_unit_test(test_golden_gguf_cpu),
+        cmocka_unit_test(test_golden_gguf_cpu_threads),
         cmocka_unit_test(test_batched_equivalence),
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_prefix_reuse),

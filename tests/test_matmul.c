@@ -2,8 +2,10 @@
  * lgpu_ref_matmul_exact, which dequantizes the same weights and sums in
  * double: every weight type, the matrix-vector and tiled kernels, odd M, N
  * and K, accumulate and row strides, the vec kernel's shared-memory
- * reduction and partial-word tail, and W spread over several buffer
- * segments. Each case runs 3 times and must be bit-identical (races show up
+ * reduction and partial-word tail, W spread over several buffer
+ * segments, and the vec kernel's texel-buffer W build (the default on
+ * lavapipe) against its storage-buffer build, with the fallback for W that
+ * cannot be viewed. Each case runs 3 times and must be bit-identical (races show up
  * as differences on lavapipe).
  *
  * Tolerances (NMSE against the double-precision oracle on the same
@@ -13,8 +15,10 @@
  * blocks for quantized W on AVX2 CPUs: 1e-3 there. */
 #include <math.h>
 
+#include "ops/device_impl.h"
 #include "ops/op_internal.h"
 #include "ops_harness.h"
+#include "vk/vk.h"
 #include "quant/quant.h"
 
 static bool is_quant(int t) { return t != LGPU_TYPE_F32 && t != LGPU_TYPE_F16 && t != LGPU_TYPE_BF16; }
@@ -44,6 +48,7 @@ static uint8_t *make_w(int type, uint32_t N, uint32_t K, tu_rng *r) {
 typedef struct {
     lgpu_buf *w, *x, *y;
     lgpu_matmul_params p;
+    size_t w_off; /* W's offset in its buffer */
     const float *y0; /* y before the op (random for accumulate, NaN poison otherwise) */
     size_t y_bytes;
 } mm_ctx;
@@ -55,7 +60,7 @@ static void mm_reset(oh_case *c) {
 
 static int mm_record(oh_case *c, lgpu_exec *ex) {
     mm_ctx *m = c->ctx;
-    return lgpu_op_matmul(ex, &m->p, oh_ref(m->w), oh_ref(m->x), oh_ref(m->y));
+    return lgpu_op_matmul(ex, &m->p, lgpu_ref_at(m->w, m->w_off), oh_ref(m->x), oh_ref(m->y));
 }
 
 typedef struct {
@@ -66,8 +71,8 @@ typedef struct {
     bool exact_w_size; /* W buffer of exactly N * row bytes (else rounded up to 4) */
 } mm_shape;
 
-/* Runs one case on a W already in `bw` (host copy `w`) and checks it. */
-static void check_case(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, tu_rng *r) {
+/* Runs one case on a W already in `bw` at byte w_off (host copy `w`) and checks it. */
+static void check_case_at(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, size_t w_off, tu_rng *r) {
     uint32_t xs = s->K + s->x_pad, ys = s->N + s->y_pad;
     size_t xn = (size_t)s->M * xs, yn = (size_t)s->M * ys;
     float *x = oh_alloc(xn * 4), *y0 = oh_alloc(yn * 4), *want = oh_alloc(yn * 4), *got = oh_alloc(yn * 4);
@@ -80,7 +85,7 @@ static void check_case(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, tu_rng
     memcpy(want, y0, yn * 4);
     lgpu_ref_matmul_exact(&p, w, x, want);
 
-    mm_ctx m = {bw, oh_buf(x, xn * 4), oh_buf(NULL, yn * 4), p, y0, yn * 4};
+    mm_ctx m = {bw, oh_buf(x, xn * 4), oh_buf(NULL, yn * 4), p, w_off, y0, yn * 4};
     oh_case c = {mm_reset, mm_record, m.y, yn * 4, &m};
     oh_run3(&c, got);
 
@@ -100,6 +105,8 @@ static void check_case(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, tu_rng
     lgpu_buf_destroy(m.y);
     free(x), free(y0), free(want), free(got), free(g), free(e);
 }
+
+static void check_case(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, tu_rng *r) { check_case_at(s, w, bw, 0, r); }
 
 static void run_shape(const mm_shape *s, uint64_t seed) {
     tu_rng r;
@@ -258,7 +265,7 @@ static void test_matmul_big(void **state) {
     tu_fill_uniform(&r, x, K, -1, 1);
     lgpu_buf *bx = oh_buf(x, K * 4), *by = oh_buf(NULL, (size_t)N * 4);
     lgpu_matmul_params p = {1, N, K, K, N, 0, LGPU_TYPE_Q4_0, 0};
-    mm_ctx m = {bw, bx, by, p, NULL, 0};
+    mm_ctx m = {bw, bx, by, p, 0, NULL, 0};
     float *poison = oh_alloc((size_t)N * 4);
     memset(poison, 0xff, (size_t)N * 4);
     m.y0 = poison;
@@ -289,6 +296,104 @@ static void test_matmul_big(void **state) {
     free(w), free(x), free(got), free(poison), free(g), free(e);
 }
 
+/* Texel views cached on W's first segment: > 0 once a texel-buffer build
+ * (matmul_vec_tx_*) read it (white box: engine/vk). */
+static int w_views(const lgpu_buf *b) { return b->dev->kind == LGPU_DEV_VULKAN ? b->seg[0].vk->n_views : 0; }
+
+static lgpu_dev_caps *mut_caps(void) { return (lgpu_dev_caps *)lgpu_dev_caps_of(oh_dev); }
+
+/* Every type at odd shapes, M in `ms` (bit M set, M = 1..5), W at byte
+ * w_off of its buffer; asserts whether the texel build ran (want_views)
+ * where the device has texel buffers. */
+#define MS_ALL 0x3eu /* M = 1..5 */
+static void run_types(size_t w_off, bool want_views, uint64_t seed, unsigned ms) {
+    const struct { int type; uint32_t K[2]; } types[] = {
+        {LGPU_TYPE_F32, {172, 31}},  {LGPU_TYPE_F16, {155, 172}}, {LGPU_TYPE_BF16, {64, 155}},
+        {LGPU_TYPE_Q8_0, {160, 64}}, {LGPU_TYPE_Q4_0, {96, 288}}, {LGPU_TYPE_Q4_K, {512, 256}},
+        {LGPU_TYPE_Q6_K, {256, 512}},
+    };
+    const uint32_t Ns[] = {1, 7, 33, 130, 67};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (uint32_t M = 1; M <= 5; M++) {
+            if (!(ms & (1u << M))) continue;
+            mm_shape s = {types[t].type, M, Ns[(M + t) % 5], types[t].K[M % 2], 0, 0, M == 3, false};
+            tu_rng r;
+            tu_rng_seed(&r, seed + 10 * t + M);
+            uint8_t *w = make_w(s.type, s.N, s.K, &r);
+            size_t wb = (size_t)s.N * lgpu_type_row_bytes(s.type, s.K);
+            lgpu_buf *bw;
+            TU_OK(lgpu_buf_create(oh_dev, w_off + wb, 4, &bw)); /* exact size: often not whole texels */
+            TU_OK(lgpu_buf_write(bw, w_off, w, wb));
+            check_case_at(&s, w, bw, w_off, &r);
+            if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_VULKAN && lgpu_dev_caps_of(oh_dev)->texel_buffers &&
+                lgpu_dev_caps_of(oh_dev)->subgroup_arithmetic) {
+                if (want_views != (w_views(bw) > 0))
+                    fail_msg("%s M=%u N=%u K=%u W at %zu: texel build %s, expected %s", lgpu_type_name(s.type), M,
+                             s.N, s.K, w_off, w_views(bw) ? "used" : "not used", want_views ? "it" : "the SSBO one");
+            }
+            lgpu_buf_destroy(bw);
+            free(w);
+        }
+}
+
+/* The vec kernel's texel-buffer build (W through a uniform texel buffer)
+ * and its storage-buffer build, each forced through the caps (white box),
+ * same shapes and tolerances as above. */
+static void test_matmul_texel_and_ssbo(void **state) {
+    (void)state;
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU || !lgpu_dev_caps_of(oh_dev)->texel_buffers) {
+        fprintf(stderr, "note: no texel buffers on this device; SSBO build only\n");
+        run_types(0, false, 6000, MS_ALL);
+        return;
+    }
+    setenv("LGPU_MATMUL_PATH", "vec", 1);
+    lgpu_dev_caps *caps = mut_caps();
+    const bool saved = caps->texel_weights;
+    caps->texel_weights = true;
+    run_types(0, true, 6000, MS_ALL);
+    /* the storage-buffer build: M = 1 (lane-rows mode), 2 and 5 (two x-row
+     * passes) keep its cold pipeline compiles (seconds each on lavapipe) few */
+    caps->texel_weights = false;
+    run_types(0, false, 6000, 1u << 1 | 1u << 2 | 1u << 5);
+    caps->texel_weights = saved;
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
+/* W that cannot be viewed falls back to the storage-buffer build, still
+ * correct: an offset that is not a multiple of minTexelBufferOffsetAlignment
+ * (raised to 512 here, white box, since refs are 256-byte aligned) and a W
+ * past maxTexelBufferElements (lowered to 8 texels). */
+static void test_matmul_texel_fallback(void **state) {
+    (void)state;
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU || !lgpu_dev_caps_of(oh_dev)->texel_buffers) {
+        fprintf(stderr, "note: no texel buffers on this device\n");
+        return;
+    }
+    setenv("LGPU_MATMUL_PATH", "vec", 1);
+    lgpu_dev_caps *caps = mut_caps();
+    const lgpu_dev_caps saved = *caps;
+    caps->texel_weights = true;
+
+    lgpu_buf *b;
+    TU_OK(lgpu_buf_create(oh_dev, 4096, 4, &b));
+    assert_true(lgpu_texel_viewable(oh_dev, lgpu_ref_at(b, 256), 1000));
+    assert_true(lgpu_texel_viewable(oh_dev, lgpu_ref_at(b, 0), 4096));
+    assert_false(lgpu_texel_viewable(oh_dev, lgpu_ref_at(b, 256), 4096)); /* past the buffer */
+    caps->min_texel_align = 512;
+    assert_false(lgpu_texel_viewable(oh_dev, lgpu_ref_at(b, 256), 1000));
+    assert_true(lgpu_texel_viewable(oh_dev, lgpu_ref_at(b, 512), 1000));
+    lgpu_buf_destroy(b);
+
+    run_types(256, false, 7000, 1u << 1 | 1u << 2); /* misaligned for a view: SSBO */
+    run_types(512, true, 7100, 1u << 3);            /* aligned: texel */
+    caps->min_texel_align = saved.min_texel_align;
+    caps->max_texel_elems = 8;
+    mm_shape s = {LGPU_TYPE_Q4_0, 2, 33, 96, 0, 0, false, false}; /* 1782 bytes > 8 texels */
+    run_shape(&s, 7200);
+    *caps = saved;
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
 static void test_matmul_errors(void **state) {
     (void)state;
     lgpu_buf *b = oh_buf(NULL, 4096);
@@ -315,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_plain),    cmocka_unit_test(test_matmul_quant),
         cmocka_unit_test(test_matmul_tiled),    cmocka_unit_test(test_matmul_vec_variants),
         cmocka_unit_test(test_matmul_segments), cmocka_unit_test(test_matmul_big),
+        cmocka_unit_test(test_matmul_texel_and_ssbo), cmocka_unit_test(test_matmul_texel_fallback),
         cmocka_unit_test(test_matmul_errors),
     };
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);

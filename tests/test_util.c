@@ -1,8 +1,12 @@
 #include "test_util.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 void tu_rng_seed(tu_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ull + 1; }
 
@@ -52,14 +56,57 @@ size_t tu_compare(const char *what, const float *a, const float *ref, size_t n, 
     return bad;
 }
 
-static const char *join(const char *env, const char *fallback, const char *rel) {
-    static _Thread_local char buf[4][4096];
-    static _Thread_local int slot;
-    const char *root = getenv(env);
-    char *out = buf[slot++ & 3];
-    snprintf(out, sizeof buf[0], "%s/%s", root ? root : fallback, rel);
+static char *next_buf(void) {
+    static _Thread_local char buf[8][4096];
+    static _Thread_local unsigned slot;
+    return buf[slot++ & 7];
+}
+
+const char *tu_path(const char *dir, const char *name) {
+    char *out = next_buf();
+    snprintf(out, 4096, "%s/%s", dir, name);
     return out;
+}
+
+static const char *join(const char *env, const char *fallback, const char *rel) {
+    const char *root = getenv(env);
+    return tu_path(root ? root : fallback, rel);
 }
 
 const char *tu_model_path(const char *name) { return join("LGPU_MODELS", "../shared/models", name); }
 const char *tu_source_path(const char *rel) { return join("LGPU_SOURCE_ROOT", ".", rel); }
+
+char *tu_tmpdir_create(const char *tag, char *buf, size_t cap) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    int n = snprintf(buf, cap, "%s/lgpu-test-%s-XXXXXX", base, tag);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "tu_tmpdir_create: path under %s too long for %zu bytes\n", base, cap);
+        return NULL;
+    }
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "tu_tmpdir_create: mkdtemp %s: %s\n", buf, strerror(errno));
+        return NULL;
+    }
+    return buf;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    if (remove(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "tu_tmpdir_remove: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int tu_tmpdir_remove(const char *dir) {
+    if (!dir || !*dir) return 0;
+    const char *slash = strrchr(dir, '/');
+    if (strncmp(slash ? slash + 1 : dir, "lgpu-test-", 10) != 0) { /* a guard against removing a wrong tree */
+        fprintf(stderr, "tu_tmpdir_remove: %s was not made by tu_tmpdir_create\n", dir);
+        return -1;
+    }
+    if (access(dir, F_OK) != 0) return 0; /* already gone */
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}

@@ -38,6 +38,18 @@ size_t tu_compare(const char *what, const float *a, const float *ref, size_t n, 
 const char *tu_model_path(const char *name);
 /* $LGPU_SOURCE_ROOT/<rel> */
 const char *tu_source_path(const char *rel);
+/* "<dir>/<name>" in one of 8 rotating thread-local buffers (shared with the two above). */
+const char *tu_path(const char *dir, const char *name);
+
+/* Creates a fresh private directory <base>/lgpu-test-<tag>-XXXXXX, base being
+ * $TMPDIR, else /dev/shm when writable (tmpfs: some tests write thousands of
+ * small files), else /tmp. Writes its path to buf; returns buf, or NULL with
+ * the reason printed. */
+char *tu_tmpdir_create(const char *tag, char *buf, size_t cap);
+/* Removes a directory made by tu_tmpdir_create and everything under it
+ * (symlinks are removed, never followed). Refuses other paths. A NULL or empty
+ * path is a no-op. Returns 0, or -1 with the reason printed. */
+int tu_tmpdir_remove(const char *dir);
 
 /* Asserts an lgpu status is LGPU_OK, printing lgpu_last_error() otherwise. */
 #define TU_OK(expr)                                                                               \

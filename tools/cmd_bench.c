@@ -1,6 +1,8 @@
 /* lgpu bench: llama-bench's two tests on synthetic (random) tokens.
  *   ppN: one decode call over N prompt tokens (logits of the last), tokens/s
- *   tgN: N decode calls of one token each, logits read back every step
+ *   tgN: N decode calls of one token each, logits read back every step;
+ *        with --seqs S, S sequences take one token each per call (continuous
+ *        batching's steady state) and the rate counts all S*N tokens
  * Each test runs once to warm up, then r times; the table shows mean ± stddev
  * of the per-repetition rates. */
 #include <math.h>
@@ -25,6 +27,7 @@ typedef struct bench {
     int8_t *want;
     float *logits;
     uint64_t rng;
+    int n_seqs;
 } bench;
 
 static int32_t rand_token(bench *b) {
@@ -50,21 +53,23 @@ static double run_pp(bench *b, int n) {
 }
 
 static double run_tg(bench *b, int n) {
-    int s, st = 0;
-    if ((st = lgpu_seq_open(b->c, &s))) return st;
+    const int S = b->n_seqs;
+    int st = 0, opened = 0;
+    for (; opened < S && !st; opened++) st = lgpu_seq_open(b->c, &b->seq[opened]);
+    if (st) opened--;
     double t0 = now_s();
     for (int i = 0; i < n && !st; i++) {
-        int32_t t = rand_token(b), pos = i;
-        int8_t want = 1;
-        lgpu_batch batch = {.n = 1, .token = &t, .seq = &s, .pos = &pos, .logits = &want};
+        for (int j = 0; j < S; j++) b->tok[j] = rand_token(b), b->pos[j] = i, b->want[j] = 1;
+        lgpu_batch batch = {.n = S, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
         st = lgpu_decode(b->c, &batch, b->logits);
     }
     double dt = now_s() - t0;
-    lgpu_seq_close(b->c, s);
-    return st ? st : n / dt;
+    for (int j = 0; j < opened; j++) lgpu_seq_close(b->c, b->seq[j]);
+    return st ? st : (double)S * n / dt;
 }
 
-static int run_test(bench *b, const char *name, int n, int reps, double (*fn)(bench *, int), const char *row) {
+static int run_test(bench *b, const char *name, int n, int reps, double (*fn)(bench *, int), const char *row,
+                    int seqs) {
     double sum = 0, sum2 = 0, r = fn(b, n); /* warm-up */
     if (r < 0) goto fail;
     for (int i = 0; i < reps; i++) {
@@ -74,7 +79,10 @@ static int run_test(bench *b, const char *name, int n, int reps, double (*fn)(be
         sum2 += r * r;
     }
     double mean = sum / reps, var = reps > 1 ? (sum2 - sum * sum / reps) / (reps - 1) : 0;
-    printf("%s %s%d | %.2f ± %.2f |\n", row, name, n, mean, var > 0 ? sqrt(var) : 0.0);
+    char test[48];
+    if (seqs > 1) snprintf(test, sizeof test, "%s%d x%d", name, n, seqs);
+    else snprintf(test, sizeof test, "%s%d", name, n);
+    printf("%s %s | %.2f ± %.2f |\n", row, test, mean, var > 0 ? sqrt(var) : 0.0);
     fflush(stdout);
     return 0;
 fail:
@@ -84,30 +92,32 @@ fail:
 
 int lgpu_cmd_bench(int argc, char **argv) {
     gen_opts o;
-    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench -m MODEL [-p 512] [-n 128] [-r 5] [--device SEL]", &o);
+    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench -m MODEL [-p 512] [-n 128] [-r 5] [--seqs S] [--device SEL]", &o);
     if (st) return st == 1 ? 0 : st;
-    if (o.bench_p < 0 || o.bench_n < 0 || o.bench_r < 1 || (o.bench_p == 0 && o.bench_n == 0)) {
-        fprintf(stderr, "lgpu bench: need -p >= 0, -n >= 0 (not both 0) and -r >= 1\n");
+    if (o.bench_p < 0 || o.bench_n < 0 || o.bench_r < 1 || (o.bench_p == 0 && o.bench_n == 0) ||
+        o.bench_s < 1) {
+        fprintf(stderr, "lgpu bench: need -p >= 0, -n >= 0 (not both 0), -r >= 1 and --seqs >= 1\n");
         return 2;
     }
     /* a context just big enough, one batch for the whole prompt */
     o.n_ctx = (uint32_t)(o.bench_p > o.bench_n ? o.bench_p : o.bench_n);
     if (o.n_ctx < 16) o.n_ctx = 16;
-    if (!o.n_batch) o.n_batch = o.bench_p > 0 ? (uint32_t)o.bench_p : 1;
-    if ((uint32_t)o.bench_p > o.n_batch) {
-        fprintf(stderr, "lgpu bench: -p %d exceeds the batch size %u\n", o.bench_p, o.n_batch);
+    if (!o.n_batch) o.n_batch = o.bench_p > o.bench_s ? (uint32_t)o.bench_p : (uint32_t)o.bench_s;
+    if ((uint32_t)o.bench_p > o.n_batch || (uint32_t)o.bench_s > o.n_batch) {
+        fprintf(stderr, "lgpu bench: -p %d or --seqs %d exceeds the batch size %u\n", o.bench_p, o.bench_s, o.n_batch);
         return 2;
     }
     lgpu_model *m;
     lgpu_ctx *c;
-    if (gen_opts_load(&o, 1, false, &m, &c)) return 1;
+    if (gen_opts_load(&o, (uint32_t)o.bench_s, false, &m, &c)) return 1;
     uint32_t nb = o.n_batch;
-    bench b = {.c = c, .n_vocab = lgpu_model_hparams(m)->n_vocab, .rng = 0x2545F4914F6CDD1Dull};
+    bench b = {.c = c, .n_vocab = lgpu_model_hparams(m)->n_vocab, .rng = 0x2545F4914F6CDD1Dull,
+               .n_seqs = o.bench_s};
     b.tok = malloc(nb * sizeof *b.tok);
     b.seq = malloc(nb * sizeof *b.seq);
     b.pos = malloc(nb * sizeof *b.pos);
     b.want = malloc(nb);
-    b.logits = malloc((size_t)b.n_vocab * sizeof *b.logits);
+    b.logits = malloc((size_t)b.n_vocab * (size_t)o.bench_s * sizeof *b.logits);
     int rc = 1;
     if (!b.tok || !b.seq || !b.pos || !b.want || !b.logits) {
         fprintf(stderr, "lgpu bench: out of memory\n");
@@ -133,8 +143,8 @@ int lgpu_cmd_bench(int argc, char **argv) {
     printf("| model | size | params | backend | test | t/s |\n");
     printf("| --- | ---: | ---: | --- | ---: | ---: |\n");
     fflush(stdout);
-    if (o.bench_p > 0 && run_test(&b, "pp", o.bench_p, o.bench_r, run_pp, row)) goto out;
-    if (o.bench_n > 0 && run_test(&b, "tg", o.bench_n, o.bench_r, run_tg, row)) goto out;
+    if (o.bench_p > 0 && run_test(&b, "pp", o.bench_p, o.bench_r, run_pp, row, 1)) goto out;
+    if (o.bench_n > 0 && run_test(&b, "tg", o.bench_n, o.bench_r, run_tg, row, o.bench_s)) goto out;
     rc = 0;
 out:
     free(b.tok);

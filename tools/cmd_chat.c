@@ -83,6 +83,10 @@ int lgpu_cmd_chat(int argc, char **argv) {
     int st = gen_opts_parse(argc, argv, GO_CHAT, "lgpu chat -m MODEL [--template NAME] [--system TEXT] [sampling options]",
                             &o);
     if (st) return st == 1 ? 0 : st;
+    if (o.template_name && lgpu_chat_from_name(o.template_name) == LGPU_CHAT_UNKNOWN) { /* before a slow load */
+        fprintf(stderr, "lgpu chat: unknown --template '%s' (chatml, llama2, llama3, zephyr)\n", o.template_name);
+        return 2;
+    }
     lgpu_model *m;
     lgpu_ctx *c;
     if (gen_opts_load(&o, 1, true, &m, &c)) return 1;
@@ -117,7 +121,10 @@ int lgpu_cmd_chat(int argc, char **argv) {
         if (push_msg(&ch, "user", line, (size_t)n)) goto oom;
         char *rendered = NULL;
         const char *delta;
-        if ((st = turn_delta(tok, o.template_name, &ch, &rendered, &delta))) goto fail;
+        if ((st = turn_delta(tok, o.template_name, &ch, &rendered, &delta))) {
+            free(rendered);
+            goto fail;
+        }
         lgpu_tokens ids = {0};
         st = lgpu_tokenizer_encode(tok, delta, (size_t)-1, false, true, &ids);
         int32_t bos = lgpu_tokenizer_bos(tok);

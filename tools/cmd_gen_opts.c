@@ -47,6 +47,7 @@ static const opt OPTS[] = {
     {"--n-prompt", "-p", A_INT, OFF(bench_p), GO_BENCH, "prompt tokens of the pp test (0: skip; default 512)"},
     {"--n-gen", "-n", A_INT, OFF(bench_n), GO_BENCH, "generated tokens of the tg test (0: skip; default 128)"},
     {"--repetitions", "-r", A_INT, OFF(bench_r), GO_BENCH, "repetitions of each test (default 5)"},
+    {"--seqs", NULL, A_INT, OFF(bench_s), GO_BENCH, "sequences generating together in the tg test (default 1)"},
 };
 
 static void print_help(FILE *f, int cmd, const char *usage_line) {
@@ -113,6 +114,7 @@ int gen_opts_parse(int argc, char **argv, int cmd, const char *usage_line, gen_o
     o->bench_p = 512;
     o->bench_n = 128;
     o->bench_r = 5;
+    o->bench_s = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

@@ -20,6 +20,7 @@ typedef struct gen_opts {
     const char *stops[GO_MAX_STOPS];
     int n_stops;
     int bench_p, bench_n, bench_r; /* bench: pp tokens, tg tokens, repetitions */
+    int bench_s;                   /* bench: sequences decoding together in the tg test */
 } gen_opts;
 
 /* Parses argv[1..] for command `cmd` (GO_*). Returns 0 to proceed, 1 when

@@ -4,7 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build-test -Dsanitize=true -Dbuildtype=debugoptimized
-if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
+# (Re)install the Node test dependencies when they are absent or older than the
+# lockfile: npm writes node_modules/.package-lock.json at every install.
+node_deps_stale() {
+    local lock=tests/node/package-lock.json installed=tests/node/node_modules/.package-lock.json
+    [ ! -d tests/node/node_modules ] || [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]
+}
+if [ -f tests/node/package.json ] && node_deps_stale; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 meson test -C build-test --print-errorlogs --num-processes 2

@@ -130,7 +130,7 @@ static int parse_value(lgpu_gguf *g, cursor *c, kv *e, const char *what) {
     if (e->type < 0 || e->type >= LGPU_GGUF_VTYPE_COUNT_)
         return lgpu_set_error(LGPU_EFORMAT, "%s: %s has invalid value type %d", g->fname, what, e->type);
     if (e->type == LGPU_GGUF_STRING) {
-        const uint8_t *s;
+        const uint8_t *s = NULL;
         uint64_t n;
         int st = rd_str(c, &s, &n, UINT64_MAX, what);
         if (st) return st;
@@ -186,7 +186,7 @@ static int parse_kvs(lgpu_gguf *g, cursor *c) {
         kv *e = &g->kv[i];
         char w[320];
         snprintf(w, sizeof w, "key #%" PRId64, i);
-        const uint8_t *s;
+        const uint8_t *s = NULL;
         uint64_t n;
         if ((st = rd_str(c, &s, &n, MAX_KEY_LEN, w))) return st;
         if (!(e->key = dup_n(s, n))) return oom(g, "key");
@@ -221,7 +221,7 @@ static int parse_tensor_info(lgpu_gguf *g, cursor *c, int64_t i) {
     lgpu_gguf_tensor *t = &g->tensors[i];
     char w[96];
     snprintf(w, sizeof w, "tensor #%" PRId64 " name", i);
-    const uint8_t *s;
+    const uint8_t *s = NULL;
     uint64_t n;
     int st = rd_str(c, &s, &n, MAX_NAME_LEN, w);
     if (st) return st;
@@ -441,44 +441,58 @@ static bool decode_num(int type, const uint8_t *p, bool *is_int, int64_t *i, uin
     return true;
 }
 
-int lgpu_gguf_kv_int(const lgpu_gguf *g, int64_t idx, int64_t *out) {
-    const kv *e = kv_at(g, idx);
-    bool is_int;
+/* What a typed getter accepts (see gguf.h), and the value it decoded. */
+typedef enum { AS_INT, AS_UINT, AS_FLOAT, AS_BOOL } num_as;
+typedef struct {
     int64_t i;
     uint64_t u;
     double f;
-    if (!e || !decode_num(e->type, e->raw, &is_int, &i, &u, &f) || !is_int ||
-        (e->type == LGPU_GGUF_U64 && u > (uint64_t)INT64_MAX))
-        return lgpu_set_error(LGPU_EINVAL, "%s: key %s is not an integer (type %s)", g ? g->fname : "?",
-                              e ? e->key : "(bad index)", e ? lgpu_gguf_vtype_name(e->type) : "-");
-    *out = i;
-    return 0;
+} num_val;
+
+/* Decodes entry e (NULL: absent) as `as`: AS_INT any integer or BOOL that
+ * fits int64, AS_UINT a non-negative one, AS_FLOAT any number but BOOL,
+ * AS_BOOL any integer. False when e does not qualify. */
+static bool kv_num_as(const kv *e, num_as as, num_val *v) {
+    bool is_int;
+    if (!e || !decode_num(e->type, e->raw, &is_int, &v->i, &v->u, &v->f)) return false;
+    switch (as) {
+    case AS_INT: return is_int && !(e->type == LGPU_GGUF_U64 && v->u > (uint64_t)INT64_MAX);
+    case AS_UINT: return is_int && (e->type == LGPU_GGUF_U64 || v->i >= 0);
+    case AS_FLOAT: return e->type != LGPU_GGUF_BOOL;
+    case AS_BOOL: return is_int;
+    }
+    return false;
+}
+
+/* kv_int / kv_uint / kv_float: the entry at idx as `as`, or LGPU_EINVAL naming the key and its type. */
+static int kv_num_checked(const lgpu_gguf *g, int64_t idx, num_as as, num_val *v) {
+    static const char *const what[] = {[AS_INT] = "an integer", [AS_UINT] = "a non-negative integer",
+                                       [AS_FLOAT] = "a number", [AS_BOOL] = "an integer"};
+    const kv *e = kv_at(g, idx);
+    if (kv_num_as(e, as, v)) return 0;
+    return lgpu_set_error(LGPU_EINVAL, "%s: key %s is not %s (type %s)", g ? g->fname : "?",
+                          e ? e->key : "(bad index)", what[as], e ? lgpu_gguf_vtype_name(e->type) : "-");
+}
+
+int lgpu_gguf_kv_int(const lgpu_gguf *g, int64_t idx, int64_t *out) {
+    num_val v = {0};
+    int st = kv_num_checked(g, idx, AS_INT, &v);
+    if (!st) *out = v.i;
+    return st;
 }
 
 int lgpu_gguf_kv_uint(const lgpu_gguf *g, int64_t idx, uint64_t *out) {
-    const kv *e = kv_at(g, idx);
-    bool is_int;
-    int64_t i;
-    uint64_t u;
-    double f;
-    if (!e || !decode_num(e->type, e->raw, &is_int, &i, &u, &f) || !is_int || (e->type != LGPU_GGUF_U64 && i < 0))
-        return lgpu_set_error(LGPU_EINVAL, "%s: key %s is not a non-negative integer (type %s)", g ? g->fname : "?",
-                              e ? e->key : "(bad index)", e ? lgpu_gguf_vtype_name(e->type) : "-");
-    *out = u;
-    return 0;
+    num_val v = {0};
+    int st = kv_num_checked(g, idx, AS_UINT, &v);
+    if (!st) *out = v.u;
+    return st;
 }
 
 int lgpu_gguf_kv_float(const lgpu_gguf *g, int64_t idx, double *out) {
-    const kv *e = kv_at(g, idx);
-    bool is_int;
-    int64_t i;
-    uint64_t u;
-    double f;
-    if (!e || !decode_num(e->type, e->raw, &is_int, &i, &u, &f) || e->type == LGPU_GGUF_BOOL)
-        return lgpu_set_error(LGPU_EINVAL, "%s: key %s is not a number (type %s)", g ? g->fname : "?",
-                              e ? e->key : "(bad index)", e ? lgpu_gguf_vtype_name(e->type) : "-");
-    *out = f;
-    return 0;
+    num_val v = {0};
+    int st = kv_num_checked(g, idx, AS_FLOAT, &v);
+    if (!st) *out = v.f;
+    return st;
 }
 
 const char *lgpu_gguf_kv_str(const lgpu_gguf *g, int64_t idx, size_t *len) {
@@ -488,54 +502,35 @@ const char *lgpu_gguf_kv_str(const lgpu_gguf *g, int64_t idx, size_t *len) {
     return e->str;
 }
 
+/* get_*: the value of `key` as `as`; false (the caller's default) when absent or not of that kind. */
+static bool get_num_as(const lgpu_gguf *g, const char *key, num_as as, num_val *v) {
+    return kv_num_as(kv_at(g, lgpu_gguf_find_key(g, key)), as, v);
+}
+
 uint32_t lgpu_gguf_get_u32(const lgpu_gguf *g, const char *key, uint32_t def) {
     uint64_t u = lgpu_gguf_get_u64(g, key, (uint64_t)def);
     return u <= UINT32_MAX ? (uint32_t)u : def;
 }
 
 int32_t lgpu_gguf_get_i32(const lgpu_gguf *g, const char *key, int32_t def) {
-    int64_t i = lgpu_gguf_find_key(g, key);
-    if (i < 0) return def;
-    bool is_int;
-    int64_t si;
-    uint64_t u;
-    double f;
-    if (!decode_num(g->kv[i].type, g->kv[i].raw, &is_int, &si, &u, &f) || !is_int) return def;
-    if (g->kv[i].type == LGPU_GGUF_U64 && u > (uint64_t)INT32_MAX) return def;
-    return si >= INT32_MIN && si <= INT32_MAX ? (int32_t)si : def;
+    num_val v = {0};
+    return get_num_as(g, key, AS_INT, &v) && v.i >= INT32_MIN && v.i <= INT32_MAX ? (int32_t)v.i : def;
 }
 
 uint64_t lgpu_gguf_get_u64(const lgpu_gguf *g, const char *key, uint64_t def) {
-    int64_t i = lgpu_gguf_find_key(g, key);
-    if (i < 0) return def;
-    bool is_int;
-    int64_t si;
-    uint64_t u;
-    double f;
-    if (!decode_num(g->kv[i].type, g->kv[i].raw, &is_int, &si, &u, &f) || !is_int) return def;
-    return g->kv[i].type == LGPU_GGUF_U64 || si >= 0 ? u : def;
+    num_val v = {0};
+    return get_num_as(g, key, AS_UINT, &v) ? v.u : def;
 }
 
 float lgpu_gguf_get_f32(const lgpu_gguf *g, const char *key, float def) {
-    int64_t i = lgpu_gguf_find_key(g, key);
-    if (i < 0) return def;
-    bool is_int;
-    int64_t si;
-    uint64_t u;
-    double f;
-    if (g->kv[i].type == LGPU_GGUF_BOOL || !decode_num(g->kv[i].type, g->kv[i].raw, &is_int, &si, &u, &f)) return def;
-    return (float)f;
+    num_val v = {0};
+    return get_num_as(g, key, AS_FLOAT, &v) ? (float)v.f : def;
 }
 
+/* Any nonzero integer is true (v.u alone is 0 for negative values). */
 bool lgpu_gguf_get_bool(const lgpu_gguf *g, const char *key, bool def) {
-    int64_t i = lgpu_gguf_find_key(g, key);
-    if (i < 0) return def;
-    bool is_int;
-    int64_t si;
-    uint64_t u;
-    double f;
-    if (!decode_num(g->kv[i].type, g->kv[i].raw, &is_int, &si, &u, &f) || !is_int) return def;
-    return u != 0;
+    num_val v = {0};
+    return get_num_as(g, key, AS_BOOL, &v) ? v.i != 0 || v.u != 0 : def;
 }
 
 const char *lgpu_gguf_get_str(const lgpu_gguf *g, const char *key, const char *def) {

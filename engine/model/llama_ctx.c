@@ -168,6 +168,9 @@ void lgpu_ctx_free(lgpu_ctx *c) {
 const lgpu_ctx_params *lgpu_ctx_params_of(const lgpu_ctx *c) { return c ? &c->params : NULL; }
 
 lgpu_model *lgpu_ctx_model(lgpu_ctx *c) { return c ? c->model : NULL; }
+void lgpu_ctx_set_threads(lgpu_ctx *c, int n) {
+    if (c) lgpu_exec_set_threads(c->ex, n);
+}
 
 int lgpu_seq_open(lgpu_ctx *c, int *seq) {
     if (!c || !seq) return lgpu_set_error(LGPU_EINVAL, "lgpu_seq_open: NULL argument");

@@ -192,6 +192,19 @@ void *lgpu_buf_host_ptr(lgpu_buf *buf, size_t off) {
 
 void *lgpu_ref_host(lgpu_ref r) { return lgpu_buf_host_ptr(r.buf, r.off); }
 
+bool lgpu_texel_viewable(const lgpu_dev *dev, lgpu_ref r, size_t size) {
+    const lgpu_dev_caps *c = &dev->caps;
+    if (dev->kind != LGPU_DEV_VULKAN || !c->texel_buffers || !r.buf || r.buf->dev != dev || r.off >= r.buf->size)
+        return false;
+    const lgpu_seg *s = &r.buf->seg[lgpu_buf_seg_index(r.buf, r.off)];
+    size_t in = r.off - s->start, align = c->min_texel_align ? c->min_texel_align : 1;
+    if (in % align || size > s->len - in) return false;
+    /* the view runs from `in` to the end of the allocation, in whole texels (vk_exec.c) */
+    size_t texels = (s->vk->size - in) / LGPU_TEXEL_BYTES, need = (size + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES;
+    if (texels > c->max_texel_elems) texels = c->max_texel_elems;
+    return need <= texels;
+}
+
 /* ---- execs ---- */
 
 int lgpu_exec_create(lgpu_dev *dev, lgpu_exec **out) {
@@ -220,7 +233,8 @@ void lgpu_exec_destroy(lgpu_exec *ex) {
 
 lgpu_dev *lgpu_exec_dev(lgpu_exec *ex) { return ex->dev; }
 bool lgpu_exec_is_host(const lgpu_exec *ex) { return ex->dev->kind == LGPU_DEV_CPU; }
-int lgpu_exec_threads(const lgpu_exec *ex) { return ex->dev->threads; }
+int lgpu_exec_threads(const lgpu_exec *ex) { return ex->threads > 0 ? ex->threads : ex->dev->threads; }
+void lgpu_exec_set_threads(lgpu_exec *ex, int n) { ex->threads = n > 0 ? n : 0; }
 
 int lgpu_exec_begin(lgpu_exec *ex) {
     if (!ex) return lgpu_set_error(LGPU_EINVAL, "lgpu_exec_begin: exec is NULL");

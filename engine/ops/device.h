@@ -76,5 +76,8 @@ lgpu_dev *lgpu_exec_dev(lgpu_exec *ex);
 int lgpu_exec_begin(lgpu_exec *ex);
 /* Submit what was recorded and wait for completion. */
 int lgpu_exec_submit(lgpu_exec *ex);
+/* Host threads for this exec's ops from now on (<= 0: the device's count);
+ * no effect on Vulkan devices. */
+void lgpu_exec_set_threads(lgpu_exec *ex, int n);
 
 #endif

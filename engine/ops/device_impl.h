@@ -39,6 +39,7 @@ struct lgpu_buf {
 
 struct lgpu_exec {
     lgpu_dev *dev;
+    int threads; /* host threads for this exec's ops (0: the device's) */
     bool recording;
     struct lgpu_vk_exec *vk;
 };

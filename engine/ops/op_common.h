@@ -1,5 +1,6 @@
-/* Helpers shared by the op glue of the non-matmul ops (op_rmsnorm.c ...):
- * operand checks, bindings, workgroup sizes, 2D grids, reduction variants. */
+/* Helpers shared by the op glue (op_rmsnorm.c, op_matmul.c ...): operand
+ * checks, bindings, workgroup sizes, 2D grids, reduction variants, the
+ * per-segment dispatch loop of table operands. */
 #ifndef LGPU_OPS_OP_COMMON_H
 #define LGPU_OPS_OP_COMMON_H
 
@@ -51,6 +52,7 @@ static inline void op_bind(lgpu_dispatch *d, lgpu_ref r, size_t size, bool write
     d->bind[d->n_bind].ref = r;
     d->bind[d->n_bind].size = size;
     d->bind[d->n_bind].write = write;
+    d->bind[d->n_bind].texel = false;
     d->n_bind++;
 }
 
@@ -98,5 +100,46 @@ int lgpu_op_check_blocks(const char *op, uint32_t t, const int32_t *table, size_
                          size_t pool_slots);
 
 static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps_of(lgpu_exec_dev(ex)); }
+
+/* The rows of a table operand (matmul W, get_rows embeddings) that one
+ * buffer segment holds: rows [r0, r1), bytes [lo, hi) of the buffer, inside
+ * segment `seg` = [seg_start, seg_start + seg_len). */
+typedef struct op_seg_rows {
+    int seg;
+    size_t seg_start, seg_len;
+    size_t lo, hi;
+    uint32_t r0, r1;
+} op_seg_rows;
+
+/* A table larger than the device's max binding spans several segments: ops
+ * dispatch once per segment, binding the whole rows it holds. Calls
+ * fn(ctx, part) for each segment holding some of the n_rows rows of rb bytes
+ * from t.off, in order; fails (LGPU_EUNSUPPORTED) when a row straddles a
+ * segment boundary (the buffer must be created with unit = row bytes) or a
+ * segment's first row is not at a multiple of `align` (storage alignment). */
+static inline int op_each_segment(lgpu_ref t, uint32_t n_rows, size_t rb, size_t align, const char *op,
+                                  const char *what, int (*fn)(void *ctx, const op_seg_rows *part), void *ctx) {
+    size_t end = t.off + (size_t)n_rows * rb;
+    if (!align) align = 1;
+    int n_seg = lgpu_buf_segments(t.buf);
+    for (int i = 0; i < n_seg; i++) {
+        size_t s, len;
+        lgpu_buf_segment(t.buf, i, &s, &len);
+        size_t lo = s > t.off ? s : t.off, hi = s + len < end ? s + len : end;
+        if (lo >= hi) continue;
+        if ((lo - t.off) % rb || (hi < end && (hi - t.off) % rb))
+            return lgpu_set_error(LGPU_EUNSUPPORTED,
+                                  "%s: a %zu-byte %s row straddles buffer segment %d [%zu, %zu): create the buffer "
+                                  "with unit = row bytes and the %s at a multiple of it",
+                                  op, rb, what, i, s, s + len, what);
+        if ((lo - s) % align) /* the binding's offset inside its segment */
+            return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: %s rows from byte %zu are not aligned to the device's "
+                                  "storage alignment %zu", op, what, lo, align);
+        op_seg_rows part = {i, s, len, lo, hi, (uint32_t)((lo - t.off) / rb), (uint32_t)((hi - t.off) / rb)};
+        int st = fn(ctx, &part);
+        if (st) return st;
+    }
+    return 0;
+}
 
 #endif

@@ -2,9 +2,9 @@
  * embedding type) on Vulkan.
  *
  * A table larger than the device's max binding spans several buffer
- * segments: one dispatch per segment, each binding the whole rows that
- * segment holds (the buffer must be created with unit = row bytes so no row
- * straddles a boundary). The first dispatch (row_offset 0) also writes zero
+ * segments: one dispatch per segment (op_each_segment), each binding the
+ * whole rows that segment holds (the buffer must be created with unit = row
+ * bytes so no row straddles a boundary). The first dispatch (row_offset 0) also writes zero
  * rows for ids outside its range; later ones overwrite the tokens whose ids
  * they hold, ordered after it by the exec's write-after-write barrier.
  * Out-of-range ids give zero rows on both devices; the host path, which can
@@ -42,6 +42,31 @@ static void warn_bad_ids(const lgpu_get_rows_params *p, const int32_t *ids) {
         }
 }
 
+/* One dispatch per segment of the table (op_each_segment). */
+typedef struct {
+    lgpu_exec *ex;
+    const lgpu_get_rows_params *p;
+    const char *shader;
+    lgpu_ref e, ids, y;
+    size_t ib, yb;
+    uint32_t wg, groups[3];
+} gr_ctx;
+
+static int gr_segment(void *ctx, const op_seg_rows *part) {
+    const gr_ctx *c = ctx;
+    lgpu_get_rows_params sp = *c->p;
+    sp.row_offset = part->r0;
+    sp.n_rows = part->r1 - part->r0;
+    lgpu_dispatch d = {.shader = c->shader, .op = c->shader, .params = &sp, .params_size = sizeof sp};
+    op_bind(&d, lgpu_ref_at(c->e.buf, part->lo), part->hi - part->lo, false);
+    op_bind(&d, c->ids, c->ib, false);
+    op_bind(&d, c->y, c->yb, true);
+    d.spec[0] = c->wg;
+    d.n_spec = 1;
+    memcpy(d.groups, c->groups, sizeof d.groups);
+    return lgpu_exec_dispatch(c->ex, &d);
+}
+
 int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "get_rows: NULL exec or params");
     if (p->T == 0) return 0;
@@ -73,36 +98,9 @@ int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, l
     uint64_t n = (uint64_t)p->T * p->K;
     if (n > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "get_rows: %llu values exceed 2^32", (unsigned long long)n);
     uint32_t wg = op_wg_size(caps, 256);
-    uint32_t groups[3];
+    uint32_t groups[3] = {0};
     if ((st = op_grid(caps, LGPU_CEIL_DIV(n, wg), groups, "get_rows"))) return st;
 
-    size_t e_end = e.off + eb, align = caps->min_storage_align ? caps->min_storage_align : 1;
-    int n_seg = lgpu_buf_segments(e.buf);
-    for (int i = 0; i < n_seg; i++) {
-        size_t s, len;
-        lgpu_buf_segment(e.buf, i, &s, &len);
-        size_t lo = s > e.off ? s : e.off, hi = s + len < e_end ? s + len : e_end;
-        if (lo >= hi) continue;
-        if ((lo - e.off) % rb || (hi < e_end && (hi - e.off) % rb))
-            return lgpu_set_error(LGPU_EUNSUPPORTED,
-                                  "get_rows: a %zu-byte row straddles buffer segment %d [%zu, %zu): create the "
-                                  "table with unit = row bytes",
-                                  rb, i, s, s + len);
-        uint32_t r0 = (uint32_t)((lo - e.off) / rb), r1 = (uint32_t)((hi - e.off) / rb);
-        if (lo % align)
-            return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: rows from %u start at byte %zu, not a multiple of the "
-                                  "device's storage alignment %zu", r0, lo, align);
-        lgpu_get_rows_params sp = *p;
-        sp.row_offset = r0;
-        sp.n_rows = r1 - r0;
-        lgpu_dispatch d = {.shader = shader, .op = shader, .params = &sp, .params_size = sizeof sp};
-        op_bind(&d, lgpu_ref_at(e.buf, lo), (size_t)(r1 - r0) * rb, false);
-        op_bind(&d, ids, ib, false);
-        op_bind(&d, y, yb, true);
-        d.spec[0] = wg;
-        d.n_spec = 1;
-        memcpy(d.groups, groups, sizeof groups);
-        if ((st = lgpu_exec_dispatch(ex, &d))) return st;
-    }
-    return 0;
+    gr_ctx c = {ex, p, shader, e, ids, y, ib, yb, wg, {groups[0], groups[1], groups[2]}};
+    return op_each_segment(e, p->n_rows, rb, caps->min_storage_align, "get_rows", "table", gr_segment, &c);
 }

@@ -24,6 +24,13 @@ typedef struct lgpu_dev_caps {
     uint32_t max_shared_bytes;
     size_t max_binding;          /* maxStorageBufferRange */
     size_t min_storage_align;    /* minStorageBufferOffsetAlignment */
+    /* Uniform texel buffers of R32G32B32A32_UINT (16-byte texels): */
+    bool texel_buffers;          /* supported (format feature + buffer usage) */
+    bool texel_weights;          /* matmul reads W through them: default on CPU-type
+                                    devices (lavapipe: vectorised gathers instead of
+                                    per-lane SSBO loads); LGPU_TEXEL_WEIGHTS=0/1 overrides */
+    size_t min_texel_align;      /* minTexelBufferOffsetAlignment */
+    size_t max_texel_elems;      /* maxTexelBufferElements (texels of 16 bytes) */
 } lgpu_dev_caps;
 const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev);
 
@@ -32,14 +39,29 @@ int lgpu_exec_threads(const lgpu_exec *ex);
 /* Host pointer for a ref on the host device (or host-visible Vulkan memory). */
 void *lgpu_ref_host(lgpu_ref r);
 
-/* One storage-buffer binding of a dispatch. `size` is the byte range the
- * shader may touch from ref.off (0: to the end of ref's segment); it must not
- * cross a segment boundary. `write` marks outputs (for barrier tracking). */
+/* One binding of a dispatch. `size` is the byte range the shader may touch
+ * from ref.off (0: to the end of ref's segment); it must not cross a segment
+ * boundary. `write` marks outputs (for barrier tracking). `texel` (read-only)
+ * binds a uniform texel buffer (GLSL usamplerBuffer, R32G32B32A32_UINT
+ * texels) instead of a storage buffer; the view covers at least `size`
+ * rounded up to 16 bytes and may extend further into the segment. Only for
+ * refs lgpu_texel_viewable() accepts. Zero-initialised bindings are storage
+ * buffers. */
 typedef struct lgpu_binding {
     lgpu_ref ref;
     size_t size;
     bool write;
+    bool texel;
 } lgpu_binding;
+
+#define LGPU_TEXEL_BYTES 16
+
+/* Whether bytes [r.off, r.off + size) can be bound with `texel`: the device
+ * supports texel buffers, the offset inside r's segment is a multiple of
+ * minTexelBufferOffsetAlignment, and size rounded up to 16 bytes stays inside
+ * the segment's allocation and maxTexelBufferElements. Callers fall back to a
+ * storage-buffer shader when it is false. */
+bool lgpu_texel_viewable(const lgpu_dev *dev, lgpu_ref r, size_t size);
 
 #define LGPU_MAX_BINDINGS 8
 #define LGPU_MAX_SPEC 8

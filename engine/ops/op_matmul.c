@@ -13,14 +13,23 @@
  *                      cooperative-matrix tiles (shaders/matmul_cm.comp),
  *                      M > 4 when caps.coopmat_khr (and the KHR shaders were
  *                      built) or caps.coopmat_nv.
+ *   matmul_vec_tx_<t>  the same vec kernel reading W through a uniform texel
+ *                      buffer (W_TEXEL): used when caps.texel_weights (on by
+ *                      default on CPU-type devices, LGPU_TEXEL_WEIGHTS=0/1)
+ *                      and the W segment can be viewed (lgpu_texel_viewable),
+ *                      else the storage-buffer build. llvmpipe gathers texels
+ *                      for all lanes in one vector load.
+ *   matmul_vec_txx_<t> the same with x through a texel buffer too, when x's
+ *                      rows are 16-byte aligned (X4) and x can be viewed.
  * LGPU_MATMUL_PATH=vec|mm|cm forces a path (tests, benchmarks);
  * LGPU_MATMUL_VEC_WG=n forces the vec workgroup size and its split-chunk
  * mode with a subgroup (+ shared-memory, for several subgroups) reduction,
  * the default off lavapipe.
  *
  * W may span several buffer segments (the buffer created with unit = row
- * bytes): one dispatch per segment, binding the whole rows it holds, with
- * row_offset telling the shader which y columns they are. */
+ * bytes): one dispatch per segment (op_each_segment), binding the whole rows
+ * it holds, with row_offset telling the shader which y columns they are;
+ * each segment picks the texel or storage build on its own. */
 #include <stdio.h>
 
 #include "ops/op_common.h"
@@ -28,25 +37,26 @@
 
 enum { PATH_VEC, PATH_MM, PATH_CM_NV, PATH_CM_KHR };
 
-/* Shader name suffix; whether the vec kernel's chunk byte ranges start
- * 4-byte aligned in a row of whole words (matmul_vec.comp: Q4_K's 16-byte
- * header and 32-byte qs runs are; 18/34/210-byte blocks are not). */
+/* Shader name suffix; the alignment (2, 4 or 16 bytes) of the vec kernel's
+ * chunk byte ranges inside a row (matmul_vec.comp: F32/F16/BF16 chunks of
+ * 128/64 bytes and Q4_K's 16-byte header and 32-byte qs runs are 16-byte
+ * aligned; 18/34/210-byte blocks only 2-byte). */
 typedef struct {
     uint32_t type;
     const char *name;
-    bool chunks_aligned;
+    uint32_t chunk_align;
 } type_info;
 
 static const type_info types[] = {
-    {LGPU_TYPE_F32, "f32", true},    {LGPU_TYPE_F16, "f16", true},    {LGPU_TYPE_BF16, "bf16", true},
-    {LGPU_TYPE_Q8_0, "q8_0", false}, {LGPU_TYPE_Q4_0, "q4_0", false}, {LGPU_TYPE_Q4_K, "q4_k", true},
-    {LGPU_TYPE_Q6_K, "q6_k", false},
+    {LGPU_TYPE_F32, "f32", 16}, {LGPU_TYPE_F16, "f16", 16},  {LGPU_TYPE_BF16, "bf16", 16},
+    {LGPU_TYPE_Q8_0, "q8_0", 2}, {LGPU_TYPE_Q4_0, "q4_0", 2}, {LGPU_TYPE_Q4_K, "q4_k", 16},
+    {LGPU_TYPE_Q6_K, "q6_k", 2},
 };
 
 /* x rows per vec pass (spec constant NM): lavapipe's LLVM compile time grows
  * steeply with the code the x loads unroll into; 4 keeps it to seconds. */
 #define VEC_MAX_M 4
-#define WORD_BYTES 4 /* the vec kernel reads W as 32-bit words */
+#define WORD_BYTES 4 /* the SSBO vec kernel reads W as 32-bit words */
 
 static const type_info *find_type(uint32_t t) {
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
@@ -104,6 +114,8 @@ static int pick_path(lgpu_exec *ex, const lgpu_dev_caps *caps, uint32_t M) {
 typedef struct {
     int path;
     char shader[40];
+    char shader_tx[40];  /* vec path: the texel-buffer W build, "" when caps.texel_weights is off */
+    char shader_txx[40]; /* ... reading x through a texel buffer too (x rows 16-byte aligned) */
     uint32_t spec[LGPU_MAX_SPEC];
     int n_spec;
     uint32_t rows_per_group, m_per_group; /* W rows and x rows one workgroup covers */
@@ -118,6 +130,11 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
     pl->path = pick_path(ex, caps, p->M);
     static const char *const kind[] = {"vec", "mm", "cm_nv", "cm_khr"};
     snprintf(pl->shader, sizeof pl->shader, "matmul_%s_%s", kind[pl->path], pl->ti->name);
+    pl->shader_tx[0] = pl->shader_txx[0] = 0;
+    if (pl->path == PATH_VEC && caps->texel_weights) {
+        snprintf(pl->shader_tx, sizeof pl->shader_tx, "matmul_vec_tx_%s", pl->ti->name);
+        snprintf(pl->shader_txx, sizeof pl->shader_txx, "matmul_vec_txx_%s", pl->ti->name);
+    }
 
     if (pl->path == PATH_VEC) {
         bool cpu = cpu_like(ex);
@@ -144,12 +161,15 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
         } else {
             nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
         }
-        bool aligned = pl->row_bytes % WORD_BYTES == 0 && pl->ti->chunks_aligned;
+        /* chunk ranges are aligned to the smaller of the chunk's and the row's alignment */
+        uint32_t align = pl->ti->chunk_align;
+        while (pl->row_bytes % align) align /= 2;
         /* x rows 16-byte aligned and the binding whole vec4s: vec4 loads */
         bool x4 = p->K % 4 == 0 && (p->M == 1 || p->x_stride % 4 == 0);
-        uint32_t s[] = {wg, nr, nm, aligned, x4, wg / sgs, 0 /* W_TAIL, per segment */, lane_rows};
+        uint32_t s[] = {wg, nr, nm, align, x4, wg / sgs, 0 /* W_TAIL, per segment */, lane_rows};
         memcpy(pl->spec, s, sizeof s);
         pl->n_spec = 8;
+        if (!x4) pl->shader_txx[0] = 0;
         pl->rows_per_group = nr;
         pl->m_per_group = nm;
     } else if (pl->path == PATH_MM) {
@@ -197,6 +217,57 @@ static int grid(const lgpu_dev_caps *caps, const plan *pl, uint32_t rows, uint32
     return 0;
 }
 
+/* One dispatch per segment of W (op_each_segment). */
+typedef struct {
+    lgpu_exec *ex;
+    const lgpu_dev_caps *caps;
+    const lgpu_matmul_params *p;
+    const plan *pl;
+    lgpu_ref w, x, y;
+    size_t xb, yb;
+} mm_ctx;
+
+static int mm_segment(void *ctx, const op_seg_rows *part) {
+    const mm_ctx *c = ctx;
+    const plan *pl = c->pl;
+    lgpu_ref wr = lgpu_ref_at(c->w.buf, part->lo);
+    size_t wbind = part->hi - part->lo;
+    /* texel build where the rows can be viewed (offset aligned, whole texels
+     * inside the allocation, within maxTexelBufferElements); else SSBO */
+    lgpu_dev *dev = lgpu_exec_dev(c->ex);
+    bool texel = pl->shader_tx[0] && lgpu_texel_viewable(dev, wr, wbind);
+    /* x too, when its rows are vec4-aligned and it can be viewed: the x
+     * loads are the next largest cost once W comes from texels */
+    bool xtexel = texel && pl->shader_txx[0] && lgpu_texel_viewable(dev, c->x, c->xb);
+    uint32_t w_tail = 0;
+    if (!texel && pl->path == PATH_VEC) {
+        /* the SSBO vec kernel reads whole 32-bit words: round the binding up
+         * when the segment has the bytes, else read the last one in 16-bit halves */
+        size_t wround = (wbind + WORD_BYTES - 1) / WORD_BYTES * WORD_BYTES;
+        if (wround != wbind) {
+            if (part->lo + wround <= part->seg_start + part->seg_len)
+                wbind = wround;
+            else
+                w_tail = 1;
+        }
+    }
+    lgpu_matmul_params sp = *c->p;
+    sp.N = part->r1 - part->r0;
+    sp.row_offset = part->r0;
+    const char *shader = xtexel ? pl->shader_txx : texel ? pl->shader_tx : pl->shader;
+    lgpu_dispatch d = {.shader = shader, .op = shader, .params = &sp, .params_size = sizeof sp};
+    op_bind(&d, wr, wbind, false);
+    d.bind[0].texel = texel;
+    op_bind(&d, c->x, c->xb, false);
+    d.bind[1].texel = xtexel;
+    op_bind(&d, c->y, c->yb, true);
+    memcpy(d.spec, pl->spec, sizeof pl->spec);
+    d.n_spec = pl->n_spec;
+    if (pl->path == PATH_VEC) d.spec[6] = w_tail;
+    int st = grid(c->caps, pl, sp.N, c->p->M, d.groups);
+    return st ? st : lgpu_exec_dispatch(c->ex, &d);
+}
+
 int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "matmul: NULL exec or params");
     if (p->M == 0 || p->N == 0) return 0;
@@ -239,45 +310,6 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
     plan pl = {.ti = ti, .row_bytes = rb};
     if ((st = make_plan(ex, p, &pl))) return st;
 
-    size_t w_end = w.off + wb, align = caps->min_storage_align ? caps->min_storage_align : 1;
-    int n_seg = lgpu_buf_segments(w.buf);
-    for (int i = 0; i < n_seg; i++) {
-        size_t s, len;
-        lgpu_buf_segment(w.buf, i, &s, &len);
-        size_t lo = s > w.off ? s : w.off, hi = s + len < w_end ? s + len : w_end;
-        if (lo >= hi) continue;
-        if ((lo - w.off) % rb || (hi < w_end && (hi - w.off) % rb))
-            return lgpu_set_error(LGPU_EUNSUPPORTED,
-                                  "matmul: a %zu-byte W row straddles buffer segment %d [%zu, %zu): create the "
-                                  "weight buffer with unit = row bytes and W at a multiple of it",
-                                  rb, i, s, s + len);
-        if (lo % align)
-            return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: W rows from byte %zu are not aligned to the device's "
-                                  "storage alignment %zu", lo, align);
-        uint32_t r0 = (uint32_t)((lo - w.off) / rb), r1 = (uint32_t)((hi - w.off) / rb);
-        /* the vec kernel reads whole 32-bit words: round the binding up when
-         * the segment has the bytes, else read the last one in 16-bit halves */
-        size_t wbind = hi - lo, wround = (wbind + WORD_BYTES - 1) / WORD_BYTES * WORD_BYTES;
-        uint32_t w_tail = 0;
-        if (wround != wbind) {
-            if (lo + wround <= s + len)
-                wbind = wround;
-            else
-                w_tail = 1;
-        }
-
-        lgpu_matmul_params sp = *p;
-        sp.N = r1 - r0;
-        sp.row_offset = r0;
-        lgpu_dispatch d = {.shader = pl.shader, .op = pl.shader, .params = &sp, .params_size = sizeof sp};
-        op_bind(&d, lgpu_ref_at(w.buf, lo), wbind, false);
-        op_bind(&d, x, xb, false);
-        op_bind(&d, y, yb, true);
-        memcpy(d.spec, pl.spec, sizeof pl.spec);
-        d.n_spec = pl.n_spec;
-        if (pl.path == PATH_VEC) d.spec[6] = w_tail;
-        if ((st = grid(caps, &pl, sp.N, p->M, d.groups))) return st;
-        if ((st = lgpu_exec_dispatch(ex, &d))) return st;
-    }
-    return 0;
+    mm_ctx c = {ex, caps, p, &pl, w, x, y, xb, yb};
+    return op_each_segment(w, p->N, rb, caps->min_storage_align, "matmul", "W", mm_segment, &c);
 }

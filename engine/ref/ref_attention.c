@@ -7,9 +7,11 @@
  * each V row is loaded once for all of them, so grouped-query attention reads
  * the cache once per group, not once per head. Per head it is an online
  * softmax: the running max m moves once per chunk (accumulators rescaled by
- * exp(m_old - m_new)), l is summed in double. Dots and accumulators use 8-wide
- * float vectors (GCC/Clang vector extensions); on x86-64 an AVX2 build of the
- * same code is picked at run time (LGPU_CPU_ISA=plain forces the baseline).
+ * exp(m_old - m_new)), l is summed in double. Scores are computed 8 keys at a
+ * time (one transposing horizontal sum), and the weighted V sum keeps 8
+ * output dims in a register across the chunk's keys. Vectors are 8-wide GCC/
+ * Clang vector extensions; on x86-64 an AVX2 build of the same code is picked
+ * at run time (LGPU_CPU_ISA=plain forces the baseline).
  *
  * Results do not depend on the thread count or the head blocking: every head
  * runs the same operation sequence (fixed chunk boundaries, fixed vector
@@ -41,45 +43,57 @@ typedef struct {
 
 #define INL static inline __attribute__((always_inline))
 
-/* Sum of a[i]*b[i]: 8 lanes, then a fixed pairwise lane sum, then the tail. */
-INL float dot(const float *a, const float *b, uint32_t n) {
-    v8f s = {0};
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f x, y;
-        memcpy(&x, a + i, sizeof x);
-        memcpy(&y, b + i, sizeof y);
-        s += x * y;
-    }
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
+/* hadd of two 8-float vectors, as AVX's vhaddps does it (per 128-bit half);
+ * a macro, since a function returning a 32-byte vector has an ISA-dependent ABI. */
+#define HADD8(a, b) \
+    (__builtin_shufflevector(a, b, 0, 2, 8, 10, 4, 6, 12, 14) + __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15))
+
+/* out[k] = the horizontal sum of s[k], each in the fixed order
+ * ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)). */
+INL void hsum8x8(const v8f s[8], float out[8]) {
+    v8f a = HADD8(HADD8(s[0], s[1]), HADD8(s[2], s[3])); /* keys 0-3: low half l0..3, high half l4..7 */
+    v8f b = HADD8(HADD8(s[4], s[5]), HADD8(s[6], s[7]));
+    v8f r = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) +
+            __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    memcpy(out, &r, sizeof r);
 }
 
-/* acc[i] = acc[i] * scale + w * v[i]  (scale 1: plain accumulate) */
-INL void axpy(float *acc, float w, const float *v, uint32_t n) {
-    v8f wv = {w, w, w, w, w, w, w, w};
+/* out[k] = dot(q, rows[k], n) for 8 rows (8-wide partial sums kept apart). */
+INL void dot8(const float *q, const float *const rows[8], uint32_t n, float out[8]) {
+    v8f s[8] = {{0}};
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        v8f a, x;
-        memcpy(&a, acc + i, sizeof a);
-        memcpy(&x, v + i, sizeof x);
-        a += wv * x;
-        memcpy(acc + i, &a, sizeof a);
+        v8f x;
+        memcpy(&x, q + i, sizeof x);
+        for (int k = 0; k < 8; k++) {
+            v8f y;
+            memcpy(&y, rows[k] + i, sizeof y);
+            s[k] += x * y;
+        }
     }
-    for (; i < n; i++) acc[i] += w * v[i];
+    hsum8x8(s, out);
+    for (; i < n; i++)
+        for (int k = 0; k < 8; k++) out[k] += q[i] * rows[k][i];
 }
 
-INL void scale_vec(float *acc, float s, uint32_t n) {
-    v8f sv = {s, s, s, s, s, s, s, s};
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f a;
-        memcpy(&a, acc + i, sizeof a);
-        a *= sv;
-        memcpy(acc + i, &a, sizeof a);
+/* acc[0 .. 8*nv) = acc * alpha + sum_k w[k] * vrow[k][off ..], nv vectors
+ * kept in registers (nv is a constant after inlining). */
+INL void accumulate_v(float *acc, int nv, float alpha, const float *w, const float *const *vrow, uint32_t n,
+                      uint32_t off) {
+    v8f a[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < nv; i++) {
+        memcpy(&a[i], acc + 8 * i, sizeof a[i]);
+        if (alpha != 1.0f) a[i] *= alpha;
     }
-    for (; i < n; i++) acc[i] *= s;
+    for (uint32_t k = 0; k < n; k++) {
+        if (!vrow[k]) continue;
+        _Pragma("GCC unroll 4") for (int i = 0; i < nv; i++) {
+            v8f x;
+            memcpy(&x, vrow[k] + off + 8 * i, sizeof x);
+            a[i] += w[k] * x;
+        }
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < nv; i++) memcpy(acc + 8 * i, &a[i], sizeof a[i]);
 }
 
 /* One item: token t, KV head g, query heads h0 .. h0+nh-1. */
@@ -96,7 +110,8 @@ INL void attend(const att_ctx *c, int64_t item) {
     const int32_t *table = c->block_table + (size_t)(seq < 0 ? 0 : seq) * p->max_blocks;
 
     _Alignas(32) float acc[HEADS][LGPU_ATTN_MAX_HEAD_DIM];
-    float sc[HEADS][CHUNK], m[HEADS];
+    _Alignas(32) float sc[HEADS][CHUNK];
+    float m[HEADS];
     double l[HEADS];
     const float *q[HEADS], *krow[CHUNK], *vrow[CHUNK];
     for (uint32_t r = 0; r < nh; r++) {
@@ -105,6 +120,7 @@ INL void attend(const att_ctx *c, int64_t item) {
         m[r] = -INFINITY;
         l[r] = 0;
     }
+    static const float zero_row[LGPU_ATTN_MAX_HEAD_DIM];
     for (uint32_t j0 = 0; j0 < n_keys; j0 += CHUNK) {
         uint32_t n = n_keys - j0 < CHUNK ? n_keys - j0 : CHUNK;
         for (uint32_t k = 0; k < n; k++) {
@@ -119,25 +135,45 @@ INL void attend(const att_ctx *c, int64_t item) {
             vrow[k] = c->v_pool + off;
         }
         for (uint32_t r = 0; r < nh; r++) {
+            /* scores 8 keys at a time (masked or missing keys read a zero row) */
+            for (uint32_t k0 = 0; k0 < n; k0 += 8) {
+                const float *rows[8];
+                for (uint32_t k = 0; k < 8; k++) rows[k] = k0 + k < n && krow[k0 + k] ? krow[k0 + k] : zero_row;
+                dot8(q[r], rows, D, &sc[r][k0]);
+            }
             float cmax = -INFINITY;
             for (uint32_t k = 0; k < n; k++) {
-                sc[r][k] = krow[k] ? dot(q[r], krow[k], D) * p->scale : -INFINITY;
+                sc[r][k] = krow[k] ? sc[r][k] * p->scale : -INFINITY;
                 if (sc[r][k] > cmax) cmax = sc[r][k];
             }
+            /* weights; l summed in key order */
+            float alpha = 1.0f;
             if (cmax > m[r]) {
-                float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - cmax);
-                scale_vec(acc[r], alpha, D);
+                alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - cmax);
                 l[r] *= alpha;
                 m[r] = cmax;
             }
-        }
-        for (uint32_t k = 0; k < n; k++) {
-            if (!vrow[k]) continue;
-            for (uint32_t r = 0; r < nh; r++) {
-                if (sc[r][k] == -INFINITY) continue;
-                float w = expf(sc[r][k] - m[r]);
-                l[r] += w;
-                axpy(acc[r], w, vrow[k], D);
+            for (uint32_t k = 0; k < n; k++) {
+                sc[r][k] = sc[r][k] == -INFINITY ? 0.0f : expf(sc[r][k] - m[r]);
+                l[r] += sc[r][k];
+            }
+            /* acc = acc * alpha + sum_k w_k V_k, keys in order, up to 32 dims
+             * (4 independent register chains) at a time; masked keys skipped */
+            uint32_t d = 0;
+            for (; d + 32 <= D; d += 32) accumulate_v(acc[r] + d, 4, alpha, sc[r], vrow, n, d);
+            if (d + 8 <= D) {
+                uint32_t nv = (D - d) / 8; /* 1..3 */
+                if (nv == 3) accumulate_v(acc[r] + d, 3, alpha, sc[r], vrow, n, d);
+                else if (nv == 2) accumulate_v(acc[r] + d, 2, alpha, sc[r], vrow, n, d);
+                else accumulate_v(acc[r] + d, 1, alpha, sc[r], vrow, n, d);
+                d += 8 * nv;
+            }
+            for (; d < D; d++) {
+                float a = acc[r][d];
+                if (alpha != 1.0f) a *= alpha;
+                for (uint32_t k = 0; k < n; k++)
+                    if (vrow[k]) a += sc[r][k] * vrow[k][d];
+                acc[r][d] = a;
             }
         }
     }

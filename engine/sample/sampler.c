@@ -263,10 +263,14 @@ static size_t top_k_heap(const float *w, size_t nv, cand *c, size_t k) {
     return h;
 }
 
+static bool penalties_apply(const lgpu_sampler *s) {
+    const lgpu_sampler_params *p = &s->p;
+    if (p->repeat_last_n == 0 || s->hist_len == 0) return false;
+    return p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f;
+}
+
 static void apply_penalties(lgpu_sampler *s, float *w, size_t n_vocab) {
     const lgpu_sampler_params *p = &s->p;
-    if (p->repeat_last_n == 0 || s->hist_len == 0) return;
-    if (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f) return;
     size_t win = s->hist_len;
     if (p->repeat_last_n > 0 && win > (size_t)p->repeat_last_n) win = (size_t)p->repeat_last_n;
     const int32_t *h = s->hist + (s->hist_len - win);
@@ -382,6 +386,23 @@ static float raw_logprob(const float *logits, size_t n, int32_t tok) {
     return (float)((double)logits[tok] - m - log(sum));
 }
 
+/* The first index of the largest logit that is not -inf or NaN (n: none).
+ * Eight independent maxima (NaN never wins a compare), so the loop
+ * vectorises, then a scan for the first index holding the maximum. */
+static size_t argmax_finite(const float *w, size_t n) {
+    float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) m8[l] = w[i + l] > m8[l] ? w[i + l] : m8[l];
+    float m = -INFINITY;
+    for (int l = 0; l < 8; l++) m = m8[l] > m ? m8[l] : m;
+    for (; i < n; i++) m = w[i] > m ? w[i] : m;
+    if (!(m > -INFINITY)) return n;
+    for (i = 0; i < n; i++)
+        if (w[i] == m) return i;
+    return n;
+}
+
 /* Runs penalties and filters; leaves the survivors in s->c[0..*n_out) with
  * their logits divided by the temperature (greedy: just the argmax). */
 static int run_chain(lgpu_sampler *s, const float *logits, int32_t n_vocab, size_t *n_out) {
@@ -390,15 +411,25 @@ static int run_chain(lgpu_sampler *s, const float *logits, int32_t n_vocab, size
     size_t nv = (size_t)n_vocab;
     int st = reserve_vocab(s, nv);
     if (st) return st;
-    float *w = s->work;
-    memcpy(w, logits, nv * sizeof *w);
-    apply_penalties(s, w, nv);
+    const lgpu_sampler_params *p = &s->p;
+    const float *w = logits;
+    if (penalties_apply(s)) { /* only then is a copy needed */
+        memcpy(s->work, logits, nv * sizeof *s->work);
+        apply_penalties(s, s->work, nv);
+        w = s->work;
+    }
 
     /* -inf (masked) and NaN logits can never be drawn: they are dropped */
-    const lgpu_sampler_params *p = &s->p;
     cand *c = s->c;
+    if (p->temperature <= 0.0f) { /* greedy: the argmax, no candidate list */
+        size_t best = argmax_finite(w, nv);
+        if (best == nv) return lgpu_set_error(LGPU_EINVAL, "sampler: all %d logits are -inf or NaN", n_vocab);
+        c[0] = (cand){(int32_t)best, w[best]};
+        *n_out = 1;
+        return 0;
+    }
     size_t n = 0, sorted = 0; /* c[0..sorted) is sorted and beats the rest */
-    if (p->temperature > 0.0f && p->top_k > 0 && p->top_k <= HEAP_TOP_K) {
+    if (p->top_k > 0 && p->top_k <= HEAP_TOP_K) {
         /* the common case (top_k ~40): one pass with a k-heap, most logits
          * rejected by a single compare, no full candidate array */
         n = sorted = top_k_heap(w, nv, c, (size_t)p->top_k);
@@ -407,15 +438,6 @@ static int run_chain(lgpu_sampler *s, const float *logits, int32_t n_vocab, size
             if (w[i] > -INFINITY) c[n++] = (cand){(int32_t)i, w[i]};
     }
     if (n == 0) return lgpu_set_error(LGPU_EINVAL, "sampler: all %d logits are -inf or NaN", n_vocab);
-
-    if (p->temperature <= 0.0f) {
-        size_t best = 0;
-        for (size_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit) best = i; /* strict: ties keep the lower id */
-        c[0] = c[best];
-        *n_out = 1;
-        return 0;
-    }
     if (p->top_k > 0 && (size_t)p->top_k < n) {
         select_top(c, n, (size_t)p->top_k);
         n = (size_t)p->top_k;

@@ -128,6 +128,13 @@ typedef struct lgpu_vk_memory {
     bool prefer_host_visible;                     /* UMA / CPU devices */
 } lgpu_vk_memory;
 
+/* Descriptor set layout + pipeline layout for one texel-binding mask (bit i:
+ * binding i is a uniform texel buffer, else a storage buffer). */
+typedef struct lgpu_vk_layout {
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+} lgpu_vk_layout;
+
 typedef struct lgpu_vk_pipeline lgpu_vk_pipeline;
 #define LGPU_VK_PIPE_BUCKETS 64
 
@@ -158,8 +165,7 @@ typedef struct lgpu_vk_dev {
 
     /* pipelines */
     pthread_mutex_t pipe_lock;
-    VkDescriptorSetLayout dsl;
-    VkPipelineLayout layout;
+    lgpu_vk_layout layouts[1 << LGPU_MAX_BINDINGS]; /* by texel mask, created on first use (pipe_lock) */
     VkPipelineCache cache;
     char cache_path[1024];
     bool cache_dirty;
@@ -168,6 +174,8 @@ typedef struct lgpu_vk_dev {
     int n_pipes;
     VkBuffer dummy; /* bound to unused binding slots */
     lgpu_vk_alloc dummy_mem;
+
+    pthread_mutex_t view_lock; /* texel buffer view caches of all segments */
 
     /* LGPU_PROFILE=1 */
     bool profile;
@@ -187,13 +195,22 @@ void lgpu_vk_mem_free(lgpu_vk_dev *vd, lgpu_vk_alloc *a);
 int lgpu_vk_mem_precheck(lgpu_vk_dev *vd, size_t size);
 /* Budget of the main heap (VK_EXT_memory_budget, else its size) and our usage. */
 void lgpu_vk_mem_budget(lgpu_vk_dev *vd, size_t *used, size_t *budget);
-/* A buffer bound to fresh memory (storage + transfer src/dst usage). */
+/* A buffer bound to fresh memory (storage, transfer src/dst and, where supported, uniform texel usage). */
 int lgpu_vk_buffer_create(lgpu_vk_dev *vd, VkDeviceSize size, bool host_visible, VkBuffer *buf, lgpu_vk_alloc *mem);
 void lgpu_vk_buffer_destroy(lgpu_vk_dev *vd, VkBuffer buf, lgpu_vk_alloc *mem);
+
+/* A uniform texel buffer view of bytes [off, off + range) of a segment. */
+typedef struct lgpu_vk_view {
+    VkDeviceSize off, range;
+    VkBufferView view;
+} lgpu_vk_view;
 
 struct lgpu_vk_seg {
     VkBuffer buf;
     lgpu_vk_alloc mem;
+    VkDeviceSize size;   /* of the VkBuffer: the segment rounded up to 16 bytes (whole texels) */
+    lgpu_vk_view *views; /* created on first use, destroyed with the buffer (vd->view_lock) */
+    int n_views, cap_views;
 };
 
 /* ---- device (vk_device.c) ---- */
@@ -212,11 +229,20 @@ void lgpu_vk_buf_free(lgpu_buf *buf);
 int lgpu_vk_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n);
 int lgpu_vk_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n);
 int lgpu_vk_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n);
+/* Texel view of segment `seg` bytes [off, off + range) (off a multiple of
+ * minTexelBufferOffsetAlignment, range of 16-byte texels), cached on the
+ * segment. */
+int lgpu_vk_texel_view(lgpu_vk_dev *vd, struct lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range,
+                       VkBufferView *out);
 
 /* ---- pipelines (vk_pipeline.c) ---- */
 int lgpu_vk_pipelines_init(lgpu_vk_dev *vd);
 void lgpu_vk_pipelines_destroy(lgpu_vk_dev *vd);
-int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, VkPipeline *out);
+/* Pipeline for (shader, spec constants, texel mask) and the layout it was made with. */
+int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, uint32_t texel_mask,
+                         VkPipeline *out, const lgpu_vk_layout **layout);
+/* Layout for a texel mask (created on first use). */
+int lgpu_vk_layout_get(lgpu_vk_dev *vd, uint32_t texel_mask, const lgpu_vk_layout **out);
 /* $XDG_CACHE_HOME/lgpu/pipelines-<vendor>-<device>-<driver>.bin ("" if no home) */
 void lgpu_vk_pipeline_cache_path(const lgpu_vk_devinfo *info, char *out, size_t len);
 

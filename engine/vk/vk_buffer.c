@@ -21,7 +21,9 @@ int lgpu_vk_buf_alloc(lgpu_buf *buf) {
     if (!vs) return lgpu_set_error(LGPU_ENOMEM, "buffer of %zu bytes: segment table", buf->size);
     for (int i = 0; i < buf->n_seg; i++) {
         buf->seg[i].vk = &vs[i];
-        st = lgpu_vk_buffer_create(vd, buf->seg[i].len, false, &vs[i].buf, &vs[i].mem);
+        /* whole 16-byte texels, so a texel view can reach the last bytes */
+        vs[i].size = (buf->seg[i].len + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES * LGPU_TEXEL_BYTES;
+        st = lgpu_vk_buffer_create(vd, vs[i].size, false, &vs[i].buf, &vs[i].mem);
         if (st) {
             lgpu_vk_buf_free(buf);
             return st;
@@ -34,8 +36,11 @@ int lgpu_vk_buf_alloc(lgpu_buf *buf) {
 void lgpu_vk_buf_free(lgpu_buf *buf) {
     if (!buf->n_seg || !buf->seg[0].vk) return;
     struct lgpu_vk_seg *vs = buf->seg[0].vk;
+    lgpu_vk_dev *vd = buf->dev->vk;
     for (int i = 0; i < buf->n_seg; i++) {
-        if (vs[i].buf) lgpu_vk_buffer_destroy(buf->dev->vk, vs[i].buf, &vs[i].mem);
+        for (int j = 0; j < vs[i].n_views; j++) vkDestroyBufferView(vd->dev, vs[i].views[j].view, NULL);
+        free(vs[i].views);
+        if (vs[i].buf) lgpu_vk_buffer_destroy(vd, vs[i].buf, &vs[i].mem);
         buf->seg[i].vk = NULL;
         buf->seg[i].host = NULL;
     }
@@ -139,3 +144,38 @@ int lgpu_vk_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n) {
 }
 
 int lgpu_vk_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n) { return each_segment(buf, off, NULL, n, OP_ZERO); }
+
+int lgpu_vk_texel_view(lgpu_vk_dev *vd, struct lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range,
+                       VkBufferView *out) {
+    pthread_mutex_lock(&vd->view_lock);
+    int st = 0;
+    for (int i = 0; i < seg->n_views; i++)
+        if (seg->views[i].off == off && seg->views[i].range == range) {
+            *out = seg->views[i].view;
+            goto done;
+        }
+    if (seg->n_views == seg->cap_views) {
+        int cap = seg->cap_views ? 2 * seg->cap_views : 2;
+        lgpu_vk_view *v = realloc(seg->views, (size_t)cap * sizeof *v);
+        if (!v) {
+            st = lgpu_set_error(LGPU_ENOMEM, "texel buffer view list");
+            goto done;
+        }
+        seg->views = v;
+        seg->cap_views = cap;
+    }
+    VkBufferViewCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = seg->buf,
+                                 .format = VK_FORMAT_R32G32B32A32_UINT,
+                                 .offset = off,
+                                 .range = range};
+    VkResult r = vkCreateBufferView(vd->dev, &ci, NULL, out);
+    if (r != VK_SUCCESS) {
+        st = lgpu_vk_fail(r, "vkCreateBufferView", __FILE__, __LINE__);
+        goto done;
+    }
+    seg->views[seg->n_views++] = (lgpu_vk_view){off, range, *out};
+done:
+    pthread_mutex_unlock(&vd->view_lock);
+    return st;
+}

@@ -141,6 +141,7 @@ static void teardown(lgpu_vk_dev *vd) {
     pthread_mutex_destroy(&vd->xfer_lock);
     pthread_mutex_destroy(&vd->pipe_lock);
     pthread_mutex_destroy(&vd->prof_lock);
+    pthread_mutex_destroy(&vd->view_lock);
     free(vd);
 }
 
@@ -154,6 +155,7 @@ int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bo
     pthread_mutex_init(&vd->xfer_lock, NULL);
     pthread_mutex_init(&vd->pipe_lock, NULL);
     pthread_mutex_init(&vd->prof_lock, NULL);
+    pthread_mutex_init(&vd->view_lock, NULL);
 
     int st = lgpu_vk_instance_create(&vd->vi, why, why_len);
     if (st) {
@@ -198,6 +200,15 @@ int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bo
     dev->kind = LGPU_DEV_VULKAN;
     dev->vk = vd;
     dev->caps = vd->info.caps;
+    /* LGPU_TEXEL_WEIGHTS=0/1: matmul weights through uniform texel buffers (default: CPU-type devices) */
+    const char *tw = getenv("LGPU_TEXEL_WEIGHTS");
+    if (tw && *tw) {
+        bool on = strcmp(tw, "0") != 0;
+        if (on && !dev->caps.texel_buffers)
+            lgpu_log(LGPU_LOG_WARN, "LGPU_TEXEL_WEIGHTS=%s: %s has no R32G32B32A32_UINT uniform texel buffers; off", tw,
+                     vd->info.name);
+        dev->caps.texel_weights = on && dev->caps.texel_buffers;
+    }
     dev->threads = lgpu_default_threads();
     snprintf(dev->name, sizeof dev->name, "%s", vd->info.name);
     lgpu_log(LGPU_LOG_INFO, "device %d: %s (%s) — %s", idx, vd->info.name, lgpu_vk_type_name(vd->info.type),

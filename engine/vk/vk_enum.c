@@ -105,6 +105,14 @@ static void describe(VkInstance inst, VkPhysicalDevice pd, int index, lgpu_vk_de
     c->max_shared_bytes = p.limits.maxComputeSharedMemorySize;
     c->max_binding = p.limits.maxStorageBufferRange;
     c->min_storage_align = (size_t)p.limits.minStorageBufferOffsetAlignment;
+    /* uniform texel buffers of 16-byte uint texels (weights on CPU-type devices) */
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp);
+    c->texel_buffers = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
+                       p.limits.maxTexelBufferElements > 0;
+    c->min_texel_align = (size_t)p.limits.minTexelBufferOffsetAlignment;
+    c->max_texel_elems = p.limits.maxTexelBufferElements;
+    c->texel_weights = c->texel_buffers && p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     d->f_portability_subset = ext_in(ext, n_ext, "VK_KHR_portability_subset");
 
     bool v13 = p.apiVersion >= VK_API_VERSION_1_3;
@@ -363,6 +371,8 @@ static void print_device(FILE *f, const lgpu_vk_devinfo *d) {
             yn(c->storage_8bit));
     fprintf(f, "     cooperative matrix: NV %s, KHR %s%s\n", yn(c->coopmat_nv), yn(c->coopmat_khr),
             LGPU_VK_KHR_COOPMAT ? "" : " (not built)");
+    fprintf(f, "     texel buffers (R32G32B32A32_UINT) %s, texel weights by default %s\n", yn(c->texel_buffers),
+            yn(c->texel_weights));
     fprintf(f, "     maxStorageBufferRange ");
     print_size(f, c->max_binding);
     fprintf(f, ", maxMemoryAllocationSize ");

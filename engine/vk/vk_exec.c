@@ -117,7 +117,7 @@ int lgpu_vk_exec_begin(lgpu_exec *ex) {
     return 0;
 }
 
-static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSet *out) {
+static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSetLayout dsl, VkDescriptorSet *out) {
     if (e->cur_used == SETS_PER_POOL) {
         e->cur_dpool++;
         e->cur_used = 0;
@@ -126,19 +126,22 @@ static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSet *o
         VkDescriptorPool *v = realloc(e->dpools, (size_t)(e->n_dpools + 1) * sizeof *v);
         if (!v) return lgpu_set_error(LGPU_ENOMEM, "descriptor pool list");
         e->dpools = v;
-        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                   .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS};
+        /* enough of both kinds that maxSets is the only limit */
+        VkDescriptorPoolSize ps[2] = {
+            {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS},
+            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS},
+        };
         VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                          .maxSets = SETS_PER_POOL,
-                                         .poolSizeCount = 1,
-                                         .pPoolSizes = &ps};
+                                         .poolSizeCount = vd->info.caps.texel_buffers ? 2 : 1,
+                                         .pPoolSizes = ps};
         LGPU_VK_CHECK(vkCreateDescriptorPool(vd->dev, &ci, NULL, &e->dpools[e->n_dpools]));
         e->n_dpools++;
     }
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                       .descriptorPool = e->dpools[e->cur_dpool],
                                       .descriptorSetCount = 1,
-                                      .pSetLayouts = &vd->dsl};
+                                      .pSetLayouts = &dsl};
     LGPU_VK_CHECK(vkAllocateDescriptorSets(vd->dev, &ai, out));
     e->cur_used++;
     return 0;
@@ -167,6 +170,7 @@ static int next_queries(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkQueryPool *po
 typedef struct {
     VkBuffer buf;
     VkDeviceSize off, range;
+    VkBufferView view; /* texel bindings */
 } resolved;
 
 static int resolve(const lgpu_exec *ex, const lgpu_dispatch *d, int i, resolved *out) {
@@ -184,11 +188,23 @@ static int resolve(const lgpu_exec *ex, const lgpu_dispatch *d, int i, resolved 
         return lgpu_set_error(LGPU_EINVAL,
                               "%s: binding %d [%zu, +%zu) crosses the end of its segment at %zu (segments of %zu bytes)",
                               op, i, b->ref.off, range, s->start + s->len, buf->seg_len);
-    size_t align = ex->dev->caps.min_storage_align ? ex->dev->caps.min_storage_align : 1;
+    const lgpu_dev_caps *caps = &ex->dev->caps;
+    size_t align = b->texel ? caps->min_texel_align : caps->min_storage_align;
+    if (!align) align = 1;
     if (in % align)
         return lgpu_set_error(LGPU_EINVAL, "%s: binding %d offset %zu is not a multiple of %zu", op, i, b->ref.off,
                               align);
-    *out = (resolved){s->vk->buf, in, range};
+    *out = (resolved){s->vk->buf, in, range, VK_NULL_HANDLE};
+    if (b->texel) {
+        /* one view per offset: from `in` to the end of the allocation (whole
+         * texels), so refs at the same offset with other sizes share it */
+        VkDeviceSize tb = LGPU_TEXEL_BYTES, n = (s->vk->size - in) / tb;
+        if (n > caps->max_texel_elems) n = caps->max_texel_elems;
+        if (b->write || !caps->texel_buffers || (range + tb - 1) / tb > n)
+            return lgpu_set_error(LGPU_EINVAL, "%s: binding %d [%zu, +%zu) cannot be a %stexel buffer (see "
+                                  "lgpu_texel_viewable)", op, i, b->ref.off, range, b->write ? "written " : "");
+        return lgpu_vk_texel_view(ex->dev->vk, s->vk, in, n * tb, &out->view);
+    }
     return 0;
 }
 
@@ -212,8 +228,11 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
         int st = resolve(ex, d, i, &r[i]);
         if (st) return st;
     }
+    uint32_t mask = 0;
+    for (int i = 0; i < d->n_bind; i++) mask |= d->bind[i].texel ? 1u << i : 0u;
     VkPipeline pipe;
-    int st = lgpu_vk_pipeline_get(vd, d->shader, d->spec, d->n_spec, &pipe);
+    const lgpu_vk_layout *lay;
+    int st = lgpu_vk_pipeline_get(vd, d->shader, d->spec, d->n_spec, mask, &pipe, &lay);
     if (st) return st;
 
     bool need = false;
@@ -236,18 +255,21 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
             return st;
 
     VkDescriptorSet set;
-    if ((st = alloc_set(vd, e, &set))) return st;
+    if ((st = alloc_set(vd, e, lay->dsl, &set))) return st;
     VkDescriptorBufferInfo bi[LGPU_MAX_BINDINGS];
     VkWriteDescriptorSet w[LGPU_MAX_BINDINGS];
     for (int i = 0; i < LGPU_MAX_BINDINGS; i++) {
+        bool tx = mask & (1u << i);
         bi[i] = i < d->n_bind ? (VkDescriptorBufferInfo){r[i].buf, r[i].off, r[i].range}
                               : (VkDescriptorBufferInfo){vd->dummy, 0, VK_WHOLE_SIZE};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
                                       .dstBinding = (uint32_t)i,
                                       .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      .pBufferInfo = &bi[i]};
+                                      .descriptorType = tx ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                           : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = tx ? NULL : &bi[i],
+                                      .pTexelBufferView = tx ? &r[i].view : NULL};
     }
     vkUpdateDescriptorSets(vd->dev, LGPU_MAX_BINDINGS, w, 0, NULL);
 
@@ -255,9 +277,9 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
         vkCmdBindPipeline(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
         e->bound = pipe;
     }
-    vkCmdBindDescriptorSets(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vd->layout, 0, 1, &set, 0, NULL);
+    vkCmdBindDescriptorSets(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, lay->layout, 0, 1, &set, 0, NULL);
     if (d->params_size)
-        vkCmdPushConstants(e->cmd, vd->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->params_size, d->params);
+        vkCmdPushConstants(e->cmd, lay->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->params_size, d->params);
 
     VkQueryPool qp = VK_NULL_HANDLE;
     uint32_t slot = 0;

@@ -1,7 +1,8 @@
 /* Compute pipelines, created lazily from the embedded SPIR-V and cached by
- * (shader name, specialization constants). All pipelines share one descriptor
- * set layout (LGPU_MAX_BINDINGS storage buffers) and one pipeline layout with
- * a 128-byte push-constant range. A VkPipelineCache is loaded from and saved
+ * (shader name, specialization constants, texel mask). The descriptor set
+ * layout has LGPU_MAX_BINDINGS bindings, each a storage buffer or (bit i of
+ * the texel mask) a uniform texel buffer; one layout per mask, created on
+ * first use, each with a 128-byte push-constant range. A VkPipelineCache is loaded from and saved
  * to $XDG_CACHE_HOME/lgpu (or ~/.cache/lgpu). */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct lgpu_vk_pipeline {
     char *shader;
     uint32_t spec[LGPU_MAX_SPEC];
     int n_spec;
+    uint32_t texel_mask;
     VkPipeline pipe;
     lgpu_vk_pipeline *next;
 };
@@ -104,24 +106,51 @@ static void save_cache(lgpu_vk_dev *vd) {
     free(data);
 }
 
+/* Caller holds pipe_lock. */
+static int layout_locked(lgpu_vk_dev *vd, uint32_t mask, const lgpu_vk_layout **out) {
+    if (mask >= (1u << LGPU_MAX_BINDINGS)) return lgpu_set_error(LGPU_EINVAL, "texel binding mask 0x%x", mask);
+    lgpu_vk_layout *l = &vd->layouts[mask];
+    if (!l->layout) {
+        VkDescriptorSetLayoutBinding b[LGPU_MAX_BINDINGS];
+        for (int i = 0; i < LGPU_MAX_BINDINGS; i++)
+            b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
+                                                  .descriptorType = mask & (1u << i)
+                                                                        ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                        : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                  .descriptorCount = 1,
+                                                  .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+        VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                               .bindingCount = LGPU_MAX_BINDINGS,
+                                               .pBindings = b};
+        LGPU_VK_CHECK(vkCreateDescriptorSetLayout(vd->dev, &dci, NULL, &l->dsl));
+        VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = 128};
+        VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                          .setLayoutCount = 1,
+                                          .pSetLayouts = &l->dsl,
+                                          .pushConstantRangeCount = 1,
+                                          .pPushConstantRanges = &pcr};
+        VkResult r = vkCreatePipelineLayout(vd->dev, &pli, NULL, &l->layout);
+        if (r != VK_SUCCESS) {
+            vkDestroyDescriptorSetLayout(vd->dev, l->dsl, NULL);
+            l->dsl = VK_NULL_HANDLE;
+            return lgpu_vk_fail(r, "vkCreatePipelineLayout", __FILE__, __LINE__);
+        }
+    }
+    *out = l;
+    return 0;
+}
+
+int lgpu_vk_layout_get(lgpu_vk_dev *vd, uint32_t texel_mask, const lgpu_vk_layout **out) {
+    pthread_mutex_lock(&vd->pipe_lock);
+    int st = layout_locked(vd, texel_mask, out);
+    pthread_mutex_unlock(&vd->pipe_lock);
+    return st;
+}
+
 int lgpu_vk_pipelines_init(lgpu_vk_dev *vd) {
-    VkDescriptorSetLayoutBinding b[LGPU_MAX_BINDINGS];
-    for (int i = 0; i < LGPU_MAX_BINDINGS; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                              .descriptorCount = 1,
-                                              .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
-    VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                           .bindingCount = LGPU_MAX_BINDINGS,
-                                           .pBindings = b};
-    LGPU_VK_CHECK(vkCreateDescriptorSetLayout(vd->dev, &dci, NULL, &vd->dsl));
-    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = 128};
-    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                      .setLayoutCount = 1,
-                                      .pSetLayouts = &vd->dsl,
-                                      .pushConstantRangeCount = 1,
-                                      .pPushConstantRanges = &pcr};
-    LGPU_VK_CHECK(vkCreatePipelineLayout(vd->dev, &pli, NULL, &vd->layout));
+    const lgpu_vk_layout *l;
+    int st = lgpu_vk_layout_get(vd, 0, &l); /* the all-storage layout most shaders use */
+    if (st) return st;
 
     lgpu_vk_pipeline_cache_path(&vd->info, vd->cache_path, sizeof vd->cache_path);
     size_t n = 0;
@@ -162,20 +191,23 @@ void lgpu_vk_pipelines_destroy(lgpu_vk_dev *vd) {
     }
     lgpu_vk_buffer_destroy(vd, vd->dummy, &vd->dummy_mem);
     vd->dummy = VK_NULL_HANDLE;
-    if (vd->layout) vkDestroyPipelineLayout(vd->dev, vd->layout, NULL);
-    if (vd->dsl) vkDestroyDescriptorSetLayout(vd->dev, vd->dsl, NULL);
-    vd->layout = VK_NULL_HANDLE;
-    vd->dsl = VK_NULL_HANDLE;
+    for (int i = 0; i < 1 << LGPU_MAX_BINDINGS; i++) {
+        lgpu_vk_layout *l = &vd->layouts[i];
+        if (l->layout) vkDestroyPipelineLayout(vd->dev, l->layout, NULL);
+        if (l->dsl) vkDestroyDescriptorSetLayout(vd->dev, l->dsl, NULL);
+        *l = (lgpu_vk_layout){0};
+    }
 }
 
-static uint32_t key_hash(const char *shader, const uint32_t *spec, int n_spec) {
-    uint32_t h = 2166136261u;
+static uint32_t key_hash(const char *shader, const uint32_t *spec, int n_spec, uint32_t mask) {
+    uint32_t h = (2166136261u ^ mask) * 16777619u;
     for (const char *s = shader; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
     for (int i = 0; i < n_spec; i++) h = (h ^ spec[i]) * 16777619u;
     return h;
 }
 
-static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, VkPipeline *out) {
+static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, VkPipelineLayout layout,
+                  VkPipeline *out) {
     const lgpu_shader_blob *blob = lgpu_shader_find(shader);
     if (!blob)
         return lgpu_set_error(LGPU_ENOTFOUND, "no embedded shader \"%s\" (is it listed in shaders/meson.build?)",
@@ -199,7 +231,7 @@ static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int
                   .module = mod,
                   .pName = "main",
                   .pSpecializationInfo = n_spec ? &si : NULL},
-        .layout = vd->layout,
+        .layout = layout,
     };
     VkResult r = vkCreateComputePipelines(vd->dev, vd->cache, 1, &ci, NULL, out);
     vkDestroyShaderModule(vd->dev, mod, NULL);
@@ -210,35 +242,45 @@ static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int
     return 0;
 }
 
-int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, VkPipeline *out) {
+int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, uint32_t texel_mask,
+                         VkPipeline *out, const lgpu_vk_layout **layout) {
     if (!shader) return lgpu_set_error(LGPU_EINVAL, "dispatch without a shader name");
     if (n_spec < 0 || n_spec > LGPU_MAX_SPEC)
         return lgpu_set_error(LGPU_EINVAL, "shader \"%s\": %d specialization constants (max %d)", shader, n_spec,
                               LGPU_MAX_SPEC);
-    uint32_t bucket = key_hash(shader, spec, n_spec) % LGPU_VK_PIPE_BUCKETS;
+    uint32_t bucket = key_hash(shader, spec, n_spec, texel_mask) % LGPU_VK_PIPE_BUCKETS;
     pthread_mutex_lock(&vd->pipe_lock);
+    const lgpu_vk_layout *l = NULL;
+    int st = layout_locked(vd, texel_mask, &l);
+    if (st) {
+        pthread_mutex_unlock(&vd->pipe_lock);
+        return st;
+    }
+    *layout = l;
     for (lgpu_vk_pipeline *p = vd->pipes[bucket]; p; p = p->next)
-        if (p->n_spec == n_spec && !memcmp(p->spec, spec, (size_t)n_spec * 4) && !strcmp(p->shader, shader)) {
+        if (p->n_spec == n_spec && p->texel_mask == texel_mask && !memcmp(p->spec, spec, (size_t)n_spec * 4) &&
+            !strcmp(p->shader, shader)) {
             *out = p->pipe;
             pthread_mutex_unlock(&vd->pipe_lock);
             return 0;
         }
-    int st = 0;
     lgpu_vk_pipeline *p = calloc(1, sizeof *p);
     if (!p || !(p->shader = strdup(shader))) st = lgpu_set_error(LGPU_ENOMEM, "pipeline for \"%s\"", shader);
-    if (!st) st = create(vd, shader, spec, n_spec, &p->pipe);
+    if (!st) st = create(vd, shader, spec, n_spec, l->layout, &p->pipe);
     if (st) {
         if (p) free(p->shader);
         free(p);
     } else {
         memcpy(p->spec, spec, (size_t)n_spec * 4);
         p->n_spec = n_spec;
+        p->texel_mask = texel_mask;
         p->next = vd->pipes[bucket];
         vd->pipes[bucket] = p;
         vd->n_pipes++;
         vd->cache_dirty = true;
         *out = p->pipe;
-        lgpu_log(LGPU_LOG_DEBUG, "pipeline %s (%d spec constants) created", shader, n_spec);
+        lgpu_log(LGPU_LOG_DEBUG, "pipeline %s (%d spec constants, texel mask 0x%x) created", shader, n_spec,
+                 texel_mask);
     }
     pthread_mutex_unlock(&vd->pipe_lock);
     return st;

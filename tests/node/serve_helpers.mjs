@@ -2,7 +2,7 @@
 // wait for /health, collect its log, stop it; a minimal WebSocket client.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, openSync, closeSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,9 +16,23 @@ export const MODEL = path.join(MODELS, 'stories260K.gguf');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A fresh directory under the system temp dir, removed when this test file's
+// process exits (failed tests included: their server logs stay readable until then).
+const tempDirs = [];
+process.on('exit', () => {
+  for (const d of tempDirs) {
+    try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+export function tempDir(prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
 // Starts lgpu-serve with --port 0 and extra args; resolves once /health is 200.
 export async function startServer(args = [], { env = {}, waitReady = true, model = MODEL } = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lgpu-serve-test-'));
+  const dir = tempDir('lgpu-serve-test-');
   const logPath = path.join(dir, 'server.log');
   const fd = openSync(logPath, 'w');
   const proc = spawn(SERVE_BIN, ['-m', model, '--port', '0', ...args], {

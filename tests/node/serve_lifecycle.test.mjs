@@ -2,13 +2,11 @@
 // answers 429 with Retry-After, the per-request timeout, KV-cache preemption,
 // and graceful shutdown on SIGTERM.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { getJSON, postJSON, sseEvents, startServer, withServer } from './serve_helpers.mjs';
+import { getJSON, postJSON, sseEvents, startServer, tempDir, withServer } from './serve_helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const LONG = { prompt: 'Once upon a time', max_tokens: 1500, ignore_eos: true, temperature: 0 };
@@ -137,7 +135,7 @@ test('while the model loads: /health 503 "loading", API 503; a failed load exits
   // a Hub that answers 404 after a pause keeps the server loading meanwhile
   const hub = http.createServer((req, res) => setTimeout(() => { res.writeHead(404); res.end(); }, 1500));
   await new Promise((r) => hub.listen(0, '127.0.0.1', r));
-  const home = mkdtempSync(path.join(tmpdir(), 'lgpu-serve-hf-'));
+  const home = tempDir('lgpu-serve-hf-');
   const s = await startServer([], {
     waitReady: false, model: 'test/model:x.gguf',
     env: { HF_ENDPOINT: `http://127.0.0.1:${hub.address().port}`, HF_HOME: home, HF_HUB_CACHE: path.join(home, 'hub') },

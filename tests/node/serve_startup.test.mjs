@@ -4,11 +4,10 @@
 // other serve tests, so they find the shader caches warm) and exits 0 on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SERVE_BIN, getJSON, withServer } from './serve_helpers.mjs';
+import { SERVE_BIN, getJSON, tempDir, withServer } from './serve_helpers.mjs';
 
 test('--help lists every setting with its environment variable', () => {
   const r = spawnSync(SERVE_BIN, ['--help'], { encoding: 'utf8' });
@@ -21,7 +20,7 @@ test('--help lists every setting with its environment variable', () => {
 });
 
 test('defaults < config file < environment < flags', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lgpu-serve-cfg-'));
+  const dir = tempDir('lgpu-serve-cfg-');
   const cfg = path.join(dir, 'serve.json');
   writeFileSync(cfg, JSON.stringify({ parallel: 3, queue: 9, timeout: 77, model_name: 'from-file', ctx: 512 }));
   await withServer(['--config', cfg, '--queue', '11'], async (s) => {
