@@ -162,10 +162,13 @@ static void test_exact_by_hand(void **state) {
 }
 
 /* A y element must not depend on how rows are grouped into tiles or split
- * into segments: computing rows one at a time (row_offset) gives the same bits. */
+ * into segments, nor on how many x rows come together (a batch of decodes
+ * must give each sequence the bits it gets alone): computing W rows one at a
+ * time (row_offset), or x rows one at a time, gives the same bits. M = 9
+ * covers the batched Q4_0 path (M >= 4) with a partial group of x rows. */
 static void test_rowwise_identical(void **state) {
     (void)state;
-    enum { M = 5, N = 13, K = 512 };
+    enum { M = 9, N = 13, K = 512 };
     tu_rng r;
     tu_rng_seed(&r, 9);
     float *wf = malloc(N * K * sizeof *wf), x[M * K], yall[M * N], yone[M * N];
@@ -185,6 +188,12 @@ static void test_rowwise_identical(void **state) {
             lgpu_ref_matmul(&q, wq + n * rb, x, yone, 1);
         }
         if (memcmp(yall, yone, sizeof yall)) fail_msg("%s: row-at-a-time result differs", lgpu_type_name(type));
+        for (int m = 0; m < M; m++) {
+            lgpu_matmul_params q = p;
+            q.M = 1;
+            lgpu_ref_matmul(&q, wq, x + m * K, yone + m * N, 1);
+        }
+        if (memcmp(yall, yone, sizeof yall)) fail_msg("%s: x-row-at-a-time result differs", lgpu_type_name(type));
     }
     free(wf);
     free(wq);

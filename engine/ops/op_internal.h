@@ -17,7 +17,7 @@ typedef struct lgpu_dev_caps {
     bool int8_arith;             /* shaderInt8 */
     bool storage_16bit;          /* storageBuffer16BitAccess */
     bool storage_8bit;           /* storageBuffer8BitAccess */
-    bool coopmat_nv;             /* VK_NV_cooperative_matrix with f16 16x16x16 (or 16x8x16) */
+    bool coopmat_nv;             /* VK_NV_cooperative_matrix with f16 x f16 -> f32 16x16x16 */
     bool coopmat_khr;            /* VK_KHR_cooperative_matrix, and shaders built for it */
     uint32_t max_wg_count[3];
     uint32_t max_wg_invocations;

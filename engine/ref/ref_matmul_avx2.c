@@ -9,10 +9,11 @@
  *
  * Work is split over tiles of TILE_N W rows; a tile meets x in groups of up
  * to TILE_M (TILE_M4) rows, so each W block is loaded and unpacked once per
- * group, and x is visited in cache-sized blocks of rows. Every y element
- * gets the same operation sequence whichever tile shape it falls in (fixed
- * accumulator lanes, blocks in order, a fixed horizontal sum), so results
- * do not depend on N, row_offset or the thread split. */
+ * group (Q4_0 with M >= 4: once per call, see range_q4_0_pre), and x is
+ * visited in cache-sized blocks of rows. Every y element gets the same
+ * operation sequence whichever tile shape it falls in (fixed accumulator
+ * lanes, blocks in order, a fixed horizontal sum), so results do not depend
+ * on M, N, row_offset or the thread split. */
 #include "ref/ref_matmul.h"
 
 #include <stdlib.h>
@@ -37,13 +38,14 @@
                    * ~1.4x at M = 32 although a few registers spill) */
 
 /* x rounded to int8: q row m at q + m*K; one scale per qb values; for
- * Q4_0 the per-block correction for the -8 offset of the weights (c, 8
- * int32 per block, see tile_q4_0); for K-quants the sums of each 16 q (bs). */
+ * Q4_0 the per-block correction for the -8 offset of the weights (s4 =
+ * -4 * the block's sum of q, see q4_0_block); for K-quants the sums of each
+ * 16 q (bs). */
 typedef struct {
     int qb, nb; /* values per scale, scales per row */
     int8_t *q;
     float *d;
-    int32_t *c;  /* M*nb*8, Q4_0 only */
+    int32_t *s4; /* M*nb, Q4_0 only */
     int16_t *bs; /* M*K/16, K-quants only */
 } actq;
 
@@ -53,6 +55,14 @@ typedef struct {
     int mb;     /* x rows per cache block */
     int tile_m; /* x rows per kernel call */
 } job;
+
+/* 4 Q4_0 W rows' block, interleaved for maddubs: v[k] holds values 8k..8k+7
+ * of row 0, then row 1, 2, 3 (8 bytes each); d the rows' scales as
+ * [d0 d0 d1 d1 d2 d2 d3 d3]. */
+typedef struct {
+    __m256i v[4];
+    __m256 d;
+} q4_0x4;
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -149,22 +159,18 @@ INL float quant_block(const float *v, int n, int8_t *q) {
     return d;
 }
 
-static TGT void quantize_x(const mm_call *c, actq *a, int with_c, int with_bs) {
+static TGT void quantize_x(const mm_call *c, actq *a, int with_s4, int with_bs) {
     const int K = c->K;
     for (int m = 0; m < c->M; m++) {
         const float *xm = c->x + (size_t)m * c->x_stride;
         int8_t *qm = a->q + (size_t)m * K;
         for (int b = 0; b < a->nb; b++) a->d[(size_t)m * a->nb + b] = quant_block(xm + b * a->qb, a->qb, qm + b * a->qb);
-        if (with_c) { /* lanes 0..3: -8 * sum(q[0..15]) of block b, lanes 4..7: -8 * sum(q[16..31]) */
-            const __m256i eight = _mm256_set1_epi8(8), neg1 = _mm256_set1_epi16(-1);
+        if (with_s4) /* each row's block result spans 2 lanes: each corrects half of -8 * sum(q) */
             for (int b = 0; b < a->nb; b++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)(qm + 32 * b));
-                __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, q), neg1);
-                s = _mm256_hadd_epi32(s, s);
-                s = _mm256_hadd_epi32(s, s);
-                _mm256_storeu_si256((__m256i *)(a->c + ((size_t)m * a->nb + b) * 8), s);
+                int sum = 0;
+                for (int l = 0; l < 32; l++) sum += qm[32 * b + l];
+                a->s4[(size_t)m * a->nb + b] = -4 * sum;
             }
-        }
         if (with_bs) {
             int16_t *bs = a->bs + (size_t)m * (K / 16);
             for (int i = 0; i < K / 16; i++) {
@@ -178,12 +184,6 @@ static TGT void quantize_x(const mm_call *c, actq *a, int with_c, int with_bs) {
 
 /* ------------------------------------------------------------- Q4_0, Q8_0 */
 
-INL __m256i unpack_q4_0(const uint8_t *qs) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    __m256i q = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
-}
-
 /* The f16 scales of 4 rows' blocks as [d0 d1 d2 d3 d0 d1 d2 d3]. */
 INL __m256 scales4(lgpu_f16 d0, lgpu_f16 d1, lgpu_f16 d2, lgpu_f16 d3) {
     __m128i h = _mm_cvtsi32_si128(d0);
@@ -194,10 +194,9 @@ INL __m256 scales4(lgpu_f16 d0, lgpu_f16 d1, lgpu_f16 d2, lgpu_f16 d3) {
     return _mm256_set_m128(d, d);
 }
 
-/* Adds the 4 rows' results (lane r + lane r+4) to or into y. */
-INL void store4(const mm_call *c, int m, int n0, int rm, __m256 acc) {
+/* y[m][n0 .. n0+rm) = (or +=) v[0 .. rm). */
+INL void store4_v(const mm_call *c, int m, int n0, int rm, __m128 v) {
     float out[4], *yr = c->y + (size_t)m * c->y_stride + n0;
-    const __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     if (rm == 4) { /* the common case as one store (GCC would make the loop a memcpy call) */
         _mm_storeu_ps(yr, c->accumulate ? _mm_add_ps(_mm_loadu_ps(yr), v) : v);
         return;
@@ -206,46 +205,109 @@ INL void store4(const mm_call *c, int m, int n0, int rm, __m256 acc) {
     for (int r = 0; r < rm; r++) yr[r] = c->accumulate ? yr[r] + out[r] : out[r];
 }
 
-/* Q4_0 always works on 4 W rows (a tail tile repeats its last row and
- * drops the extra results), so the four rows' int16 products can be folded
- * into one vector: lane r holds row r's first 16 products, lane r+4 the
- * other 16, and one cvt + FMA with the 4 rows' scales serves the block.
- * The weights' -8 offset comes back per block from x's sums (actq.c). */
+/* Adds the 4 rows' results (lane r + lane r+4) to or into y. */
+INL void store4(const mm_call *c, int m, int n0, int rm, __m256 acc) {
+    store4_v(c, m, n0, rm, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+
+/* Q4_0 works on 4 W rows at a time (a tail tile repeats its last row and
+ * drops the extra results). A block of the 4 rows is interleaved (q4_0x4)
+ * so that one maddubs with x's 8 values k..k+7 broadcast to all 4 rows
+ * serves 32 products, 4 of them sum in int16 (products of u4 x s8 are <=
+ * 1905, 8 per lane <= 15240), and one madd leaves 2 int32 lanes per row:
+ * lane 2r sums positions 8k+0..3, lane 2r+1 positions 8k+4..7. The
+ * weights' -8 offset comes back per block from x's sums (s4). Both the
+ * small-M kernel (interleaving in registers) and the tiled one (each W tile
+ * interleaved once into a buffer, then met by every x row) run q4_0_block,
+ * so a result does not depend on M. */
+INL void q4_0_interleave(const lgpu_block_q4_0 *const w[4], q4_0x4 *o) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    /* rows 0 | 2 and 1 | 3 in the two 128-bit halves, so the 64-bit unpacks
+     * (which work per half) put rows 0, 1 low and 2, 3 high */
+    const __m256i a = _mm256_loadu2_m128i((const __m128i *)w[2]->qs, (const __m128i *)w[0]->qs);
+    const __m256i b = _mm256_loadu2_m128i((const __m128i *)w[3]->qs, (const __m128i *)w[1]->qs);
+    const __m256i alo = _mm256_and_si256(a, m), ahi = _mm256_and_si256(_mm256_srli_epi16(a, 4), m);
+    const __m256i blo = _mm256_and_si256(b, m), bhi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
+    o->v[0] = _mm256_unpacklo_epi64(alo, blo); /* values 0..7 */
+    o->v[1] = _mm256_unpackhi_epi64(alo, blo); /* 8..15 */
+    o->v[2] = _mm256_unpacklo_epi64(ahi, bhi); /* 16..23 */
+    o->v[3] = _mm256_unpackhi_epi64(ahi, bhi); /* 24..31 */
+    __m128i h = _mm_cvtsi32_si128(w[0]->d);
+    h = _mm_insert_epi16(h, w[1]->d, 1);
+    h = _mm_insert_epi16(h, w[2]->d, 2);
+    h = _mm_insert_epi16(h, w[3]->d, 3);
+    o->d = _mm256_cvtph_ps(_mm_unpacklo_epi16(h, h)); /* d0 d0 d1 d1 d2 d2 d3 d3 */
+}
+
+/* acc += the 4 rows' block b products with x row (xq, xd, s4). */
+INL __m256 q4_0_block(const q4_0x4 *t, const int8_t *xq, float xd, int32_t s4, __m256 acc) {
+#define X8(k) _mm256_broadcastq_epi64(_mm_loadl_epi64((const __m128i *)(xq + 8 * (k)))) /* one vpbroadcastq */
+    __m256i s = _mm256_maddubs_epi16(t->v[0], X8(0));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(t->v[1], X8(1)));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(t->v[2], X8(2)));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(t->v[3], X8(3)));
+#undef X8
+    const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(s4));
+    return _mm256_fmadd_ps(_mm256_mul_ps(t->d, _mm256_set1_ps(xd)), _mm256_cvtepi32_ps(s32), acc);
+}
+
+/* y[m][n0 .. n0+rm) = (or +=) lane 2r + lane 2r+1 of acc. */
+INL void q4_0_store(const mm_call *c, int m, int n0, int rm, __m256 acc) {
+    const __m256 h = _mm256_hadd_ps(acc, acc); /* [r0 r1 r0 r1 | r2 r3 r2 r3] */
+    const __m128 v = _mm_shuffle_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1), _MM_SHUFFLE(1, 0, 1, 0));
+    store4_v(c, m, n0, rm, v);
+}
+
+INL void q4_0_rows(const mm_call *c, int n0, int rm, const lgpu_block_q4_0 *w[4]) {
+    UNROLL
+    for (int r = 0; r < 4; r++) w[r] = (const lgpu_block_q4_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
+}
+
+/* Small M: each block interleaved in registers and met by rn x rows. */
 INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
     const int nb = a->nb;
-    const lgpu_block_q4_0 *wr[4];
-    const int8_t *xq[TILE_M4];
-    const float *xd[TILE_M4];
-    const int32_t *xc[TILE_M4];
+    const lgpu_block_q4_0 *w[4];
     __m256 acc[TILE_M4];
-    const __m256i ones = _mm256_set1_epi16(1);
+    q4_0_rows(c, n0, rm, w);
     UNROLL
-    for (int r = 0; r < 4; r++) wr[r] = (const lgpu_block_q4_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
-    UNROLL
-    for (int j = 0; j < rn; j++) {
-        xq[j] = a->q + (size_t)(m0 + j) * c->K;
-        xd[j] = a->d + (size_t)(m0 + j) * nb;
-        xc[j] = a->c + (size_t)(m0 + j) * nb * 8;
-        acc[j] = _mm256_setzero_ps();
-    }
+    for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        __m256i q[4];
-        UNROLL
-        for (int r = 0; r < 4; r++) q[r] = unpack_q4_0(wr[r][b].qs);
-        const __m256 d8 = scales4(wr[0][b].d, wr[1][b].d, wr[2][b].d, wr[3][b].d);
+        const lgpu_block_q4_0 *wb[4] = {w[0] + b, w[1] + b, w[2] + b, w[3] + b};
+        q4_0x4 t;
+        q4_0_interleave(wb, &t);
         UNROLL
         for (int j = 0; j < rn; j++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
-            /* products of u4 x s8 pairs are <= 3810, so sums of 8 fit int16 */
-            const __m256i p01 = _mm256_hadd_epi16(_mm256_maddubs_epi16(q[0], xv), _mm256_maddubs_epi16(q[1], xv));
-            const __m256i p23 = _mm256_hadd_epi16(_mm256_maddubs_epi16(q[2], xv), _mm256_maddubs_epi16(q[3], xv));
-            __m256i s = _mm256_madd_epi16(_mm256_hadd_epi16(p01, p23), ones);
-            s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(xc[j] + 8 * b)));
-            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(xd[j][b])), _mm256_cvtepi32_ps(s), acc[j]);
+            const size_t xm = (size_t)(m0 + j);
+            acc[j] = q4_0_block(&t, a->q + xm * c->K + 32 * b, a->d[xm * nb + b], a->s4[xm * nb + b], acc[j]);
         }
     }
     UNROLL
-    for (int j = 0; j < rn; j++) store4(c, m0 + j, n0, rm, acc[j]);
+    for (int j = 0; j < rn; j++) q4_0_store(c, m0 + j, n0, rm, acc[j]);
+}
+
+/* Large M: the W tile interleaved once into t (nb blocks), rn x rows. */
+INL void tile_q4_0_pre(const mm_call *c, const actq *a, const q4_0x4 *t, int n0, int rm, int m0, int rn) {
+    const int nb = a->nb;
+    __m256 acc[TILE_M4];
+    UNROLL
+    for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++)
+        UNROLL
+        for (int j = 0; j < rn; j++) {
+            const size_t xm = (size_t)(m0 + j);
+            acc[j] = q4_0_block(t + b, a->q + xm * c->K + 32 * b, a->d[xm * nb + b], a->s4[xm * nb + b], acc[j]);
+        }
+    UNROLL
+    for (int j = 0; j < rn; j++) q4_0_store(c, m0 + j, n0, rm, acc[j]);
+}
+
+static TGT void q4_0_interleave_tile(const mm_call *c, int nb, int n0, int rm, q4_0x4 *t) {
+    const lgpu_block_q4_0 *w[4];
+    q4_0_rows(c, n0, rm, w);
+    for (int b = 0; b < nb; b++) {
+        const lgpu_block_q4_0 *wb[4] = {w[0] + b, w[1] + b, w[2] + b, w[3] + b};
+        q4_0_interleave(wb, t + b);
+    }
 }
 
 /* Q8_0 uses the same 4-row layout as Q4_0, folding the int32 block sums
@@ -320,6 +382,21 @@ INL __m128i q4_k_scales_mins(const uint8_t *s) {
     return _mm_loadu_si128((const __m128i *)u);
 }
 
+/* The K-quant tiles' x-row pointers (rows m0 .. m0+rn) and zeroed accumulators. */
+INL void kq_setup(const mm_call *c, const actq *a, int m0, int rm, int rn, const int8_t **xq, const float **xd,
+                  const int16_t **xs, __m256 acc[TILE_N][TILE_M]) {
+    UNROLL
+    for (int j = 0; j < rn; j++) {
+        xq[j] = a->q + (size_t)(m0 + j) * c->K;
+        xd[j] = a->d + (size_t)(m0 + j) * a->nb;
+        xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
+    }
+    UNROLL
+    for (int r = 0; r < rm; r++)
+        UNROLL
+        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+}
+
 INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
     const int nb = a->nb; /* super-blocks per row */
     const lgpu_block_q4_k *wr[TILE_N];
@@ -330,16 +407,7 @@ INL void tile_q4_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     UNROLL
     for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q4_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
-    UNROLL
-    for (int j = 0; j < rn; j++) {
-        xq[j] = a->q + (size_t)(m0 + j) * c->K;
-        xd[j] = a->d + (size_t)(m0 + j) * nb;
-        xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
-    }
-    UNROLL
-    for (int r = 0; r < rm; r++)
-        UNROLL
-        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    kq_setup(c, a, m0, rm, rn, xq, xd, xs, acc);
     for (int b = 0; b < nb; b++) {
         __m128i xsub[TILE_M]; /* sums of each 32-value sub-block */
         UNROLL
@@ -395,16 +463,7 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
     UNROLL
     for (int r = 0; r < rm; r++) wr[r] = (const lgpu_block_q6_k *)(c->w + (size_t)(n0 + r) * c->row_bytes);
-    UNROLL
-    for (int j = 0; j < rn; j++) {
-        xq[j] = a->q + (size_t)(m0 + j) * c->K;
-        xd[j] = a->d + (size_t)(m0 + j) * nb;
-        xs[j] = a->bs + (size_t)(m0 + j) * (c->K / 16);
-    }
-    UNROLL
-    for (int r = 0; r < rm; r++)
-        UNROLL
-        for (int j = 0; j < rn; j++) acc[r][j] = _mm256_setzero_ps();
+    kq_setup(c, a, m0, rm, rn, xq, xd, xs, acc);
     for (int b = 0; b < nb; b++) {
         UNROLL
         for (int r = 0; r < rm; r++) {
@@ -520,11 +579,46 @@ static tile_fn pick(int type) {
 
 /* Tiles [t0, t1) of TILE_N rows; x visited in blocks of mb rows so a block
  * stays in cache while every W tile of the range passes over it. */
+static TGT void tiles_q4_0_pre(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn) {
+    const mm_call *c = jb->c;
+    switch (rn) {
+#define CASE(RN) \
+    case RN: tile_q4_0_pre(c, &jb->a, t, n0, rm, m0, RN); break;
+        CASE(8) CASE(7) CASE(6) CASE(5) CASE(4) CASE(3) CASE(2)
+#undef CASE
+    default: tile_q4_0_pre(c, &jb->a, t, n0, rm, m0, 1); break;
+    }
+}
+
+/* Q4_0 with M >= Q4_0_PRE_M: each W tile is interleaved once per x block
+ * into a per-call buffer instead of once per TILE_M4 x rows. Returns false
+ * when the buffer cannot be had (the caller then runs the plain tiles,
+ * which give the same results). */
+#define Q4_0_PRE_M 4
+static bool range_q4_0_pre(const job *jb, int64_t t0, int64_t t1) {
+    const mm_call *c = jb->c;
+    const int nb = jb->a.nb;
+    q4_0x4 *tile = aligned_alloc(32, (size_t)nb * sizeof *tile);
+    if (!tile) return false;
+    for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
+        const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
+        for (int64_t t = t0; t < t1; t++) {
+            const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
+            q4_0_interleave_tile(c, nb, n0, rm, tile);
+            for (int m0 = mb0; m0 < mb1; m0 += jb->tile_m)
+                tiles_q4_0_pre(jb, tile, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
+        }
+    }
+    free(tile);
+    return true;
+}
+
 static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
     const job *jb = vjb;
     const mm_call *c = jb->c;
     tile_fn fn = pick(c->wtype);
     (void)thread;
+    if (c->wtype == LGPU_TYPE_Q4_0 && c->M >= Q4_0_PRE_M && range_q4_0_pre(jb, t0, t1)) return;
     for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
         const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
         for (int64_t t = t0; t < t1; t++) {
@@ -547,14 +641,14 @@ int lgpu_mm_avx2(const mm_call *c) {
         a->qb = qtype ? LGPU_QK : LGPU_QK_K;
         a->nb = c->K / a->qb;
         const size_t M = (size_t)c->M, K = (size_t)c->K;
-        const size_t nq = M * K, nd = M * a->nb, nc = c->wtype == LGPU_TYPE_Q4_0 ? nd * 8 : 0, ns = ktype ? M * K / 16 : 0;
-        buf = malloc(nq + nd * 4 + nc * 4 + ns * 2 + 64);
+        const size_t nq = M * K, nd = M * a->nb, n4 = c->wtype == LGPU_TYPE_Q4_0 ? nd : 0, ns = ktype ? M * K / 16 : 0;
+        buf = malloc(nq + nd * 4 + n4 * 4 + ns * 2 + 64);
         if (!buf) return 0; /* the plain kernels need no scratch for x */
         a->d = buf;
-        a->c = (int32_t *)(a->d + nd);
-        a->bs = (int16_t *)(a->c + nc);
+        a->s4 = (int32_t *)(a->d + nd);
+        a->bs = (int16_t *)(a->s4 + n4);
         a->q = (int8_t *)(a->bs + ns);
-        quantize_x(c, a, nc != 0, ns != 0);
+        quantize_x(c, a, n4 != 0, ns != 0);
         xbytes_per_row = K + K / 8;
     }
     /* keep an x block within ~256 KiB of L2 */

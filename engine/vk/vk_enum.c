@@ -33,7 +33,7 @@ static bool ext_in(const VkExtensionProperties *e, uint32_t n, const char *name)
     return false;
 }
 
-/* f16 x f16 -> f16/f32 accumulators, subgroup scope, 16x16x16 or 16x8x16 (MxNxK). */
+/* The shape shaders/matmul_cm.comp uses: f16 x f16 -> f32, 16x16x16 (MxNxK), subgroup scope. */
 static bool nv_coopmat_shapes(VkInstance inst, VkPhysicalDevice pd) {
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
         (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
@@ -46,10 +46,10 @@ static bool nv_coopmat_shapes(VkInstance inst, VkPhysicalDevice pd) {
     bool ok = false;
     if (get(pd, &n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n && !ok; i++)
-            ok = p[i].MSize == 16 && p[i].KSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) &&
+            ok = p[i].MSize == 16 && p[i].KSize == 16 && p[i].NSize == 16 &&
                  p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
-                 (p[i].CType == VK_COMPONENT_TYPE_FLOAT16_NV || p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV) &&
-                 p[i].DType == p[i].CType && p[i].scope == VK_SCOPE_SUBGROUP_NV;
+                 p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                 p[i].scope == VK_SCOPE_SUBGROUP_NV;
     free(p);
     return ok;
 }
@@ -67,10 +67,10 @@ static bool khr_coopmat_shapes(VkInstance inst, VkPhysicalDevice pd) {
     bool ok = false;
     if (get(pd, &n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n && !ok; i++)
-            ok = p[i].MSize == 16 && p[i].KSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) &&
+            ok = p[i].MSize == 16 && p[i].KSize == 16 && p[i].NSize == 16 &&
                  p[i].AType == VK_COMPONENT_TYPE_FLOAT16_KHR && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
-                 (p[i].CType == VK_COMPONENT_TYPE_FLOAT16_KHR || p[i].CType == VK_COMPONENT_TYPE_FLOAT32_KHR) &&
-                 p[i].ResultType == p[i].CType && p[i].scope == VK_SCOPE_SUBGROUP_KHR;
+                 p[i].CType == VK_COMPONENT_TYPE_FLOAT32_KHR && p[i].ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                 p[i].scope == VK_SCOPE_SUBGROUP_KHR;
     free(p);
     return ok;
 }
