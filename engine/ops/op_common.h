@@ -101,6 +101,10 @@ int lgpu_op_check_blocks(const char *op, uint32_t t, const int32_t *table, size_
 
 static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps_of(lgpu_exec_dev(ex)); }
 
+/* Host path: elements below which a pointwise op runs on the calling thread
+ * (waking the pool costs more than the work, e.g. one decode token). */
+#define OP_HOST_PARALLEL_MIN 16384
+
 /* The rows of a table operand (matmul W, get_rows embeddings) that one
  * buffer segment holds: rows [r0, r1), bytes [lo, hi) of the buffer, inside
  * segment `seg` = [seg_start, seg_start + seg_len). */
