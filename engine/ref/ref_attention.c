@@ -123,16 +123,18 @@ INL void attend(const att_ctx *c, int64_t item) {
     static const float zero_row[LGPU_ATTN_MAX_HEAD_DIM];
     for (uint32_t j0 = 0; j0 < n_keys; j0 += CHUNK) {
         uint32_t n = n_keys - j0 < CHUNK ? n_keys - j0 : CHUNK;
+        /* key j0 + k is slot `slot` of table block `blk` (stepped, not divided, per key) */
+        uint32_t blk = j0 / p->block_size, slot = j0 % p->block_size;
         for (uint32_t k = 0; k < n; k++) {
-            uint32_t j = j0 + k, blk = j / p->block_size;
             int32_t b = blk < p->max_blocks ? table[blk] : -1;
             if (b < 0) { /* masked, like an invalid slot in the shader */
                 krow[k] = vrow[k] = NULL;
-                continue;
+            } else {
+                size_t off = ((size_t)b * p->block_size + slot) * kv_dim + (size_t)g * D;
+                krow[k] = c->k_pool + off;
+                vrow[k] = c->v_pool + off;
             }
-            size_t off = ((size_t)b * p->block_size + j % p->block_size) * kv_dim + (size_t)g * D;
-            krow[k] = c->k_pool + off;
-            vrow[k] = c->v_pool + off;
+            if (++slot == p->block_size) slot = 0, blk++;
         }
         for (uint32_t r = 0; r < nh; r++) {
             /* scores 8 keys at a time (masked or missing keys read a zero row) */
