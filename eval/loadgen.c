@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "eval.h"
 
 typedef struct {
@@ -30,12 +30,6 @@ typedef struct {
     bool failed, done;
 } xfer;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* One SSE "data: ..." event. */
 static void on_event(xfer *x, const char *data, size_t n) {
     if (n == 6 && !memcmp(data, "[DONE]", 6)) {
@@ -47,7 +41,7 @@ static void on_event(xfer *x, const char *data, size_t n) {
     if (json_object_get(j, "error")) x->failed = true;
     json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
     const char *text = json_string_value(json_object_get(ch, "text"));
-    if (text && *text && x->t_first == 0) x->t_first = now_s();
+    if (text && *text && x->t_first == 0) x->t_first = lgpu_now_s();
     json_t *usage = json_object_get(j, "usage");
     if (json_is_object(usage)) x->tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
     json_decref(j);
@@ -100,7 +94,7 @@ static int start_xfer(CURLM *m, xfer *x, const bench_opts *o, const char *endpoi
     curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
     curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-    x->t_start = now_s();
+    x->t_start = lgpu_now_s();
     return curl_multi_add_handle(m, x->h) == CURLM_OK ? 0 : -1;
 }
 
@@ -199,7 +193,7 @@ int lgpu_eval_bench(int argc, char **argv) {
     }
     int started = 0, finished = 0, failed = 0, n_ok = 0;
     long total_tokens = 0;
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     for (int i = 0; i < C; i++, started++)
         if (start_xfer(m, &slots[i], &o, endpoint)) {
             fprintf(stderr, "lgpu-eval bench: cannot start a transfer\n");
@@ -216,7 +210,7 @@ int lgpu_eval_bench(int argc, char **argv) {
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             long code = 0;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-            x->t_end = now_s();
+            x->t_end = lgpu_now_s();
             if (msg->data.result != CURLE_OK || code != 200 || x->failed || !x->done || x->t_first == 0) {
                 failed++;
                 if (failed <= 3)
@@ -237,7 +231,7 @@ int lgpu_eval_bench(int argc, char **argv) {
         }
         if (finished < o.requests) curl_multi_poll(m, NULL, 0, 100, NULL);
     }
-    double wall = now_s() - t0;
+    double wall = lgpu_now_s() - t0;
     qsort(ttft, (size_t)n_ok, sizeof *ttft, cmp_double);
     qsort(rate, (size_t)n_ok, sizeof *rate, cmp_double);
     double agg = wall > 0 ? (double)total_tokens / wall : 0;

@@ -24,7 +24,6 @@ typedef struct {
     bool stream;
     int logprobs;
     nat_acc *acc;
-    int n;
     bool failed;
     srv_err err;
 } nat_req;
@@ -58,12 +57,7 @@ static json_t *token_ids(const srv_tokinfo *t, int n) {
 static int on_event(void *user, const srv_event *e) {
     nat_req *q = user;
     if (e->kind == SRV_EV_ERROR) {
-        if (!q->failed) {
-            q->failed = true;
-            srv_err_from_event(&q->err, e);
-            q->r->outcome = !strcmp(e->code, "timeout") ? SRV_REQ_TIMEOUT : SRV_REQ_ERROR;
-            if (q->stream) srv_sse_error(q->r, &q->err);
-        }
+        srv_gen_fail(q->r, e, q->stream, &q->failed, &q->err);
         return 1;
     }
     nat_acc *a = &q->acc[e->job];
@@ -93,18 +87,7 @@ static int on_event(void *user, const srv_event *e) {
         }
         return 0;
     }
-    if (e->len) {
-        if (a->len + e->len + 1 > a->cap) {
-            size_t cap = a->cap ? a->cap * 2 : 256;
-            while (cap < a->len + e->len + 1) cap *= 2;
-            char *p = realloc(a->text, cap);
-            if (!p) return 1;
-            a->text = p;
-            a->cap = cap;
-        }
-        memcpy(a->text + a->len, e->text, e->len);
-        a->len += e->len;
-    }
+    if (e->len && srv_text_append(&a->text, &a->len, &a->cap, e->text, e->len)) return 1;
     for (int i = 0; i < e->n_tok; i++) json_array_append_new(a->tokens, json_integer(e->tok[i].id));
     if (q->logprobs >= 0) oai_chat_logprobs_append(a->logprobs, q->r->srv->tok, e->tok, e->n_tok);
     return 0;
@@ -123,7 +106,7 @@ static json_t *result_json(const nat_req *q, const nat_acc *a) {
 
 /* batch: reply {results:[...]} rather than the single result. */
 static void run(srv_http_req *r, const srv_prompt *p, int n, const srv_gen_params *gp, bool stream, bool batch) {
-    nat_req q = {.r = r, .stream = stream, .logprobs = gp->logprobs, .n = n};
+    nat_req q = {.r = r, .stream = stream, .logprobs = gp->logprobs};
     srv_sink *sink;
     if (srv_gen_start(r->srv, p, n, 1, gp, &sink, &q.err)) {
         srv_send_err(r, &q.err);

@@ -83,14 +83,19 @@ static int check_stream(srv_http_req *r, bool *stream, bool *include_usage) {
 
 /* ---- output ---- */
 
-static json_t *chunk_base(const oai_req *q) {
+/* The fields every response object starts with; object: its "object" name. */
+static json_t *resp_base(const oai_req *q, const char *object) {
     json_t *c = json_object();
     json_object_set_new(c, "id", json_string(q->id));
-    json_object_set_new(c, "object", json_string(q->chat ? "chat.completion.chunk" : "text_completion"));
+    json_object_set_new(c, "object", json_string(object));
     json_object_set_new(c, "created", json_integer(q->created));
     json_object_set_new(c, "model", json_string(q->model));
     json_object_set_new(c, "system_fingerprint", json_null());
     return c;
+}
+
+static json_t *chunk_base(const oai_req *q) {
+    return resp_base(q, q->chat ? "chat.completion.chunk" : "text_completion");
 }
 
 /* One chunk for one choice. delta_text: content (chat) / text; finish may be NULL. */
@@ -128,30 +133,10 @@ static int send_chunk(oai_req *q, int index, const char *text, size_t len, bool 
     return srv_sse_json(q->r, c);
 }
 
-static int acc_append(choice_acc *a, const char *s, size_t n) {
-    if (a->len + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 256;
-        while (cap < a->len + n + 1) cap *= 2;
-        char *p = realloc(a->text, cap);
-        if (!p) return -1;
-        a->text = p;
-        a->cap = cap;
-    }
-    memcpy(a->text + a->len, s, n);
-    a->len += n;
-    a->text[a->len] = 0;
-    return 0;
-}
-
 static int on_event(void *user, const srv_event *e) {
     oai_req *q = user;
     if (e->kind == SRV_EV_ERROR) {
-        if (!q->failed) {
-            q->failed = true;
-            srv_err_from_event(&q->err, e);
-            q->r->outcome = !strcmp(e->code, "timeout") ? SRV_REQ_TIMEOUT : SRV_REQ_ERROR;
-            if (q->stream) srv_sse_error(q->r, &q->err);
-        }
+        srv_gen_fail(q->r, e, q->stream, &q->failed, &q->err);
         return 1; /* stop the other choices: the response has failed */
     }
     choice_acc *a = &q->ch[e->job];
@@ -169,7 +154,7 @@ static int on_event(void *user, const srv_event *e) {
         if (!st && e->kind == SRV_EV_DONE) st = send_chunk(q, e->job, "", 0, false, NULL, 0, a->finish);
         return st ? 1 : 0;
     }
-    if (acc_append(a, e->text, e->len)) return 1;
+    if (srv_text_append(&a->text, &a->len, &a->cap, e->text, e->len)) return 1;
     if (q->logprobs >= 0 && e->n_tok) {
         if (q->chat) oai_chat_logprobs_append(a->logprobs, q->tok, e->tok, e->n_tok);
         else oai_cmpl_logprobs_append(a->logprobs, q->tok, e->tok, e->n_tok, q->echo ? q->echo_len[e->job / q->n_choices] : 0);
@@ -178,12 +163,7 @@ static int on_event(void *user, const srv_event *e) {
 }
 
 static void send_final(oai_req *q) {
-    json_t *resp = json_object(), *choices = json_array();
-    json_object_set_new(resp, "id", json_string(q->id));
-    json_object_set_new(resp, "object", json_string(q->chat ? "chat.completion" : "text_completion"));
-    json_object_set_new(resp, "created", json_integer(q->created));
-    json_object_set_new(resp, "model", json_string(q->model));
-    json_object_set_new(resp, "system_fingerprint", json_null());
+    json_t *resp = resp_base(q, q->chat ? "chat.completion" : "text_completion"), *choices = json_array();
     for (int i = 0; i < q->n_jobs; i++) {
         choice_acc *a = &q->ch[i];
         json_t *c = json_object();
@@ -229,10 +209,7 @@ static void run(oai_req *q, const srv_prompt *prompts, int n_prompts, const srv_
     }
     q->n_jobs = n_prompts * q->n_choices;
     q->ch = calloc((size_t)q->n_jobs, sizeof *q->ch);
-    if (!q->ch) {
-        srv_sink_cancel(sink);
-        srv_gen_pump(sink, NULL, NULL, NULL);
-    }
+    if (!q->ch) srv_gen_pump(sink, NULL, NULL, NULL); /* no fn: cancels and waits for the jobs */
     for (int i = 0; q->ch && i < q->n_jobs; i++)
         if (q->logprobs >= 0) q->ch[i].logprobs = q->chat ? json_array() : oai_cmpl_logprobs_new();
     if (q->ch && q->stream) {

@@ -1,16 +1,15 @@
 /* Submitting jobs and pumping their events (see gen_run.h). */
 #include "gen_run.h"
 
+#include "sse.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 int srv_gen_start(srv_server *srv, const srv_prompt *prompts, int n_prompts, int n_choices, const srv_gen_params *gp,
                   srv_sink **out, srv_err *err) {
     *out = NULL;
-    if (srv_state_of(srv) != SRV_READY)
-        return srv_err_set(err, 503, "server_error",
-                           srv_state_of(srv) == SRV_LOADING ? "model_loading" : "shutting_down", NULL,
-                           "the server is not accepting requests now");
+    if (srv_err_unready(srv, err)) return -1;
     int n = n_prompts * n_choices;
     srv_sink *sink;
     if (srv_sink_create(n, &sink)) return srv_err_set(err, 500, "server_error", NULL, NULL, "out of memory");
@@ -89,4 +88,13 @@ void srv_err_from_event(srv_err *e, const srv_event *ev) {
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (!strcmp(ev->code, codes[i])) code = codes[i];
     srv_err_set(e, ev->status, ev->status == 504 ? "timeout_error" : "server_error", code, NULL, "%s", ev->message);
+}
+
+bool srv_gen_fail(srv_http_req *r, const srv_event *ev, bool sse, bool *failed, srv_err *err) {
+    if (*failed) return false;
+    *failed = true;
+    srv_err_from_event(err, ev);
+    r->outcome = !strcmp(ev->code, "timeout") ? SRV_REQ_TIMEOUT : SRV_REQ_ERROR;
+    if (sse) srv_sse_error(r, err);
+    return true;
 }

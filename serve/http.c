@@ -122,25 +122,31 @@ int srv_send_err(srv_http_req *r, const srv_err *e) {
 
 int srv_send_error(srv_http_req *r, int status, const char *type, const char *code, const char *param,
                    const char *fmt, ...) {
-    srv_err e = {.status = status, .type = type, .code = code};
-    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    srv_err e;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    srv_err_vset(&e, status, type, code, param, fmt, ap);
     va_end(ap);
     return srv_send_err(r, &e);
 }
 
+int srv_err_unready(srv_server *srv, srv_err *e) {
+    switch (srv_state_of(srv)) {
+    case SRV_READY: return 0;
+    case SRV_LOADING:
+        return srv_err_set(e, 503, "server_error", "model_loading", NULL, "the model is still loading; retry shortly");
+    case SRV_DRAINING:
+        return srv_err_set(e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
+    default:
+        return srv_err_set(e, 503, "server_error", "model_load_failed", NULL, "the model failed to load: %s",
+                           srv->load_error);
+    }
+}
+
 bool srv_refuse_unready(srv_http_req *r) {
-    srv_state st = srv_state_of(r->srv);
-    if (st == SRV_READY) return false;
-    if (st == SRV_LOADING)
-        srv_send_error(r, 503, "server_error", "model_loading", NULL, "the model is still loading; retry shortly");
-    else if (st == SRV_DRAINING)
-        srv_send_error(r, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
-    else
-        srv_send_error(r, 503, "server_error", "model_load_failed", NULL, "the model failed to load: %s",
-                       r->srv->load_error);
+    srv_err e;
+    if (!srv_err_unready(r->srv, &e)) return false;
+    srv_send_err(r, &e);
     return true;
 }
 

@@ -41,7 +41,11 @@ int srv_send_text(srv_http_req *r, int status, const char *content_type, const c
 int srv_send_err(srv_http_req *r, const srv_err *e);
 int srv_send_error(srv_http_req *r, int status, const char *type, const char *code, const char *param,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* 503 unless the model is loaded and the server is not draining; returns true if it sent one. */
+/* 0 when the model is loaded and the server is not draining; else fills
+ * *e with the 503 (model_loading, shutting_down, model_load_failed) and
+ * returns -1. Every generation path checks readiness through this. */
+int srv_err_unready(srv_server *srv, srv_err *e);
+/* srv_err_unready, sending the 503; returns true if it sent one. */
 bool srv_refuse_unready(srv_http_req *r);
 
 /* Whether the client is still connected: a zero-timeout poll + MSG_PEEK on

@@ -2,23 +2,16 @@
  * one job (see job_gen.h). */
 #include "job_gen.h"
 
+#include "json_text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int text_append(srv_job *j, const char *s, size_t n) {
-    if (j->text_len + n + 1 > j->text_cap) {
-        size_t cap = j->text_cap ? j->text_cap * 2 : 256;
-        while (cap < j->text_len + n + 1) cap *= 2;
-        char *p = realloc(j->text, cap);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "generated text");
-        j->text = p;
-        j->text_cap = cap;
-    }
-    memcpy(j->text + j->text_len, s, n);
-    j->text_len += n;
-    j->text[j->text_len] = 0;
+    if (srv_text_append(&j->text, &j->text_len, &j->text_cap, s, n))
+        return lgpu_set_error(LGPU_ENOMEM, "generated text");
     return 0;
 }
 

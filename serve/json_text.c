@@ -95,3 +95,18 @@ json_t *srv_json_bytes(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
     return a;
 }
+
+int srv_text_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        while (c < *len + n + 1) c *= 2;
+        char *p = realloc(*buf, c);
+        if (!p) return -1;
+        *buf = p;
+        *cap = c;
+    }
+    if (n) memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return 0;
+}

@@ -25,4 +25,9 @@ int srv_json_depth(const char *s, size_t n);
 /* [b0, b1, ...] of s[0..n). */
 json_t *srv_json_bytes(const char *s, size_t n);
 
+/* Appends s[0..n) to the growing, NUL-terminated buffer *buf (len bytes
+ * used, cap allocated; all zero to start). 0, or -1 out of memory (the
+ * buffer is left as it was). */
+int srv_text_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
 #endif

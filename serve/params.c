@@ -9,26 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-int srv_err_set(srv_err *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...) {
+int srv_err_vset(srv_err *e, int status, const char *type, const char *code, const char *param, const char *fmt,
+                 va_list ap) {
     e->status = status;
     e->type = type;
     e->code = code;
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    return -1;
+}
+
+int srv_err_set(srv_err *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    srv_err_vset(e, status, type, code, param, fmt, ap);
     va_end(ap);
     return -1;
 }
 
 int srv_err_invalid(srv_err *e, const char *param, const char *fmt, ...) {
-    e->status = 400;
-    e->type = "invalid_request_error";
-    e->code = NULL;
-    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    srv_err_vset(e, 400, "invalid_request_error", NULL, param, fmt, ap);
     va_end(ap);
     return -1;
 }

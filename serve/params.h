@@ -4,6 +4,7 @@
 #define LGPU_SERVE_PARAMS_H
 
 #include <jansson.h>
+#include <stdarg.h>
 
 #include "request.h"
 
@@ -17,6 +18,8 @@ typedef struct srv_err {
 } srv_err;
 
 /* Fills *e and returns -1 (for `return srv_err_set(...)`). */
+int srv_err_vset(srv_err *e, int status, const char *type, const char *code, const char *param, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 6, 0)));
 int srv_err_set(srv_err *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* 400 invalid_request_error naming `param`. */

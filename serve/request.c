@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+
 struct srv_sink {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -14,11 +16,7 @@ struct srv_sink {
     atomic_bool cancel;
 };
 
-double srv_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double srv_now(void) { return lgpu_now_s(); }
 
 const char *srv_finish_name(srv_finish f) { return f == SRV_FINISH_LENGTH ? "length" : "stop"; }
 

@@ -54,8 +54,10 @@ static ws_client *find_client(srv_ws *ws, const struct mg_connection *conn) {
 
 typedef struct {
     struct mg_connection *conn;
+    srv_http_req *r; /* shim for the pump; its outcome is the request's */
     const json_t *id;
     bool failed;
+    srv_err err;
 } ws_gen;
 
 static json_t *usage_timings(const srv_usage *u, json_t **timings) {
@@ -74,10 +76,7 @@ static json_t *usage_timings(const srv_usage *u, json_t **timings) {
 static int on_event(void *user, const srv_event *e) {
     ws_gen *g = user;
     if (e->kind == SRV_EV_ERROR) {
-        srv_err err;
-        srv_err_from_event(&err, e);
-        g->failed = true;
-        ws_error(g->conn, &err, g->id);
+        if (srv_gen_fail(g->r, e, false, &g->failed, &g->err)) ws_error(g->conn, &g->err, g->id);
         return 1;
     }
     if (e->len) {
@@ -108,9 +107,7 @@ static void generate(srv_server *srv, struct mg_connection *conn, const json_t *
 
 static void generate_now(srv_server *srv, struct mg_connection *conn, const json_t *msg, const json_t *id) {
     srv_err err;
-    if (srv_state_of(srv) != SRV_READY) {
-        srv_err_set(&err, 503, "server_error", srv_state_of(srv) == SRV_LOADING ? "model_loading" : "shutting_down",
-                    NULL, "the server is not accepting requests now");
+    if (srv_err_unready(srv, &err)) {
         ws_error(conn, &err, id);
         return;
     }
@@ -139,11 +136,11 @@ static void generate_now(srv_server *srv, struct mg_connection *conn, const json
     if (st) {
         ws_error(conn, &err, id);
     } else {
-        ws_gen g = {.conn = conn, .id = id};
         srv_http_req shim = {.conn = conn, .srv = srv, .ri = mg_get_request_info(conn), .fd = -1};
+        ws_gen g = {.conn = conn, .r = &shim, .id = id};
         srv_gen_pump(sink, &shim, on_event, &g);
         srv_sink_free(sink);
-        srv_metrics_request(srv->metrics, g.failed ? SRV_REQ_ERROR : shim.client_gone ? SRV_REQ_CANCELLED : SRV_REQ_OK);
+        srv_metrics_request(srv->metrics, g.failed ? shim.outcome : shim.client_gone ? SRV_REQ_CANCELLED : SRV_REQ_OK);
     }
     srv_prompts_free(p, n);
     free(p);

@@ -1,4 +1,4 @@
-// Shared helpers for the non-matmul shaders (rmsnorm, rope, softmax, kv_store,
+// Shared helpers for the non-matmul shaders (add, rmsnorm, rope, softmax, kv_store,
 // attention, swiglu, scale, get_rows, argmax).
 //
 // Every shader that includes this file has a 1D workgroup whose size is the

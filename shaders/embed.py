@@ -2,7 +2,7 @@
 """Embed compiled SPIR-V blobs into C: embed.py OUT.c OUT.h A.spv B.spv ...
 
 Each blob becomes a uint32_t array; lgpu_shader_find(name) looks it up by the
-file's stem (e.g. "matmul_q4_0_vec")."""
+file's stem (e.g. "matmul_vec_q4_0")."""
 import os
 import sys
 

@@ -26,7 +26,7 @@
 // scalar loop over the lanes. A chunk range is fetched as the texels that
 // cover it, then shifted into place with selects and funnel shifts.
 // X_TEXEL builds (matmul_vec_txx_<t>, with W_TEXEL) also read x through a
-// texel buffer (16-byte aligned x rows: X4).
+// texel buffer; they need 16-byte aligned x rows (X4 = true).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -167,15 +167,12 @@ void load_x(uint m0, uint e0) {
     [[unroll]] for (uint m = 0u; m < NM; m++) {
         uint base = min(m0 + m, p.M - 1u) * p.x_stride + e0; // rows past M: any valid row, not written
 #ifdef X_TEXEL
+        // X_TEXEL builds run with X4 only (op_matmul.c picks them for 16-byte
+        // aligned x rows); X4 is a spec constant, so this cannot be an #error
         uint n4 = uint(textureSize(xt));
-        if (X4) {
-            [[unroll]] for (uint i = 0u; i < CE; i += 4u) {
-                vec4 v = uintBitsToFloat(texelFetch(xt, int(min((base + i) / 4u, n4 - 1u))));
-                xv[m][i] = v.x, xv[m][i + 1u] = v.y, xv[m][i + 2u] = v.z, xv[m][i + 3u] = v.w;
-            }
-        } else { // not chosen by the op layer (slow), but correct
-            [[unroll]] for (uint i = 0u; i < CE; i++)
-                xv[m][i] = uintBitsToFloat(texelFetch(xt, int(min((base + i) / 4u, n4 - 1u)))[(base + i) % 4u]);
+        [[unroll]] for (uint i = 0u; i < CE; i += 4u) {
+            vec4 v = uintBitsToFloat(texelFetch(xt, int(min((base + i) / 4u, n4 - 1u))));
+            xv[m][i] = v.x, xv[m][i + 1u] = v.y, xv[m][i + 2u] = v.z, xv[m][i + 3u] = v.w;
         }
 #else
         if (X4) {

@@ -1,5 +1,5 @@
-/* Helpers for the op tests (test_norm.c, test_rope.c, test_attention.c,
- * test_get_rows.c): the device under test (LGPU_DEVICE; lavapipe in CI),
+/* Helpers for the op tests (test_add.c, test_norm.c, test_rope.c,
+ * test_attention.c, test_get_rows.c, test_matmul.c): the device under test (LGPU_DEVICE; lavapipe in CI),
  * uploads, and "record the op three times, check the runs are
  * bit-identical". Header-only: each test program includes it once. */
 #ifndef LGPU_TESTS_OPS_HARNESS_H
@@ -34,31 +34,34 @@ static int oh_teardown(void **state) {
     return 0;
 }
 
+static inline void *oh_alloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+
+/* Poisons a buffer with 0xff bytes. */
+static inline void oh_poison(lgpu_buf *b, size_t bytes) {
+    void *ff = oh_alloc(bytes);
+    memset(ff, 0xff, bytes);
+    TU_OK(lgpu_buf_write(b, 0, ff, bytes));
+    free(ff);
+}
+
 /* A device buffer of `bytes` (at least 4), filled from `data` if not NULL,
  * else with 0xff bytes (NaN floats, -1 ints: unwritten output shows up). */
 static inline lgpu_buf *oh_buf(const void *data, size_t bytes) {
     lgpu_buf *b = NULL;
     size_t n = bytes < 4 ? 4 : bytes;
     TU_OK(lgpu_buf_create(oh_dev, n, 4, &b));
-    if (data) {
+    if (data)
         TU_OK(lgpu_buf_write(b, 0, data, bytes));
-    } else {
-        void *ff = malloc(n);
-        assert_non_null(ff);
-        memset(ff, 0xff, n);
-        TU_OK(lgpu_buf_write(b, 0, ff, n));
-        free(ff);
-    }
+    else
+        oh_poison(b, n);
     return b;
 }
 
 static inline lgpu_ref oh_ref(lgpu_buf *b) { return lgpu_ref_at(b, 0); }
-
-static inline void *oh_alloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    assert_non_null(p);
-    return p;
-}
 
 /* What one run does: (re)upload inputs / poison outputs, record the op(s). */
 typedef struct oh_case {
@@ -85,14 +88,6 @@ static inline void oh_run3(oh_case *c, void *result) {
     }
     lgpu_exec_destroy(ex);
     free(again);
-}
-
-/* Poisons a buffer with 0xff bytes. */
-static inline void oh_poison(lgpu_buf *b, size_t bytes) {
-    void *ff = oh_alloc(bytes);
-    memset(ff, 0xff, bytes);
-    TU_OK(lgpu_buf_write(b, 0, ff, bytes));
-    free(ff);
 }
 
 /* TU_ASSERT_NMSE that also logs the NMSE, so drifts show in the test log. */

@@ -140,13 +140,35 @@ static void test_no_vulkan(void **state) {
     env_restore(a);
 }
 
-/* LGPU_VK_VALIDATE=1 without the layer installed: a warning, not a failure. */
+static bool validation_layer_installed(void) {
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || !n) return false;
+    VkLayerProperties *l = calloc(n, sizeof *l);
+    assert_non_null(l);
+    bool found = false;
+    if (vkEnumerateInstanceLayerProperties(&n, l) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(l[i].layerName, "VK_LAYER_KHRONOS_validation");
+    free(l);
+    return found;
+}
+
+/* LGPU_VK_VALIDATE=1: the layer where installed; without it a warning, not a
+ * failure: the Vulkan device opens either way. */
 static void test_validation_request(void **state) {
     (void)state;
+    lgpu_dev *plain = open_vulkan();
+    bool have_vulkan = plain != NULL;
+    lgpu_dev_close(plain);
     saved_env s = env_set("LGPU_VK_VALIDATE", "1");
-    lgpu_dev *d = open_vulkan();
-    lgpu_dev_close(d);
+    lgpu_dev *d = NULL;
+    int st = lgpu_dev_open("auto", &d);
     env_restore(s);
+    TU_OK(st);
+    assert_int_equal(lgpu_dev_kind_of(d), have_vulkan ? LGPU_DEV_VULKAN : LGPU_DEV_CPU);
+    if (have_vulkan)
+        print_message("validation layer %s\n", validation_layer_installed() ? "installed: enabled"
+                                                                            : "missing: opened without it");
+    lgpu_dev_close(d);
 }
 
 /* Write/read round trips at odd offsets and sizes, fill_zero, host pointers. */
@@ -315,8 +337,9 @@ static void test_segmented(void **state) {
         TU_OK(lgpu_exec_begin(ex));
         lgpu_add_params p = {1024};
         assert_int_not_equal(lgpu_op_add(ex, &p, lgpu_ref_at(b, s1 - 2048), lgpu_ref_at(b, 0), lgpu_ref_at(b, 0)), 0);
+        /* add.comp's workgroup size is spec constant 0 (shaders/common.glsl) */
         lgpu_dispatch disp = {.shader = "add", .op = "add", .params = &p, .params_size = 4, .n_bind = 3,
-                              .groups = {4, 1, 1}};
+                              .spec = {256}, .n_spec = 1, .groups = {4, 1, 1}};
         disp.bind[0] = (lgpu_binding){lgpu_ref_at(b, s1 - 2048), 4096, false};
         disp.bind[1] = (lgpu_binding){lgpu_ref_at(b, s1), 4096, false};
         disp.bind[2] = (lgpu_binding){lgpu_ref_at(b, s1 + 4096), 4096, true};
@@ -580,7 +603,8 @@ static void test_dispatch_errors(void **state) {
     lgpu_exec *ex;
     TU_OK(lgpu_exec_create(d, &ex));
     lgpu_add_params p = {16};
-    lgpu_dispatch disp = {.shader = "add", .op = "add", .params = &p, .params_size = 4, .n_bind = 3, .groups = {1, 1, 1}};
+    lgpu_dispatch disp = {.shader = "add", .op = "add", .params = &p, .params_size = 4, .n_bind = 3,
+                          .spec = {256}, .n_spec = 1, .groups = {1, 1, 1}};
     for (int i = 0; i < 3; i++) disp.bind[i] = (lgpu_binding){lgpu_ref_at(b, (size_t)i * 1024), 64, i == 2};
     assert_int_equal(lgpu_exec_dispatch(ex, &disp), LGPU_EINVAL); /* not begun */
     TU_OK(lgpu_exec_begin(ex));
@@ -635,6 +659,16 @@ static void test_profile(void **state) {
         for (int i = 0; i < 300; i++) /* > 256 timestamp pairs: a second query pool */
             TU_OK(lgpu_op_add(ex, &p, lgpu_ref_at(b, 0), lgpu_ref_at(b, 0), lgpu_ref_at(b, 1 << 19)));
         TU_OK(lgpu_exec_submit(ex));
+    }
+    /* on when the compute queue has timestamps; then every dispatch is counted */
+    assert_int_equal(d->vk->profile, d->vk->info.timestamp_bits != 0);
+    if (d->vk->profile) {
+        const lgpu_vk_prof_entry *row = NULL;
+        for (int i = 0; i < d->vk->n_prof; i++)
+            if (!strcmp(d->vk->prof[i].op, "add")) row = &d->vk->prof[i];
+        assert_non_null(row);
+        assert_int_equal(row->calls, 2 * 300);
+        assert_true(row->total_ns >= 0);
     }
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(b);

@@ -174,8 +174,8 @@ static void test_text_prompt_reuse(void **state) {
 
 static void quantized_run(int type, int min_match) {
     load_gold();
-    char dir[] = "/tmp/lgpu-test-genXXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[256], path[512];
+    assert_non_null(tu_tmpdir_create("gen", dir, sizeof dir));
     snprintf(path, sizeof path, "%s/stories260K-%s.gguf", dir, lgpu_type_name(type));
     lgpu_quantize_stats qs;
     TU_OK(lgpu_quantize_gguf(tu_model_path("stories260K.gguf"), path, type, NULL, &qs));
@@ -206,8 +206,7 @@ static void quantized_run(int type, int min_match) {
     lgpu_gen_free(g);
     lgpu_ctx_free(c);
     lgpu_model_free(m);
-    unlink(path);
-    rmdir(dir);
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
 
 /* Q8_0 is close to F32: on stories260K all 64 greedy tokens match the F32

@@ -5,7 +5,6 @@
 
 #include <civetweb.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,16 +200,11 @@ static int handler(struct mg_connection *c, void *cbdata) {
     return serve_data(c, f, false);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state) {
     (void)state;
     pthread_mutex_init(&S.mu, NULL);
-    snprintf(S.tmp, sizeof S.tmp, "/tmp/lgpu-test-hub-XXXXXX");
-    if (!mkdtemp(S.tmp)) return -1;
+    if (!tu_tmpdir_create("hub", S.tmp, sizeof S.tmp)) return -1;
     snprintf(S.cache, sizeof S.cache, "%s/cache", S.tmp);
 
     fake_repo *r = &S.repos[S.n_repos++];
@@ -282,8 +276,7 @@ static int teardown(void **state) {
     mg_exit_library();
     for (int i = 0; i < S.n_repos; i++)
         for (int j = 0; j < S.repos[i].n; j++) free(S.repos[i].files[j].data);
-    nftw(S.tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
+    return tu_tmpdir_remove(S.tmp);
 }
 
 /* ---- helpers ---- */

@@ -59,7 +59,7 @@ static void check_rmsnorm(bool nosg) {
         tu_fill_uniform(&rng, x, n, -3, 3);
         tu_fill_uniform(&rng, w, N, 0.5f, 1.5f);
         lgpu_rmsnorm_params p = {M, N, 1e-5f};
-        lgpu_ref_rmsnorm(&p, x, w, want);
+        lgpu_ref_rmsnorm(&p, x, w, want, 1);
         run_row(0, &p, M, N, x, w, got);
         /* fp32 sum of squares + 1/sqrt in the shader vs double twin: a few ulp */
         assert_int_equal(oh_compare("rmsnorm", got, want, n, 1e-6, 2e-6), 0);
@@ -82,7 +82,7 @@ static void test_rmsnorm_hand(void **state) {
     const float want[4] = {0.365148372f, 0.730296743f, 2.19089023f, 0.730296743f}; /* eps 0 */
     lgpu_rmsnorm_params p = {1, 4, 0.0f};
     float got[4], ref[4];
-    lgpu_ref_rmsnorm(&p, x, w, ref);
+    lgpu_ref_rmsnorm(&p, x, w, ref, 1);
     assert_int_equal(tu_compare("rmsnorm twin", ref, want, 4, 0, 1e-7), 0);
     run_row(0, &p, 1, 4, x, w, got);
     assert_int_equal(oh_compare("rmsnorm", got, want, 4, 0, 1e-6), 0);
@@ -217,7 +217,7 @@ static void test_pointwise(void **state) {
         tu_fill_uniform(&rng, g, n, -12, 12);
         tu_fill_uniform(&rng, u, n, -2, 2);
         lgpu_swiglu_params sp = {n};
-        lgpu_ref_swiglu(&sp, g, u, want);
+        lgpu_ref_swiglu(&sp, g, u, want, 1);
         run_pw(true, &sp, n, g, u, got);
         /* the shader's fp32 exp vs libm expf in the twin (70001: split over threads on the host) */
         assert_int_equal(oh_compare("swiglu", got, want, n, 1e-7, 4e-6), 0);
@@ -255,7 +255,7 @@ static void test_many_rows(void **state) {
     tu_fill_uniform(&rng, x, n, -3, 3);
     tu_fill_uniform(&rng, w, N, 0.5f, 1.5f);
     lgpu_rmsnorm_params rp = {M, N, 1e-5f};
-    lgpu_ref_rmsnorm(&rp, x, w, want);
+    lgpu_ref_rmsnorm(&rp, x, w, want, 1);
     run_row(0, &rp, M, N, x, w, got);
     assert_int_equal(oh_compare("rmsnorm 2D grid", got, want, n, 1e-6, 2e-6), 0); /* as in test_rmsnorm */
     lgpu_softmax_params sp = {M, N, 1.0f};

@@ -7,19 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/quant.h"
+#include "quant/quant_internal.h"
 
-static float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* ------------------------------------------------------------ f16 / bf16 */
 
@@ -84,7 +73,7 @@ static void test_f16_random_rne(void **state) {
     for (int i = 0; i < 200000; i++) {
         /* random sign/exponent in [2^-27, 2^16], random mantissa */
         uint32_t e = 100 + tu_rng_u32(&r) % 43, u = (tu_rng_u32(&r) & 0x807FFFFF) | (e << 23);
-        float f = bits_f32(u);
+        float f = lgpu_bits_f32(u);
         lgpu_f16 h = lgpu_f32_to_f16(f);
         double got = lgpu_f16_to_f32(h);
         if (isinf(got)) {
@@ -112,17 +101,17 @@ static void test_bf16_edges(void **state) {
     assert_int_equal(lgpu_f32_to_bf16(INFINITY), 0x7F80);
     assert_int_equal(lgpu_f32_to_bf16(-INFINITY), 0xFF80);
     assert_int_equal(lgpu_f32_to_bf16(NAN) & 0x7FC0, 0x7FC0);
-    assert_int_equal(lgpu_f32_to_bf16(bits_f32(0x7F800001)), 0x7FC0); /* signalling NaN stays NaN */
-    assert_int_equal(lgpu_f32_to_bf16(bits_f32(0x000116C2)), 0x0001); /* subnormals are kept */
+    assert_int_equal(lgpu_f32_to_bf16(lgpu_bits_f32(0x7F800001)), 0x7FC0); /* signalling NaN stays NaN */
+    assert_int_equal(lgpu_f32_to_bf16(lgpu_bits_f32(0x000116C2)), 0x0001); /* subnormals are kept */
     assert_int_equal(lgpu_f32_to_bf16(-0.0f), 0x8000);
     assert_true(lgpu_bf16_to_f32(0x3F80) == 1.0f);
-    assert_true(lgpu_bf16_to_f32(0x0001) == bits_f32(0x00010000));
+    assert_true(lgpu_bf16_to_f32(0x0001) == lgpu_bits_f32(0x00010000));
     assert_true(isnan(lgpu_bf16_to_f32(0x7FC0)));
     for (uint32_t h = 0; h < 65536; h++) {
         float f = lgpu_bf16_to_f32((lgpu_bf16)h);
         if (isnan(f)) continue;
         assert_int_equal(lgpu_f32_to_bf16(f), h);
-        assert_int_equal(f32_bits(f) & 0xFFFF, 0);
+        assert_int_equal(lgpu_f32_bits(f) & 0xFFFF, 0);
     }
 }
 

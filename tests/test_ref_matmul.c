@@ -199,12 +199,10 @@ static void test_rowwise_identical(void **state) {
     free(wq);
 }
 
-static int count_calls;
 static void count_range(void *ctx, int64_t b, int64_t e, int thread) {
     int *hits = ctx;
     (void)thread;
     for (int64_t i = b; i < e; i++) __atomic_fetch_add(&hits[i], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&count_calls, 1, __ATOMIC_RELAXED);
 }
 
 static void nested_range(void *ctx, int64_t b, int64_t e, int thread) {

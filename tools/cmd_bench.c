@@ -9,16 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd_gen_opts.h"
+#include "core/clock.h"
 #include "ops/device.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef struct bench {
     lgpu_ctx *c;
@@ -45,9 +39,9 @@ static double run_pp(bench *b, int n) {
         b->tok[i] = rand_token(b), b->seq[i] = s, b->pos[i] = i, b->want[i] = i == n - 1;
     }
     lgpu_batch batch = {.n = n, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     st = lgpu_decode(b->c, &batch, b->logits);
-    double dt = now_s() - t0;
+    double dt = lgpu_now_s() - t0;
     lgpu_seq_close(b->c, s);
     return st ? st : n / dt;
 }
@@ -57,13 +51,13 @@ static double run_tg(bench *b, int n) {
     int st = 0, opened = 0;
     for (; opened < S && !st; opened++) st = lgpu_seq_open(b->c, &b->seq[opened]);
     if (st) opened--;
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     for (int i = 0; i < n && !st; i++) {
         for (int j = 0; j < S; j++) b->tok[j] = rand_token(b), b->pos[j] = i, b->want[j] = 1;
         lgpu_batch batch = {.n = S, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
         st = lgpu_decode(b->c, &batch, b->logits);
     }
-    double dt = now_s() - t0;
+    double dt = lgpu_now_s() - t0;
     for (int j = 0; j < opened; j++) lgpu_seq_close(b->c, b->seq[j]);
     return st ? st : (double)S * n / dt;
 }

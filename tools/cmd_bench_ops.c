@@ -9,17 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "lgpu/lgpu.h"
 #include "ops/ops.h"
 #include "quant/quant.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t next(uint64_t *z) {
     *z ^= *z << 13, *z ^= *z >> 7, *z ^= *z << 17;
@@ -83,12 +77,12 @@ static double run_case(lgpu_dev *dev, int type, const shape *s, const uint8_t *w
                                                            lgpu_ref_at(by, 0))) ||
         (st = lgpu_exec_submit(ex)))
         goto done;
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     if ((st = lgpu_exec_begin(ex))) goto done;
     for (int r = 0; r < reps; r++)
         if ((st = lgpu_op_matmul(ex, &p, lgpu_ref_at(bw, 0), lgpu_ref_at(bx, 0), lgpu_ref_at(by, 0)))) goto done;
     if ((st = lgpu_exec_submit(ex))) goto done;
-    t = (now_s() - t0) / reps;
+    t = (lgpu_now_s() - t0) / reps;
 done:
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(bw), lgpu_buf_destroy(bx), lgpu_buf_destroy(by);

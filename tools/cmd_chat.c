@@ -41,13 +41,6 @@ static int append_cached(chat *ch, const char *s, size_t n) {
     return 0;
 }
 
-static int print_text(void *user, const char *text, size_t len) {
-    (void)user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 /* Stop strings that end a reply when the template's markers are plain text. */
 static int template_stops(lgpu_chat_template t, const char **out) {
     switch (t) {
@@ -141,7 +134,7 @@ int lgpu_cmd_chat(int argc, char **argv) {
         }
         if (st) goto fail;
         lgpu_gen_params gp = {.n_predict = o.n_predict, .ignore_eog = o.ignore_eos, .stops = stops,
-                              .n_stops = n_stops, .on_text = print_text};
+                              .n_stops = n_stops, .on_text = gen_print_text};
         lgpu_gen_finish why;
         if ((st = lgpu_gen_run(g, &gp, &why))) goto fail;
         fputc('\n', stdout);

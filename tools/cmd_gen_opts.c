@@ -6,6 +6,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+char *gen_read_text(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, f); /* one byte kept for the NUL */
+        if (n < cap - 1) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    bool err = ferror(f);
+    if (f != stdin) fclose(f);
+    if (err || !buf) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+int gen_print_text(void *user, const char *text, size_t len) {
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 typedef enum { A_STR, A_INT, A_U32, A_FLOAT, A_U64, A_FLAG, A_STOP } arg_kind;
 
 typedef struct opt {

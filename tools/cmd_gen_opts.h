@@ -31,4 +31,11 @@ int gen_opts_parse(int argc, char **argv, int cmd, const char *usage_line, gen_o
  * the error and returns nonzero on failure. */
 int gen_opts_load(const gen_opts *o, uint32_t n_seq, bool progress, lgpu_model **m, lgpu_ctx **c);
 
+/* The whole of a file ("-": stdin), NUL-terminated; *len (may be NULL) gets
+ * its length. NULL on a failed open or read (errno says why) or out of memory. */
+char *gen_read_text(const char *path, size_t *len);
+
+/* lgpu_gen text callback: the text to stdout, flushed (streaming). */
+int gen_print_text(void *user, const char *text, size_t len);
+
 #endif

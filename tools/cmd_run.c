@@ -7,33 +7,6 @@
 #include "gen/gen.h"
 #include "tok/tokenizer.h"
 
-static int print_text(void *user, const char *text, size_t len) {
-    (void)user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *p = realloc(buf, cap *= 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-            } else buf = p;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
-}
-
 static const char *finish_name(lgpu_gen_finish f) {
     switch (f) {
     case LGPU_GEN_LENGTH: return "length";
@@ -52,7 +25,7 @@ int lgpu_cmd_run(int argc, char **argv) {
     if (st) return st == 1 ? 0 : st;
     char *file_prompt = NULL;
     if (o.prompt_file) {
-        file_prompt = read_file(o.prompt_file);
+        file_prompt = gen_read_text(o.prompt_file, NULL);
         if (!file_prompt) {
             fprintf(stderr, "lgpu run: cannot read %s\n", o.prompt_file);
             return 1;
@@ -88,9 +61,9 @@ int lgpu_cmd_run(int argc, char **argv) {
         ids = &bos;
         n_ids = 1;
     }
-    if ((st = lgpu_gen_feed(g, ids, n_ids, print_text, NULL))) goto fail;
+    if ((st = lgpu_gen_feed(g, ids, n_ids, gen_print_text, NULL))) goto fail;
     lgpu_gen_params gp = {.n_predict = o.n_predict, .ignore_eog = o.ignore_eos, .stops = o.stops,
-                          .n_stops = o.n_stops, .on_text = print_text};
+                          .n_stops = o.n_stops, .on_text = gen_print_text};
     lgpu_gen_finish why;
     if ((st = lgpu_gen_run(g, &gp, &why))) goto fail;
     fputc('\n', stdout);

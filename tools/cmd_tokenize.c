@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_gen_opts.h"
 #include "lgpu/lgpu.h"
 #include "model/model_file.h"
 #include "tok/tokenizer.h"
@@ -21,28 +22,6 @@ static const char usage_text[] =
     "  --parse-special      turn control-token text such as <|eot_id|> or <s> into its id\n"
     "  --ids                print only the ids, as a list: [1, 15043, ...]\n"
     "  --show-count         print the number of tokens at the end\n";
-
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap *= 2);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    bool err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (err) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
 
 /* A llama2.c checkpoint: the tokenizer file beside it with vocab_size tokens. */
 static int tokenizer_beside(const char *model, lgpu_tokenizer **out) {
@@ -106,7 +85,7 @@ int lgpu_cmd_tokenize(int argc, char **argv) {
     }
     size_t len = prompt ? strlen(prompt) : 0;
     char *text = NULL;
-    if (file && !(text = read_text(file, &len))) {
+    if (file && !(text = gen_read_text(file, &len))) {
         fprintf(stderr, "lgpu tokenize: cannot read %s\n", file);
         return 1;
     }

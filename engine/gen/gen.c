@@ -4,8 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "tok/tokenizer.h"
 
 struct lgpu_gen {
@@ -27,12 +27,6 @@ struct lgpu_gen {
     size_t text_len, text_cap, emitted;
     lgpu_gen_stats stats;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int lgpu_gen_create(lgpu_ctx *ctx, const lgpu_sampler_params *sp, lgpu_gen **out) {
     if (!ctx || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_gen_create: NULL argument");
@@ -92,9 +86,7 @@ void lgpu_gen_free(lgpu_gen *g) {
 }
 
 int lgpu_gen_seq(const lgpu_gen *g) { return g ? g->seq : -1; }
-const float *lgpu_gen_logits(const lgpu_gen *g) { return g && g->have_logits ? g->logits : NULL; }
 const lgpu_gen_stats *lgpu_gen_stats_of(const lgpu_gen *g) { return g ? &g->stats : NULL; }
-lgpu_sampler *lgpu_gen_sampler(lgpu_gen *g) { return g ? g->smp : NULL; }
 
 const int32_t *lgpu_gen_tokens(const lgpu_gen *g, int *n) {
     if (n) *n = g ? g->n_out : 0;
@@ -161,7 +153,7 @@ static int emit_tokens_text(lgpu_gen *g, const int32_t *tokens, int n, lgpu_gen_
 
 int lgpu_gen_feed(lgpu_gen *g, const int32_t *tokens, int n, lgpu_gen_text_fn on_text, void *user) {
     if (!g || n < 0 || (n && !tokens)) return lgpu_set_error(LGPU_EINVAL, "lgpu_gen_feed: bad arguments");
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     int reused = 0, st;
     if (lgpu_seq_len(g->ctx, g->seq) == 0 && g->pending < 0 && n > 0) {
         reused = lgpu_seq_reuse_prefix(g->ctx, g->seq, tokens, n);
@@ -173,7 +165,7 @@ int lgpu_gen_feed(lgpu_gen *g, const int32_t *tokens, int n, lgpu_gen_text_fn on
     if ((st = emit_tokens_text(g, tokens, n, on_text, user))) return st;
     g->stats.n_prompt += n - reused;
     g->stats.n_reused += reused;
-    g->stats.prompt_s += now_s() - t0;
+    g->stats.prompt_s += lgpu_now_s() - t0;
     return 0;
 }
 
@@ -235,7 +227,7 @@ int lgpu_gen_run(lgpu_gen *g, const lgpu_gen_params *p, lgpu_gen_finish *finish)
     if (!g->have_logits) return lgpu_set_error(LGPU_EINVAL, "lgpu_gen_run: feed a prompt first");
     lgpu_stop *stop = NULL;
     if ((st = lgpu_stop_create(p->stops, p->n_stops, &stop))) return st;
-    double t0 = now_s();
+    double t0 = lgpu_now_s();
     lgpu_gen_finish why = LGPU_GEN_LENGTH;
     size_t safe = 0;
     for (;;) {
@@ -298,7 +290,7 @@ int lgpu_gen_run(lgpu_gen *g, const lgpu_gen_params *p, lgpu_gen_finish *finish)
         }
         if (!st) emit_upto(g, p, g->text_len);
     }
-    g->stats.gen_s += now_s() - t0;
+    g->stats.gen_s += lgpu_now_s() - t0;
     lgpu_stop_destroy(stop);
     if (finish) *finish = why;
     return st;

@@ -1,6 +1,6 @@
 /* Text generation on one sequence of an lgpu_ctx: feed prompt tokens
  * (chunked to n_batch), then sample -> stream -> decode until a finish
- * condition. Used by `lgpu run`, `lgpu chat`, `lgpu-eval` and the tests.
+ * condition. Used by `lgpu run`, `lgpu chat` and the tests.
  *
  *   lgpu_gen *g; lgpu_gen_create(ctx, &sampler_params, &g);
  *   lgpu_gen_feed_text(g, "Once upon a time", true, false, print_cb, NULL);
@@ -74,10 +74,7 @@ int lgpu_gen_run(lgpu_gen *g, const lgpu_gen_params *p, lgpu_gen_finish *finish)
  * streamed (cut before a stop string), `full` everything the ids decode to. */
 const int32_t *lgpu_gen_tokens(const lgpu_gen *g, int *n);
 const char *lgpu_gen_text(const lgpu_gen *g, bool full, size_t *len);
-/* Logits of the last decoded token (n_vocab floats), NULL before any feed. */
-const float *lgpu_gen_logits(const lgpu_gen *g);
 const lgpu_gen_stats *lgpu_gen_stats_of(const lgpu_gen *g);
-lgpu_sampler *lgpu_gen_sampler(lgpu_gen *g);
 
 #ifdef __cplusplus
 }

@@ -4,25 +4,19 @@
  * toward the % but not toward the speed. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "hub/hub_internal.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void hub_progress_begin(hub_progress *p, bool enabled, const char *name, int64_t total, int64_t offset) {
     *p = (hub_progress){.enabled = enabled, .name = name, .total = total, .offset = offset, .tty = isatty(2)};
-    p->t0 = now_s();
+    p->t0 = lgpu_now_s();
     p->last = 0;
 }
 
 static void draw(hub_progress *p, bool final) {
-    double t = now_s(), dt = t - p->t0;
+    double t = lgpu_now_s(), dt = t - p->t0;
     double have = (double)(p->offset + p->now), mb = 1e-6;
     double speed = dt > 0 ? p->now / dt : 0;
     const char *base = p->name; /* "org/name:dir/file" -> "file" */
@@ -55,7 +49,7 @@ int hub_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t u
     (void)dltotal, (void)ultotal, (void)ulnow;
     hub_progress *p = ud;
     p->now = dlnow;
-    if (p->enabled && now_s() - p->last >= (p->tty ? 0.1 : 2.0)) draw(p, false);
+    if (p->enabled && lgpu_now_s() - p->last >= (p->tty ? 0.1 : 2.0)) draw(p, false);
     return 0;
 }
 

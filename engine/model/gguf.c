@@ -346,6 +346,15 @@ static int parse(lgpu_gguf *g) {
     return place_tensors(g);
 }
 
+bool lgpu_gguf_file_is_gguf(const char *path) {
+    uint32_t magic = 0;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return false;
+    if (fread(&magic, 1, 4, f) != 4) magic = 0;
+    fclose(f);
+    return magic == LGPU_GGUF_MAGIC;
+}
+
 int lgpu_gguf_open(const char *path, lgpu_gguf **out) {
     if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_open: out is NULL");
     *out = NULL;

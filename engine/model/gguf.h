@@ -72,6 +72,9 @@ typedef struct lgpu_gguf_tensor {
 
 int lgpu_gguf_open(const char *path, lgpu_gguf **out);
 void lgpu_gguf_close(lgpu_gguf *g); /* NULL: no-op */
+/* True when the file at path starts with the GGUF magic (false when it cannot
+ * be read: the caller's loader then reports the error). */
+bool lgpu_gguf_file_is_gguf(const char *path);
 
 const char *lgpu_gguf_path(const lgpu_gguf *g);
 /* Base name of the path, for error details. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/mapfile.h"
+#include "tok/tok_internal.h"
 
 int lgpu_llama_ftype(int type) {
     switch (type) {
@@ -44,9 +45,18 @@ int lgpu_gguf_put_llama_hparams(lgpu_gguf_writer *w, const lgpu_file_hparams *hp
 
 /* ---- vocabularies ------------------------------------------------------ */
 
-static bool is_byte_piece(const char *s, size_t n) {
-    static const char hex[] = "0123456789ABCDEFabcdef";
-    return n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && strchr(hex, s[3]) && strchr(hex, s[4]) && s[3] && s[4];
+/* The SentencePiece-style vocabulary keys: n pieces, <unk>/<s>/</s> at 0/1/2. */
+static int put_spm_vocab(lgpu_gguf_writer *w, uint64_t n, char *const *strs, const size_t *lens, const float *scores,
+                         const int32_t *types) {
+    int st = lgpu_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", n, (const char *const *)strs, lens);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, n, scores);
+    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, n, types);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    return st;
 }
 
 int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
@@ -106,7 +116,7 @@ int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t 
             types[i] = i == 0 ? 2 : 3;
         } else if (len == 0) {
             types[i] = 3;
-        } else if (is_byte_piece(s, (size_t)len)) {
+        } else if (tok_is_byte_piece(s, (size_t)len)) {
             memcpy(tp, s, (size_t)len), tp += len;
             types[i] = 6;
         } else {
@@ -117,14 +127,7 @@ int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t 
         }
         lens[i] = (size_t)(tp - strs[i]);
     }
-    if (!st) st = lgpu_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", count, (const char *const *)strs, lens);
-    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, count, scores);
-    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, count, types);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (!st) st = put_spm_vocab(w, count, strs, lens, scores, types);
     if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     if (!st && n_out) *n_out = (uint32_t)count;
     free(strs);
@@ -153,13 +156,7 @@ int lgpu_gguf_put_vocab_gguf(lgpu_gguf_writer *w, const lgpu_gguf *src, uint32_t
 }
 
 int lgpu_gguf_put_vocab_file(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
-    FILE *fp = fopen(path, "rb");
-    uint32_t magic = 0;
-    if (fp) {
-        if (fread(&magic, 1, 4, fp) != 4) magic = 0;
-        fclose(fp);
-    }
-    if (magic != LGPU_GGUF_MAGIC) return lgpu_gguf_put_vocab_llama2c(w, path, n_vocab, n_out);
+    if (!lgpu_gguf_file_is_gguf(path)) return lgpu_gguf_put_vocab_llama2c(w, path, n_vocab, n_out);
     lgpu_gguf *g;
     int st = lgpu_gguf_open(path, &g);
     if (st) return st;
@@ -202,14 +199,7 @@ int lgpu_gguf_put_vocab_synth(lgpu_gguf_writer *w, uint32_t n) {
             scores[i] = -(float)k;
         }
     }
-    if (!st) st = lgpu_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", n, (const char *const *)strs, lens);
-    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, n, scores);
-    if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, n, types);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    if (!st) st = lgpu_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (!st) st = put_spm_vocab(w, n, strs, lens, scores, types);
     free(text);
     free(strs);
     free(lens);

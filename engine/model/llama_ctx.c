@@ -5,8 +5,6 @@
 
 #include "model/llama_internal.h"
 
-#define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
-
 /* Logits rows per output pass: at most 64 MiB of logits (and one binding). */
 static uint32_t logits_rows(const lgpu_ctx *c) {
     size_t row = (size_t)c->model->hp.n_vocab * sizeof(float);
@@ -22,7 +20,7 @@ static int scratch_buf(lgpu_dev *dev, size_t bytes, lgpu_buf **out, const char *
     if (bytes > lgpu_dev_max_binding(dev))
         return lgpu_set_error(LGPU_ERANGE, "context: %s scratch of %zu bytes exceeds the device's binding limit %zu "
                               "(lower n_batch)", what, bytes, lgpu_dev_max_binding(dev));
-    return lgpu_buf_create(dev, ALIGN_UP(bytes, LGPU_REF_ALIGN), LGPU_REF_ALIGN, out);
+    return lgpu_buf_create(dev, LGPU_ALIGN_UP(bytes, LGPU_REF_ALIGN), LGPU_REF_ALIGN, out);
 }
 
 static int alloc_scratch(lgpu_ctx *c) {
@@ -45,10 +43,10 @@ static int alloc_scratch(lgpu_ctx *c) {
         (st = scratch_buf(dev, O * hp->dim * f, &sc->ho, "output norm")) ||
         (st = scratch_buf(dev, O * hp->n_vocab * f, &sc->logits, "logits")))
         return st;
-    /* step inputs: tokens, positions, block table rows, output rows (n_batch
-     * each), then the block tables of the sequences in the step */
+    /* step inputs at their largest: n_batch tokens, all wanting logits, from
+     * as many sequences as a step can hold */
     size_t rows = c->params.n_seq_max < T ? c->params.n_seq_max : T;
-    c->step_bytes = 4 * ALIGN_UP(T * 4, LGPU_REF_ALIGN) + ALIGN_UP(rows * c->kv.max_blocks * 4, LGPU_REF_ALIGN);
+    c->step_bytes = LGPU_ALIGN_UP(lgpu_step_layout_for(T, T, rows, c->kv.max_blocks).end, LGPU_REF_ALIGN);
     if ((st = lgpu_buf_create(dev, c->step_bytes, c->step_bytes, &sc->step))) return st;
     c->step_host = calloc(1, c->step_bytes);
     if (!c->step_host) return lgpu_set_error(LGPU_ENOMEM, "context: step staging of %zu bytes", c->step_bytes);
@@ -59,7 +57,7 @@ static int alloc_scratch(lgpu_ctx *c) {
     lgpu_rope_inv_freq(hp->rope_theta, hp->head_dim, &c->model->rope_scaling, inv);
     if (c->model->rope_freqs)
         for (uint32_t i = 0; i < half; i++) inv[i] /= c->model->rope_freqs[i];
-    st = lgpu_buf_create(dev, ALIGN_UP(half * sizeof *inv, LGPU_REF_ALIGN), LGPU_REF_ALIGN, &sc->inv_freq);
+    st = lgpu_buf_create(dev, LGPU_ALIGN_UP(half * sizeof *inv, LGPU_REF_ALIGN), LGPU_REF_ALIGN, &sc->inv_freq);
     if (!st) st = lgpu_buf_write(sc->inv_freq, 0, inv, half * sizeof *inv);
     free(inv);
     return st;

@@ -8,7 +8,6 @@
 
 #include "model/llama_internal.h"
 
-#define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
 #define TRY(expr)                 \
     do {                          \
         if ((st = (expr)) != 0) goto done; \
@@ -27,13 +26,8 @@ static int rmsnorm(lgpu_exec *ex, const lgpu_wt *w, lgpu_buf *x, lgpu_buf *y, ui
     return lgpu_op_rmsnorm(ex, &p, R(x), R(w->buf), R(y));
 }
 
-/* Byte offsets of the step inputs inside sc.step (see llama_ctx.c). */
-typedef struct step_layout {
-    size_t tok, pos, row, out, table;
-} step_layout;
-
 /* Records the transformer layers for T tokens whose inputs are in sc.step. */
-static int record_layers(lgpu_ctx *c, uint32_t T, const step_layout *L) {
+static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
     const lgpu_model *m = c->model;
     const lgpu_hparams *hp = &m->hp;
     lgpu_scratch *sc = &c->sc;
@@ -117,7 +111,8 @@ static int read_logits(lgpu_ctx *c, float *dst, uint32_t n) {
 }
 
 /* Checks the batch; fills seq_row/row_seq (block table row of each sequence
- * in the step) and out_rows. Returns the number of rows, or < 0. */
+ * in the step), out_rows, *n_rows and *n_out. Returns 0 or a negative LGPU_E*
+ * code (row marks undone). */
 static int validate(lgpu_ctx *c, const lgpu_batch *b, int *n_rows, int *n_out) {
     const lgpu_kv_cache *kv = &c->kv;
     int rows = 0, outs = 0, st = 0;
@@ -188,14 +183,8 @@ int lgpu_decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out) {
     }
 
     /* Step inputs, packed at 256-byte aligned offsets, uploaded in one write. */
-    step_layout L;
-    size_t a = ALIGN_UP(T * 4, LGPU_REF_ALIGN);
-    L.tok = 0;
-    L.pos = a;
-    L.row = 2 * a;
-    L.out = 3 * a;
-    L.table = 3 * a + ALIGN_UP((size_t)n_out * 4, LGPU_REF_ALIGN);
-    size_t used = L.table + (size_t)n_rows * kv->max_blocks * 4;
+    lgpu_step_layout L = lgpu_step_layout_for(T, (size_t)n_out, (size_t)n_rows, kv->max_blocks);
+    size_t used = L.end;
     int32_t *sh = c->step_host;
     int32_t *h_tok = sh, *h_pos = sh + L.pos / 4, *h_row = sh + L.row / 4, *h_out = sh + L.out / 4;
     int32_t *h_table = sh + L.table / 4;

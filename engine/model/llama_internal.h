@@ -7,6 +7,24 @@
 #include "model/kv_cache.h"
 #include "ops/ops.h"
 
+#define LGPU_ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+
+/* Byte offsets of the step inputs inside sc.step, each LGPU_REF_ALIGN aligned:
+ * tokens, positions, block table rows (T each), output rows (n_out), then
+ * n_rows block tables of max_blocks; end = bytes used. llama_ctx.c sizes
+ * sc.step with the largest layout, llama_forward.c packs each step with it. */
+typedef struct lgpu_step_layout {
+    size_t tok, pos, row, out, table, end;
+} lgpu_step_layout;
+
+static inline lgpu_step_layout lgpu_step_layout_for(size_t T, size_t n_out, size_t n_rows, size_t max_blocks) {
+    size_t a = LGPU_ALIGN_UP(T * 4, LGPU_REF_ALIGN);
+    lgpu_step_layout L = {.tok = 0, .pos = a, .row = 2 * a, .out = 3 * a};
+    L.table = L.out + LGPU_ALIGN_UP(n_out * 4, LGPU_REF_ALIGN);
+    L.end = L.table + n_rows * max_blocks * 4;
+    return L;
+}
+
 /* One weight tensor on the device, in its file type (norms: F32). */
 typedef struct lgpu_wt {
     lgpu_buf *buf;

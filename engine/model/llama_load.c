@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "hub/hub.h"
 #include "model/model_file.h"
 #include "model/llama_internal.h"
@@ -22,12 +22,6 @@ typedef struct loader {
     double t0;
 } loader;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* A bar redrawn when it grows (terminal), else one line at the end. */
 static void progress(loader *ld) {
     if (!ld->progress) return;
@@ -41,7 +35,7 @@ static void progress(loader *ld) {
     }
     if (last)
         fprintf(stderr, "%sloaded %lld tensors, %.1f MiB, in %.2f s\n", ld->tty ? "\n" : "", (long long)ld->total,
-                ld->m->weight_bytes / 1048576.0, now_s() - ld->t0);
+                ld->m->weight_bytes / 1048576.0, lgpu_now_s() - ld->t0);
 }
 
 /* Uploads tensor `name` as is. rows/cols: the expected (N, K); vectors (1, n). */
@@ -239,7 +233,7 @@ int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
     if ((st = load_tokenizer(m, mf, path, params->tokenizer_path))) goto done;
     if ((st = lgpu_dev_open(params->device, &m->dev))) goto done;
     m->own_dev = true;
-    loader ld = {.m = m, .mf = mf, .progress = params->progress, .tty = isatty(2), .shown = -1, .t0 = now_s()};
+    loader ld = {.m = m, .mf = mf, .progress = params->progress, .tty = isatty(2), .shown = -1, .t0 = lgpu_now_s()};
     if ((st = upload_all(&ld))) {
         if (params->progress && ld.tty) fputc('\n', stderr);
         goto done;

@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/gguf_llama.h"
 #include "model/model_file_internal.h"
 #include "model/safetensors.h"
+#include "quant/quant.h"
 
 /* Sanity limits: far above any real LLaMA, low enough that products of them
  * cannot overflow 64-bit sizes. */
@@ -103,11 +105,6 @@ int lgpu_mf_check_hparams(const lgpu_model_file *mf) {
     return 0;
 }
 
-static bool matrix_type(int t) {
-    return t == LGPU_TYPE_F32 || t == LGPU_TYPE_F16 || t == LGPU_TYPE_BF16 || t == LGPU_TYPE_Q8_0 ||
-           t == LGPU_TYPE_Q4_0 || t == LGPU_TYPE_Q4_K || t == LGPU_TYPE_Q6_K;
-}
-
 static int check_tensor(const lgpu_model_file *mf, const char *name, int64_t ne0, int64_t rows, bool vector) {
     lgpu_model_tensor t;
     int64_t i = lgpu_name_index_get(&mf->ix, name, strlen(name));
@@ -116,7 +113,7 @@ static int check_tensor(const lgpu_model_file *mf, const char *name, int64_t ne0
     if (t.ne0 != ne0 || t.n_rows != rows)
         return lgpu_set_error(LGPU_EFORMAT, "%s: tensor '%s' has shape [%" PRId64 " x %" PRId64 " rows] (expected [%" PRId64 " x %" PRId64 " rows])",
                               mf->fname, name, t.ne0, t.n_rows, ne0, rows);
-    if (vector ? t.type != LGPU_TYPE_F32 : !matrix_type(t.type))
+    if (vector ? t.type != LGPU_TYPE_F32 : !lgpu_quant_matrix_type_ok(t.type))
         return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: tensor '%s' has type %s, not supported for a %s", mf->fname, name,
                               lgpu_type_name(t.type) ? lgpu_type_name(t.type) : "?", vector ? "norm (F32 only)" : "weight matrix");
     size_t row = lgpu_type_row_bytes(t.type, t.ne0);
@@ -133,27 +130,18 @@ static int check_tensors(lgpu_model_file *mf) {
         if (lgpu_name_index_put(&mf->ix, mf->t[i].name, strlen(mf->t[i].name), i) >= 0)
             st = lgpu_set_error(LGPU_EFORMAT, "%s: duplicate tensor '%s'", mf->fname, mf->t[i].name);
     if (st) return st;
-    int64_t dim = h->dim, kv = (int64_t)h->n_kv_heads * h->head_dim, hid = h->hidden_dim, V = h->n_vocab;
     bool has_out = lgpu_name_index_get(&mf->ix, "output.weight", 13) >= 0;
     if (has_out == h->tied_output)
         return lgpu_set_error(LGPU_EFORMAT, "%s: tied_output is %d but output.weight is %s", mf->fname, h->tied_output,
                               has_out ? "present" : "absent");
-    if ((st = check_tensor(mf, "token_embd.weight", dim, V, false)) ||
-        (st = check_tensor(mf, "output_norm.weight", dim, 1, true)) ||
-        (has_out && (st = check_tensor(mf, "output.weight", dim, V, false))))
-        return st;
-    static const struct { const char *n; int ne0, rows; } L[] = {
-        /* 0 dim, 1 kv_dim, 2 hidden, 3 one */
-        {"attn_norm", 0, 3}, {"attn_q", 0, 0}, {"attn_k", 0, 1}, {"attn_v", 0, 1}, {"attn_output", 0, 0},
-        {"ffn_norm", 0, 3},  {"ffn_gate", 0, 2}, {"ffn_up", 0, 2}, {"ffn_down", 2, 0},
-    };
-    const int64_t sz[4] = {dim, kv, hid, 1};
-    for (uint32_t l = 0; l < h->n_layers; l++)
-        for (size_t k = 0; k < sizeof L / sizeof L[0]; k++) {
-            char name[64];
-            snprintf(name, sizeof name, "blk.%u.%s.weight", l, L[k].n);
-            if ((st = check_tensor(mf, name, sz[L[k].ne0], sz[L[k].rows], L[k].rows == 3))) return st;
-        }
+    /* the tensors a llama model needs, in the order our GGUF writer uses */
+    int64_t n = lgpu_llama_tensor_list(h, NULL);
+    lgpu_llama_tensor_desc *list = malloc((size_t)n * sizeof *list);
+    if (!list) return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", mf->fname);
+    lgpu_llama_tensor_list(h, list);
+    for (int64_t i = 0; !st && i < n; i++) st = check_tensor(mf, list[i].name, list[i].ne0, list[i].rows, list[i].vector);
+    free(list);
+    if (st) return st;
     if (lgpu_name_index_get(&mf->ix, "rope_freqs.weight", 17) >= 0 &&
         (st = check_tensor(mf, "rope_freqs.weight", h->head_dim / 2, 1, true)))
         return st;
@@ -161,16 +149,6 @@ static int check_tensors(lgpu_model_file *mf) {
 }
 
 /* ---- open / close ------------------------------------------------------ */
-
-static int sniff(const char *path, uint32_t *magic) {
-    *magic = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* the loader reports the open error */
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    (void)n;
-    return 0;
-}
 
 int lgpu_model_file_open(const char *path, lgpu_model_file **out) {
     if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_open: out is NULL");
@@ -190,9 +168,7 @@ int lgpu_model_file_open(const char *path, lgpu_model_file **out) {
         mf->src = LGPU_MODEL_SRC_HF;
         st = lgpu_mf_load_hf(mf);
     } else {
-        uint32_t magic;
-        sniff(path, &magic);
-        mf->src = magic == LGPU_GGUF_MAGIC ? LGPU_MODEL_SRC_GGUF : LGPU_MODEL_SRC_LLAMA2C;
+        mf->src = lgpu_gguf_file_is_gguf(path) ? LGPU_MODEL_SRC_GGUF : LGPU_MODEL_SRC_LLAMA2C;
         st = mf->src == LGPU_MODEL_SRC_GGUF ? lgpu_mf_load_gguf(mf) : lgpu_mf_load_llama2c(mf);
     }
     if (!st) {

@@ -5,6 +5,7 @@
 
 #include "model/convert_internal.h"
 #include "model/gguf_llama.h"
+#include "quant/quant.h"
 
 int lgpu_quantize_pick_type(int type, int64_t ne0) {
     if (lgpu_type_row_bytes(type, ne0)) return type;
@@ -12,19 +13,17 @@ int lgpu_quantize_pick_type(int type, int64_t ne0) {
     return LGPU_TYPE_F16;
 }
 
-static bool target_ok(int t) {
-    return t == LGPU_TYPE_Q8_0 || t == LGPU_TYPE_Q4_0 || t == LGPU_TYPE_Q4_K || t == LGPU_TYPE_Q6_K || t == LGPU_TYPE_F16 ||
-           t == LGPU_TYPE_BF16 || t == LGPU_TYPE_F32;
+bool lgpu_quant_matrix_type_ok(int t) {
+    return t == LGPU_TYPE_F32 || t == LGPU_TYPE_F16 || t == LGPU_TYPE_BF16 || t == LGPU_TYPE_Q8_0 ||
+           t == LGPU_TYPE_Q4_0 || t == LGPU_TYPE_Q4_K || t == LGPU_TYPE_Q6_K;
 }
-
-static bool convertible(int t) { return target_ok(t); } /* types lgpu_dequantize_row reads */
 
 int lgpu_quantize_gguf(const char *in, const char *out, int type, const lgpu_quantize_opts *opts,
                        lgpu_quantize_stats *stats) {
     lgpu_quantize_opts o = opts ? *opts : (lgpu_quantize_opts){0};
     lgpu_quantize_stats s = {0};
     if (!in || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_quantize_gguf: NULL path");
-    if (!target_ok(type))
+    if (!lgpu_quant_matrix_type_ok(type))
         return lgpu_set_error(LGPU_EINVAL, "quantize: target type %s is not one of q8_0, q4_0, q4_k, q6_k, f16, bf16, f32",
                               lgpu_type_name(type) ? lgpu_type_name(type) : "?");
     lgpu_gguf *g = NULL;
@@ -58,7 +57,7 @@ int lgpu_quantize_gguf(const char *in, const char *out, int type, const lgpu_qua
         int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
         bool matrix = t->n_dims >= 2 && rows > 1;
         dst[i] = t->type;
-        if (matrix && !convertible(t->type)) {
+        if (matrix && !lgpu_quant_matrix_type_ok(t->type)) {
             st = lgpu_set_error(LGPU_EUNSUPPORTED, "%s: tensor '%s' has type %s, which cannot be requantized", in, t->name,
                                 lgpu_type_name(t->type));
             goto done;

@@ -123,8 +123,7 @@ int lgpu_synth(const lgpu_synth_opts *opts) {
     lgpu_file_hparams hp;
     int st = lgpu_synth_shape(o.shape, &hp);
     if (st) return st;
-    if (o.type != LGPU_TYPE_F32 && o.type != LGPU_TYPE_F16 && o.type != LGPU_TYPE_BF16 && o.type != LGPU_TYPE_Q8_0 &&
-        o.type != LGPU_TYPE_Q4_0 && o.type != LGPU_TYPE_Q4_K && o.type != LGPU_TYPE_Q6_K)
+    if (!lgpu_quant_matrix_type_ok(o.type))
         return lgpu_set_error(LGPU_EINVAL, "synth: type %s not supported", lgpu_type_name(o.type) ? lgpu_type_name(o.type) : "?");
     lgpu_gguf_writer *w;
     if ((st = lgpu_gguf_writer_create(&w))) return st;

@@ -199,10 +199,7 @@ bool lgpu_texel_viewable(const lgpu_dev *dev, lgpu_ref r, size_t size) {
     const lgpu_seg *s = &r.buf->seg[lgpu_buf_seg_index(r.buf, r.off)];
     size_t in = r.off - s->start, align = c->min_texel_align ? c->min_texel_align : 1;
     if (in % align || size > s->len - in) return false;
-    /* the view runs from `in` to the end of the allocation, in whole texels (vk_exec.c) */
-    size_t texels = (s->vk->size - in) / LGPU_TEXEL_BYTES, need = (size + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES;
-    if (texels > c->max_texel_elems) texels = c->max_texel_elems;
-    return need <= texels;
+    return (size + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES <= lgpu_vk_texel_view_elems(c, s->vk, in);
 }
 
 /* ---- execs ---- */

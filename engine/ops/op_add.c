@@ -1,5 +1,5 @@
 /* y = a + b (shaders/add.comp; twin lgpu_ref_add). The grid goes 2D when
- * n/256 workgroups exceed max_wg_count[0]. */
+ * the n/WG workgroups exceed max_wg_count[0]. */
 #include "ops/op_common.h"
 #include "ref/ref_ops.h"
 
@@ -15,10 +15,13 @@ int lgpu_op_add(lgpu_exec *ex, const lgpu_add_params *p, lgpu_ref a, lgpu_ref b,
         lgpu_ref_add(p, lgpu_ref_host(a), lgpu_ref_host(b), lgpu_ref_host(y));
         return 0;
     }
+    const lgpu_dev_caps *caps = op_caps(ex);
     lgpu_dispatch d = {.shader = "add", .op = "add", .params = p, .params_size = sizeof *p};
     op_bind(&d, a, bytes, false);
     op_bind(&d, b, bytes, false);
     op_bind(&d, y, bytes, true);
-    if ((st = op_grid(op_caps(ex), LGPU_CEIL_DIV((uint64_t)p->n, 256), d.groups, "add"))) return st;
+    d.spec[0] = op_wg_size(caps, 256);
+    d.n_spec = 1;
+    if ((st = op_grid(caps, LGPU_CEIL_DIV((uint64_t)p->n, d.spec[0]), d.groups, "add"))) return st;
     return lgpu_exec_dispatch(ex, &d);
 }

@@ -99,11 +99,39 @@ int lgpu_op_check_blocks(const char *op, uint32_t t, const int32_t *table, size_
                          uint32_t blk_begin, uint32_t blk_end, uint32_t max_blocks, uint32_t block_size,
                          size_t pool_slots);
 
+/* Shader name suffix of a tensor type the typed shaders (matmul_*_<t>,
+ * get_rows_<t>) are built for; NULL for other types. */
+static inline const char *op_type_suffix(uint32_t type) {
+    switch (type) {
+    case LGPU_TYPE_F32: return "f32";
+    case LGPU_TYPE_F16: return "f16";
+    case LGPU_TYPE_BF16: return "bf16";
+    case LGPU_TYPE_Q8_0: return "q8_0";
+    case LGPU_TYPE_Q4_0: return "q4_0";
+    case LGPU_TYPE_Q4_K: return "q4_k";
+    case LGPU_TYPE_Q6_K: return "q6_k";
+    default: return NULL;
+    }
+}
+
+/* Typed shaders read F16/BF16 data as 16-bit and quantized blocks as 8-bit
+ * storage-buffer words: LGPU_EUNSUPPORTED when the device lacks that access.
+ * `what` names the operand in the detail ("weights", "embeddings"). */
+static inline int op_check_storage(const lgpu_dev_caps *caps, uint32_t type, const char *op, const char *what) {
+    bool need16 = type != LGPU_TYPE_F32;
+    bool need8 = need16 && type != LGPU_TYPE_F16 && type != LGPU_TYPE_BF16;
+    if ((need16 && !caps->storage_16bit) || (need8 && !caps->storage_8bit)) {
+        const char *bits = need8 && !caps->storage_8bit ? "8" : "16";
+        return lgpu_set_error(LGPU_EUNSUPPORTED,
+                              "%s: %s %s need %s-bit storage buffer access (storageBuffer%sBitAccess), which this "
+                              "device lacks",
+                              op, lgpu_type_name((int)type), what, bits, bits);
+    }
+    return 0;
+}
+
 static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps_of(lgpu_exec_dev(ex)); }
 
-/* Host path: elements below which a pointwise op runs on the calling thread
- * (waking the pool costs more than the work, e.g. one decode token). */
-#define OP_HOST_PARALLEL_MIN 16384
 
 /* The rows of a table operand (matmul W, get_rows embeddings) that one
  * buffer segment holds: rows [r0, r1), bytes [lo, hi) of the buffer, inside

@@ -9,30 +9,10 @@
  * they hold, ordered after it by the exec's write-after-write barrier.
  * Out-of-range ids give zero rows on both devices; the host path, which can
  * read the ids when the op runs, also logs a warning. */
+#include <stdio.h>
+
 #include "ops/op_common.h"
 #include "ref/ref_ops.h"
-
-static const char *shader_of(uint32_t etype) {
-    switch (etype) {
-    case LGPU_TYPE_F32: return "get_rows_f32";
-    case LGPU_TYPE_F16: return "get_rows_f16";
-    case LGPU_TYPE_BF16: return "get_rows_bf16";
-    case LGPU_TYPE_Q8_0: return "get_rows_q8_0";
-    case LGPU_TYPE_Q4_0: return "get_rows_q4_0";
-    case LGPU_TYPE_Q4_K: return "get_rows_q4_k";
-    case LGPU_TYPE_Q6_K: return "get_rows_q6_k";
-    default: return NULL;
-    }
-}
-
-static int check_caps(const lgpu_dev_caps *caps, uint32_t etype) {
-    bool need16 = etype != LGPU_TYPE_F32;
-    bool need8 = need16 && etype != LGPU_TYPE_F16 && etype != LGPU_TYPE_BF16;
-    if ((need16 && !caps->storage_16bit) || (need8 && !caps->storage_8bit))
-        return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: %s embeddings need %s-bit storage buffer access",
-                              lgpu_type_name((int)etype), need8 && !caps->storage_8bit ? "8" : "16");
-    return 0;
-}
 
 static void warn_bad_ids(const lgpu_get_rows_params *p, const int32_t *ids) {
     for (uint32_t t = 0; t < p->T; t++)
@@ -70,8 +50,8 @@ static int gr_segment(void *ctx, const op_seg_rows *part) {
 int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "get_rows: NULL exec or params");
     if (p->T == 0) return 0;
-    const char *shader = shader_of(p->etype);
-    if (!shader) return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: embedding type %u", p->etype);
+    const char *suffix = op_type_suffix(p->etype);
+    if (!suffix) return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: embedding type %u", p->etype);
     if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "get_rows: row_offset is set by the op layer; pass 0");
     size_t rb = lgpu_type_row_bytes((int)p->etype, p->K);
     if (p->K == 0 || rb == 0)
@@ -94,13 +74,15 @@ int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, l
         return 0;
     }
     const lgpu_dev_caps *caps = op_caps(ex);
-    if ((st = check_caps(caps, p->etype))) return st;
+    if ((st = op_check_storage(caps, p->etype, "get_rows", "embeddings"))) return st;
     uint64_t n = (uint64_t)p->T * p->K;
     if (n > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "get_rows: %llu values exceed 2^32", (unsigned long long)n);
     uint32_t wg = op_wg_size(caps, 256);
     uint32_t groups[3] = {0};
     if ((st = op_grid(caps, LGPU_CEIL_DIV(n, wg), groups, "get_rows"))) return st;
 
+    char shader[32];
+    snprintf(shader, sizeof shader, "get_rows_%s", suffix);
     gr_ctx c = {ex, p, shader, e, ids, y, ib, yb, wg, {groups[0], groups[1], groups[2]}};
     return op_each_segment(e, p->n_rows, rb, caps->min_storage_align, "get_rows", "table", gr_segment, &c);
 }

@@ -19,6 +19,8 @@ typedef struct lgpu_dev_caps {
     bool storage_8bit;           /* storageBuffer8BitAccess */
     bool coopmat_nv;             /* VK_NV_cooperative_matrix with f16 x f16 -> f32 16x16x16 */
     bool coopmat_khr;            /* VK_KHR_cooperative_matrix, and shaders built for it */
+    bool cpu_shaders;            /* runs shaders on the CPU (llvmpipe, SwiftShader: by
+                                    device name): matmul's vec/tile choices */
     uint32_t max_wg_count[3];
     uint32_t max_wg_invocations;
     uint32_t max_shared_bytes;

@@ -37,50 +37,18 @@
 
 enum { PATH_VEC, PATH_MM, PATH_CM_NV, PATH_CM_KHR };
 
-/* Shader name suffix; the alignment (2, 4 or 16 bytes) of the vec kernel's
- * chunk byte ranges inside a row (matmul_vec.comp: F32/F16/BF16 chunks of
- * 128/64 bytes and Q4_K's 16-byte header and 32-byte qs runs are 16-byte
- * aligned; 18/34/210-byte blocks only 2-byte). */
-typedef struct {
-    uint32_t type;
-    const char *name;
-    uint32_t chunk_align;
-} type_info;
-
-static const type_info types[] = {
-    {LGPU_TYPE_F32, "f32", 16}, {LGPU_TYPE_F16, "f16", 16},  {LGPU_TYPE_BF16, "bf16", 16},
-    {LGPU_TYPE_Q8_0, "q8_0", 2}, {LGPU_TYPE_Q4_0, "q4_0", 2}, {LGPU_TYPE_Q4_K, "q4_k", 16},
-    {LGPU_TYPE_Q6_K, "q6_k", 2},
-};
+/* The alignment (2, 4 or 16 bytes) of the vec kernel's chunk byte ranges
+ * inside a row (matmul_vec.comp: F32/F16/BF16 chunks of 128/64 bytes and
+ * Q4_K's 16-byte header and 32-byte qs runs are 16-byte aligned; the
+ * 18/34/210-byte blocks of Q4_0/Q8_0/Q6_K only 2-byte). */
+static uint32_t chunk_align(uint32_t type) {
+    return type == LGPU_TYPE_Q8_0 || type == LGPU_TYPE_Q4_0 || type == LGPU_TYPE_Q6_K ? 2 : 16;
+}
 
 /* x rows per vec pass (spec constant NM): lavapipe's LLVM compile time grows
  * steeply with the code the x loads unroll into; 4 keeps it to seconds. */
 #define VEC_MAX_M 4
 #define WORD_BYTES 4 /* the SSBO vec kernel reads W as 32-bit words */
-
-static const type_info *find_type(uint32_t t) {
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (types[i].type == t) return &types[i];
-    return NULL;
-}
-
-/* lavapipe and SwiftShader run shaders on the CPU (see the header comment). */
-static bool cpu_like(lgpu_exec *ex) {
-    const char *n = lgpu_dev_name(lgpu_exec_dev(ex));
-    return n && (strstr(n, "llvmpipe") || strstr(n, "SwiftShader"));
-}
-
-static int check_caps(const lgpu_dev_caps *caps, uint32_t wtype) {
-    bool need16 = wtype != LGPU_TYPE_F32;
-    bool need8 = need16 && wtype != LGPU_TYPE_F16 && wtype != LGPU_TYPE_BF16;
-    if ((need16 && !caps->storage_16bit) || (need8 && !caps->storage_8bit))
-        return lgpu_set_error(LGPU_EUNSUPPORTED,
-                              "matmul: %s weights need %s-bit storage buffer access (storageBuffer%sBitAccess), "
-                              "which this device lacks",
-                              lgpu_type_name((int)wtype), need8 && !caps->storage_8bit ? "8" : "16",
-                              need8 && !caps->storage_8bit ? "8" : "16");
-    return 0;
-}
 
 static bool have_cm_khr(const lgpu_dev_caps *caps) {
 #ifdef LGPU_HAVE_KHR_COOPMAT
@@ -96,7 +64,7 @@ static bool can_cm(const lgpu_dev_caps *caps) {
            4 * caps->subgroup_size <= caps->max_wg_invocations;
 }
 
-static int pick_path(lgpu_exec *ex, const lgpu_dev_caps *caps, uint32_t M) {
+static int pick_path(const lgpu_dev_caps *caps, uint32_t M) {
     const char *e = getenv("LGPU_MATMUL_PATH");
     bool vec_ok = caps->subgroup_arithmetic && caps->subgroup_size > 0;
     if (e && *e) {
@@ -105,7 +73,7 @@ static int pick_path(lgpu_exec *ex, const lgpu_dev_caps *caps, uint32_t M) {
         if (!strcmp(e, "cm") && can_cm(caps)) return have_cm_khr(caps) ? PATH_CM_KHR : PATH_CM_NV;
         lgpu_log(LGPU_LOG_DEBUG, "matmul: LGPU_MATMUL_PATH=%s not usable here, choosing automatically", e);
     }
-    if (vec_ok && (M <= VEC_MAX_M || cpu_like(ex))) return PATH_VEC;
+    if (vec_ok && (M <= VEC_MAX_M || caps->cpu_shaders)) return PATH_VEC;
     if (can_cm(caps)) return have_cm_khr(caps) ? PATH_CM_KHR : PATH_CM_NV;
     return PATH_MM;
 }
@@ -120,24 +88,24 @@ typedef struct {
     int n_spec;
     uint32_t rows_per_group, m_per_group; /* W rows and x rows one workgroup covers */
     size_t row_bytes;
-    const type_info *ti;
+    const char *tname; /* shader suffix of the weight type */
 } plan;
 
 static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
     const lgpu_dev_caps *caps = op_caps(ex);
     uint32_t sgs = caps->subgroup_size ? caps->subgroup_size : 32;
     uint32_t max_inv = caps->max_wg_invocations ? caps->max_wg_invocations : 128;
-    pl->path = pick_path(ex, caps, p->M);
+    pl->path = pick_path(caps, p->M);
     static const char *const kind[] = {"vec", "mm", "cm_nv", "cm_khr"};
-    snprintf(pl->shader, sizeof pl->shader, "matmul_%s_%s", kind[pl->path], pl->ti->name);
+    snprintf(pl->shader, sizeof pl->shader, "matmul_%s_%s", kind[pl->path], pl->tname);
     pl->shader_tx[0] = pl->shader_txx[0] = 0;
     if (pl->path == PATH_VEC && caps->texel_weights) {
-        snprintf(pl->shader_tx, sizeof pl->shader_tx, "matmul_vec_tx_%s", pl->ti->name);
-        snprintf(pl->shader_txx, sizeof pl->shader_txx, "matmul_vec_txx_%s", pl->ti->name);
+        snprintf(pl->shader_tx, sizeof pl->shader_tx, "matmul_vec_tx_%s", pl->tname);
+        snprintf(pl->shader_txx, sizeof pl->shader_txx, "matmul_vec_txx_%s", pl->tname);
     }
 
     if (pl->path == PATH_VEC) {
-        bool cpu = cpu_like(ex);
+        bool cpu = caps->cpu_shaders; /* lavapipe, SwiftShader (see the header comment) */
         /* lavapipe: one 8-lane subgroup per workgroup and many rows per
          * workgroup (few, fat workgroups; x loads shared by NR rows). GPUs:
          * at least 32 lanes, few rows, many workgroups. */
@@ -162,7 +130,7 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
             nr = cpu ? (nm == 1 ? 32 : 16) : (nm <= 2 ? 4 : 2);
         }
         /* chunk ranges are aligned to the smaller of the chunk's and the row's alignment */
-        uint32_t align = pl->ti->chunk_align;
+        uint32_t align = chunk_align(p->wtype);
         while (pl->row_bytes % align) align /= 2;
         /* x rows 16-byte aligned and the binding whole vec4s: vec4 loads */
         bool x4 = p->K % 4 == 0 && (p->M == 1 || p->x_stride % 4 == 0);
@@ -177,7 +145,7 @@ static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
          * when forced) and small workgroups: 32x32 tiles, 64 threads, which
          * lavapipe compiles in ~2 s instead of ~9 s for 64x64 with 8x8. */
         uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
-        if (cpu_like(ex) || max_inv < 256) bm = bn = 32;
+        if (caps->cpu_shaders || max_inv < 256) bm = bn = 32;
         uint32_t threads = (bm / tm) * (bn / tn);
         if (threads > max_inv)
             return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: tiled kernel needs %u invocations per workgroup, device "
@@ -271,14 +239,14 @@ static int mm_segment(void *ctx, const op_seg_rows *part) {
 int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "matmul: NULL exec or params");
     if (p->M == 0 || p->N == 0) return 0;
-    const type_info *ti = find_type(p->wtype);
-    if (!ti) return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: weight type %u (%s)", p->wtype,
-                                   lgpu_type_name((int)p->wtype) ? lgpu_type_name((int)p->wtype) : "unknown");
+    const char *tname = op_type_suffix(p->wtype);
+    if (!tname) return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: weight type %u (%s)", p->wtype,
+                                      lgpu_type_name((int)p->wtype) ? lgpu_type_name((int)p->wtype) : "unknown");
     if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "matmul: row_offset is set by the op layer; pass 0");
     size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
     if (p->K == 0 || rb == 0)
         return lgpu_set_error(LGPU_EINVAL, "matmul: K = %u is not a positive multiple of the %s block size (%lld)",
-                              p->K, ti->name, (long long)lgpu_type_block_elems((int)p->wtype));
+                              p->K, tname, (long long)lgpu_type_block_elems((int)p->wtype));
     lgpu_matmul_params q = *p; /* strides 0 mean contiguous rows, as in the twin */
     if (!q.x_stride) q.x_stride = q.K;
     if (!q.y_stride) q.y_stride = q.N;
@@ -306,8 +274,8 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
     }
 
     const lgpu_dev_caps *caps = op_caps(ex);
-    if ((st = check_caps(caps, p->wtype))) return st;
-    plan pl = {.ti = ti, .row_bytes = rb};
+    if ((st = op_check_storage(caps, p->wtype, "matmul", "weights"))) return st;
+    plan pl = {.tname = tname, .row_bytes = rb};
     if ((st = make_plan(ex, p, &pl))) return st;
 
     mm_ctx c = {ex, caps, p, &pl, w, x, y, xb, yb};

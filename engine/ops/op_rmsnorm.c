@@ -1,21 +1,6 @@
 /* rmsnorm: the C twin on the host, shaders/rmsnorm.comp on Vulkan. */
-#include "core/parallel.h"
 #include "ops/op_common.h"
 #include "ref/ref_ops.h"
-
-typedef struct {
-    const lgpu_rmsnorm_params *p;
-    const float *x, *w;
-    float *y;
-} rmsnorm_host;
-
-static void rmsnorm_rows(void *ctx, int64_t begin, int64_t end, int thread) {
-    const rmsnorm_host *h = ctx;
-    lgpu_rmsnorm_params q = *h->p;
-    (void)thread;
-    q.M = (uint32_t)(end - begin);
-    lgpu_ref_rmsnorm(&q, h->x + (size_t)begin * q.N, h->w, h->y + (size_t)begin * q.N);
-}
 
 int lgpu_op_rmsnorm(lgpu_exec *ex, const lgpu_rmsnorm_params *p, lgpu_ref x, lgpu_ref w, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "rmsnorm: NULL exec or params");
@@ -26,10 +11,8 @@ int lgpu_op_rmsnorm(lgpu_exec *ex, const lgpu_rmsnorm_params *p, lgpu_ref x, lgp
     if ((st = op_check_ref(x, xb, "rmsnorm", "x")) || (st = op_check_ref(w, wb, "rmsnorm", "w")) ||
         (st = op_check_ref(y, xb, "rmsnorm", "y")))
         return st;
-    if (lgpu_exec_is_host(ex)) { /* rows are independent: any split gives the same bits */
-        rmsnorm_host h = {p, lgpu_ref_host(x), lgpu_ref_host(w), lgpu_ref_host(y)};
-        bool small = (uint64_t)p->M * p->N < OP_HOST_PARALLEL_MIN;
-        lgpu_parallel_for(small ? 1 : lgpu_exec_threads(ex), p->M, rmsnorm_rows, &h);
+    if (lgpu_exec_is_host(ex)) {
+        lgpu_ref_rmsnorm(p, lgpu_ref_host(x), lgpu_ref_host(w), lgpu_ref_host(y), lgpu_exec_threads(ex));
         return 0;
     }
     const lgpu_dev_caps *caps = op_caps(ex);

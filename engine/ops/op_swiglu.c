@@ -1,19 +1,6 @@
 /* swiglu: the C twin on the host, shaders/swiglu.comp on Vulkan. */
-#include "core/parallel.h"
 #include "ops/op_common.h"
 #include "ref/ref_ops.h"
-
-typedef struct {
-    const float *g, *u;
-    float *y;
-} swiglu_host;
-
-static void swiglu_range(void *ctx, int64_t begin, int64_t end, int thread) {
-    const swiglu_host *h = ctx;
-    lgpu_swiglu_params q = {.n = (uint32_t)(end - begin)};
-    (void)thread;
-    lgpu_ref_swiglu(&q, h->g + begin, h->u + begin, h->y + begin);
-}
 
 int lgpu_op_swiglu(lgpu_exec *ex, const lgpu_swiglu_params *p, lgpu_ref g, lgpu_ref u, lgpu_ref y) {
     if (!ex || !p) return lgpu_set_error(LGPU_EINVAL, "swiglu: NULL exec or params");
@@ -23,9 +10,8 @@ int lgpu_op_swiglu(lgpu_exec *ex, const lgpu_swiglu_params *p, lgpu_ref g, lgpu_
     if ((st = op_check_ref(g, nb, "swiglu", "g")) || (st = op_check_ref(u, nb, "swiglu", "u")) ||
         (st = op_check_ref(y, nb, "swiglu", "y")))
         return st;
-    if (lgpu_exec_is_host(ex)) { /* pointwise: any split gives the same bits */
-        swiglu_host h = {lgpu_ref_host(g), lgpu_ref_host(u), lgpu_ref_host(y)};
-        lgpu_parallel_for(p->n < OP_HOST_PARALLEL_MIN ? 1 : lgpu_exec_threads(ex), p->n, swiglu_range, &h);
+    if (lgpu_exec_is_host(ex)) {
+        lgpu_ref_swiglu(p, lgpu_ref_host(g), lgpu_ref_host(u), lgpu_ref_host(y), lgpu_exec_threads(ex));
         return 0;
     }
     const lgpu_dev_caps *caps = op_caps(ex);

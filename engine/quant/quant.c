@@ -7,31 +7,20 @@
 #include <math.h>
 #include <string.h>
 
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 float lgpu_f16_to_f32(lgpu_f16 h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
     if (e == 0) { /* zero or subnormal: m * 2^-24, exact in f32 */
         float v = (float)m * 0x1p-24f;
-        return bits_f32(f32_bits(v) | sign);
+        return lgpu_bits_f32(lgpu_f32_bits(v) | sign);
     }
-    if (e == 31) return bits_f32(sign | 0x7f800000u | (m << 13)); /* inf / NaN keeps payload */
-    return bits_f32(sign | ((e + 112) << 23) | (m << 13));
+    if (e == 31) return lgpu_bits_f32(sign | 0x7f800000u | (m << 13)); /* inf / NaN keeps payload */
+    return lgpu_bits_f32(sign | ((e + 112) << 23) | (m << 13));
 }
 
 lgpu_f16 lgpu_f32_to_f16(float f) {
-    uint32_t x = f32_bits(f);
+    uint32_t x = lgpu_f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t ax = x & 0x7fffffffu;
     if (ax > 0x7f800000u) /* NaN: quiet, keep the top payload bits */
@@ -51,10 +40,10 @@ lgpu_f16 lgpu_f32_to_f16(float f) {
     return (lgpu_f16)(sign | q);
 }
 
-float lgpu_bf16_to_f32(lgpu_bf16 h) { return bits_f32((uint32_t)h << 16); }
+float lgpu_bf16_to_f32(lgpu_bf16 h) { return lgpu_bits_f32((uint32_t)h << 16); }
 
 lgpu_bf16 lgpu_f32_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
+    uint32_t x = lgpu_f32_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (lgpu_bf16)((x >> 16) | 0x40); /* quiet NaN */
     return (lgpu_bf16)((x + 0x7fff + ((x >> 16) & 1)) >> 16);                  /* RNE; overflow -> inf */
 }

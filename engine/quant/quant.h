@@ -60,4 +60,8 @@ int lgpu_dequantize_row(int type, const void *src, float *dst, int64_t n);
 int lgpu_dequantize_rows(int type, const void *w, int64_t row_begin, int64_t nrows, int64_t k, float *dst);
 int lgpu_quantize_rows(int type, const float *src, int64_t nrows, int64_t k, void *dst);
 
+/* True for the weight-matrix types the engine reads, converts and writes:
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (defined in model/quantize.c). */
+bool lgpu_quant_matrix_type_ok(int type);
+
 #endif

@@ -3,7 +3,22 @@
 #ifndef LGPU_QUANT_QUANT_INTERNAL_H
 #define LGPU_QUANT_QUANT_INTERNAL_H
 
+#include <string.h>
+
 #include "quant/quant.h"
+
+/* The bits of a float and back (also used by tests/test_quant.c). */
+static inline uint32_t lgpu_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float lgpu_bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 void lgpu_quantize_q4_k(const float *x, lgpu_block_q4_k *y, int64_t nb);
 void lgpu_dequantize_q4_k(const lgpu_block_q4_k *x, float *y, int64_t nb);

@@ -47,16 +47,20 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
     return 0;
 }
 
+/* K = 0: y is the empty sum (0), or unchanged when accumulating. */
+static bool empty_sum(const mm_call *c) {
+    if (c->K) return false;
+    if (!c->accumulate)
+        for (int m = 0; m < c->M; m++) memset(c->y + m * c->y_stride, 0, (size_t)c->N * sizeof(float));
+    return true;
+}
+
 /* ---------------------------------------------------------------- exact */
 
 void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y) {
     mm_call c;
     if (resolve(p, w, x, y, 1, &c) || !c.M || !c.N) return;
-    if (!c.K) { /* empty sum */
-        if (!c.accumulate)
-            for (int m = 0; m < c.M; m++) memset(c.y + m * c.y_stride, 0, (size_t)c.N * sizeof(float));
-        return;
-    }
+    if (empty_sum(&c)) return;
     float *row = malloc((size_t)c.K * sizeof *row);
     if (!row) {
         lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul_exact: out of memory (K=%d)", c.K);
@@ -121,7 +125,7 @@ static void plain_range(void *vctx, int64_t t0, int64_t t1, int thread) {
     }
 }
 
-void lgpu_mm_plain(const mm_call *c) {
+static void mm_plain(const mm_call *c) {
     plain_ctx pc = {c, NULL};
     if (c->wtype != LGPU_TYPE_F32) {
         pc.scratch = malloc((size_t)c->nthreads * PLAIN_RM * c->K * sizeof(float));
@@ -180,11 +184,7 @@ int lgpu_ref_matmul_isa(void) {
 void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads) {
     mm_call c;
     if (resolve(p, w, x, y, nthreads, &c) || !c.M || !c.N) return;
-    if (!c.K) {
-        if (!c.accumulate)
-            for (int m = 0; m < c.M; m++) memset(c.y + m * c.y_stride, 0, (size_t)c.N * sizeof(float));
-        return;
-    }
+    if (empty_sum(&c)) return;
     if (lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2 && lgpu_mm_avx2(&c)) return;
-    lgpu_mm_plain(&c);
+    mm_plain(&c);
 }

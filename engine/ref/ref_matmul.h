@@ -28,8 +28,6 @@ typedef struct mm_call {
     int nthreads;
 } mm_call;
 
-/* Plain C kernels (any CPU). */
-void lgpu_mm_plain(const mm_call *c);
 /* AVX2+FMA+F16C kernels; only call when the CPU has them. Returns 0 when the
  * type has no AVX2 kernel (the caller then uses the plain one). */
 int lgpu_mm_avx2(const mm_call *c);

@@ -9,7 +9,7 @@
  *
  * Work is split over tiles of TILE_N W rows; a tile meets x in groups of up
  * to TILE_M (TILE_M4) rows, so each W block is loaded and unpacked once per
- * group (Q4_0 with M >= 4: once per call, see range_q4_0_pre), and x is
+ * group (Q4_0 with M >= 4: once per call, see range), and x is
  * visited in cache-sized blocks of rows. Every y element gets the same
  * operation sequence whichever tile shape it falls in (fixed accumulator
  * lanes, blocks in order, a fixed horizontal sum), so results do not depend
@@ -516,9 +516,9 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
 
 /* One instance per (rm, rn) so loops over them unroll into registers. */
 #define DEFINE_TILE_DISPATCH(name, call)                                                       \
-    static TGT void name(const job *jb, int n0, int rm, int m0, int rn) {                      \
+    static TGT void name(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn) {     \
         const mm_call *c = jb->c;                                                              \
-        (void)c;                                                                               \
+        (void)c, (void)t;                                                                      \
         switch (rm * 4 + rn) {                                                                 \
         case 4 * 4 + 2: call(4, 2); break;                                                     \
         case 4 * 4 + 1: call(4, 1); break;                                                     \
@@ -533,8 +533,9 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
 
 /* Q4_0/Q8_0 always compute 4 W rows; only rn needs to be a constant. */
 #define DEFINE_TILE_DISPATCH4(name, call)                                                      \
-    static TGT void name(const job *jb, int n0, int rm, int m0, int rn) {                      \
+    static TGT void name(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn) {     \
         const mm_call *c = jb->c;                                                              \
+        (void)t;                                                                               \
         switch (rn) {                                                                          \
         case 8: call(rm, 8); break;                                                            \
         case 7: call(rm, 7); break;                                                            \
@@ -557,12 +558,15 @@ INL void tile_q6_k(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
 DEFINE_TILE_DISPATCH(tiles_f32, CALL_F32)
 DEFINE_TILE_DISPATCH(tiles_f16, CALL_F16)
 DEFINE_TILE_DISPATCH(tiles_bf16, CALL_BF16)
+#define CALL_Q4_0_PRE(RM, RN) tile_q4_0_pre(c, &jb->a, t, n0, RM, m0, RN)
 DEFINE_TILE_DISPATCH4(tiles_q4_0, CALL_Q4_0)
+DEFINE_TILE_DISPATCH4(tiles_q4_0_pre, CALL_Q4_0_PRE)
 DEFINE_TILE_DISPATCH4(tiles_q8_0, CALL_Q8_0)
 DEFINE_TILE_DISPATCH(tiles_q4_k, CALL_Q4_K)
 DEFINE_TILE_DISPATCH(tiles_q6_k, CALL_Q6_K)
 
-typedef void (*tile_fn)(const job *jb, int n0, int rm, int m0, int rn);
+/* t: the W tile interleaved by q4_0_interleave_tile (tiles_q4_0_pre only). */
+typedef void (*tile_fn)(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn);
 
 static tile_fn pick(int type) {
     switch (type) {
@@ -577,56 +581,32 @@ static tile_fn pick(int type) {
     }
 }
 
+/* Q4_0 with M >= Q4_0_PRE_M interleaves each W tile once per x block into a
+ * per-call buffer instead of once per TILE_M4 x rows. */
+#define Q4_0_PRE_M 4
+
 /* Tiles [t0, t1) of TILE_N rows; x visited in blocks of mb rows so a block
  * stays in cache while every W tile of the range passes over it. */
-static TGT void tiles_q4_0_pre(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn) {
-    const mm_call *c = jb->c;
-    switch (rn) {
-#define CASE(RN) \
-    case RN: tile_q4_0_pre(c, &jb->a, t, n0, rm, m0, RN); break;
-        CASE(8) CASE(7) CASE(6) CASE(5) CASE(4) CASE(3) CASE(2)
-#undef CASE
-    default: tile_q4_0_pre(c, &jb->a, t, n0, rm, m0, 1); break;
-    }
-}
-
-/* Q4_0 with M >= Q4_0_PRE_M: each W tile is interleaved once per x block
- * into a per-call buffer instead of once per TILE_M4 x rows. Returns false
- * when the buffer cannot be had (the caller then runs the plain tiles,
- * which give the same results). */
-#define Q4_0_PRE_M 4
-static bool range_q4_0_pre(const job *jb, int64_t t0, int64_t t1) {
-    const mm_call *c = jb->c;
-    const int nb = jb->a.nb;
-    q4_0x4 *tile = aligned_alloc(32, (size_t)nb * sizeof *tile);
-    if (!tile) return false;
-    for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
-        const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
-        for (int64_t t = t0; t < t1; t++) {
-            const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
-            q4_0_interleave_tile(c, nb, n0, rm, tile);
-            for (int m0 = mb0; m0 < mb1; m0 += jb->tile_m)
-                tiles_q4_0_pre(jb, tile, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
-        }
-    }
-    free(tile);
-    return true;
-}
-
 static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
     const job *jb = vjb;
     const mm_call *c = jb->c;
     tile_fn fn = pick(c->wtype);
+    q4_0x4 *tile = NULL;
     (void)thread;
-    if (c->wtype == LGPU_TYPE_Q4_0 && c->M >= Q4_0_PRE_M && range_q4_0_pre(jb, t0, t1)) return;
+    /* without the buffer the plain Q4_0 tiles run: they give the same bits */
+    if (c->wtype == LGPU_TYPE_Q4_0 && c->M >= Q4_0_PRE_M &&
+        (tile = aligned_alloc(32, (size_t)jb->a.nb * sizeof *tile)))
+        fn = tiles_q4_0_pre;
     for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
         const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
         for (int64_t t = t0; t < t1; t++) {
             const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
+            if (tile) q4_0_interleave_tile(c, jb->a.nb, n0, rm, tile);
             for (int m0 = mb0; m0 < mb1; m0 += jb->tile_m)
-                fn(jb, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
+                fn(jb, tile, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
         }
     }
+    free(tile);
 }
 
 int lgpu_mm_avx2(const mm_call *c) {

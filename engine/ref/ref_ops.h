@@ -7,13 +7,17 @@
 
 #include "ops/ops.h"
 
+/* Elements below which a threaded pointwise/row twin stays on the calling
+ * thread (waking the pool costs more than the work, e.g. one decode token). */
+#define LGPU_REF_PARALLEL_MIN 16384
+
 void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads);
 /* Test oracle for lgpu_ref_matmul: W dequantized with lgpu_dequantize_row,
  * double accumulation, one thread. lgpu_ref_matmul matches it within
  * NMSE 1e-10 for F32/F16/BF16 W and ~1e-4 for quantized W (whose x is
  * rounded to int8 blocks on AVX2 CPUs); see tests/test_ref_matmul.c. */
 void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y);
-void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y);
+void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y, int nthreads);
 void lgpu_ref_rope(const lgpu_rope_params *p, float *x, const int32_t *pos, const float *inv_freq);
 void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);
 void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const float *v, const int32_t *tok_seq,
@@ -21,7 +25,7 @@ void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const floa
 void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
                         const int32_t *tok_pos, const int32_t *block_table, const float *k_pool,
                         const float *v_pool, float *out, int nthreads);
-void lgpu_ref_swiglu(const lgpu_swiglu_params *p, const float *g, const float *u, float *y);
+void lgpu_ref_swiglu(const lgpu_swiglu_params *p, const float *g, const float *u, float *y, int nthreads);
 void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, float *y);
 void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);
 void lgpu_ref_get_rows(const lgpu_get_rows_params *p, const void *e, const int32_t *ids, float *y);

@@ -32,14 +32,11 @@ int tok_bpe_add_merge(lgpu_tokenizer *t, const char *a, size_t an, const char *b
     if (!raw) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
     int32_t l = lookup_mapped(t, a, an, raw), r = lookup_mapped(t, b, bn, raw), m = -1;
     if (l >= 0 && r >= 0) {
+        /* fits: a token's raw bytes are never longer than its mapped form */
         uint32_t ln = t->tok[l].len, rn = t->tok[r].len;
-        if (ln + rn > sizeof small && raw == small && !(raw = malloc(ln + rn)))
-            return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-        {
-            memcpy(raw, tok_text(t, l), ln);
-            memcpy(raw + ln, tok_text(t, r), rn);
-            m = tok_lookup(t, raw, ln + rn);
-        }
+        memcpy(raw, tok_text(t, l), ln);
+        memcpy(raw + ln, tok_text(t, r), rn);
+        m = tok_lookup(t, raw, ln + rn);
     }
     if (raw != small) free(raw);
     *skipped = m < 0;

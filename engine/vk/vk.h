@@ -65,7 +65,6 @@ typedef struct lgpu_vk_devinfo {
     bool has_budget; /* VK_EXT_memory_budget */
     uint64_t max_alloc_size;
     float timestamp_period;
-    bool timestamp_compute;
     /* usable: Vulkan >= 1.2 and a compute queue */
     bool usable;
     char unusable_why[128];
@@ -123,7 +122,6 @@ typedef struct lgpu_vk_memory {
     lgpu_vk_block *blocks;
     VkDeviceSize block_size;
     VkDeviceSize heap_used[VK_MAX_MEMORY_HEAPS]; /* VkDeviceMemory bytes we hold */
-    VkDeviceSize in_use;                          /* bytes handed out */
     int main_heap;                                /* the device-local heap buffers go to */
     bool prefer_host_visible;                     /* UMA / CPU devices */
 } lgpu_vk_memory;
@@ -161,7 +159,6 @@ typedef struct lgpu_vk_dev {
     VkFence xfer_fence;
     VkBuffer staging;
     lgpu_vk_alloc staging_mem;
-    VkDeviceSize staging_size;
 
     /* pipelines */
     pthread_mutex_t pipe_lock;
@@ -171,7 +168,6 @@ typedef struct lgpu_vk_dev {
     bool cache_dirty;
     size_t cache_loaded; /* bytes accepted from the cache file at open (0: none or rejected) */
     lgpu_vk_pipeline *pipes[LGPU_VK_PIPE_BUCKETS];
-    int n_pipes;
     VkBuffer dummy; /* bound to unused binding slots */
     lgpu_vk_alloc dummy_mem;
 
@@ -212,6 +208,16 @@ struct lgpu_vk_seg {
     lgpu_vk_view *views; /* created on first use, destroyed with the buffer (vd->view_lock) */
     int n_views, cap_views;
 };
+
+/* Texels in the view a texel binding at byte `in` of segment `s` gets: one
+ * view per offset, from `in` to the end of the allocation in whole texels (so
+ * bindings at one offset with other sizes share it), at most
+ * maxTexelBufferElements. A binding of `size` bytes fits when
+ * ceil(size / 16) <= this (lgpu_texel_viewable, vk_exec.c resolve). */
+static inline size_t lgpu_vk_texel_view_elems(const lgpu_dev_caps *c, const struct lgpu_vk_seg *s, size_t in) {
+    size_t n = (size_t)(s->size - in) / LGPU_TEXEL_BYTES;
+    return n < c->max_texel_elems ? n : c->max_texel_elems;
+}
 
 /* ---- device (vk_device.c) ---- */
 /* Open per selector. On failure returns LGPU_ENODEV; *no_vulkan tells that no

@@ -57,7 +57,6 @@ static int staging_get(lgpu_vk_dev *vd) {
         vd->staging = VK_NULL_HANDLE;
         return lgpu_set_error(LGPU_EUNSUPPORTED, "staging buffer memory is not host visible");
     }
-    vd->staging_size = STAGING_SIZE;
     return 0;
 }
 
@@ -98,7 +97,7 @@ static int staged(lgpu_vk_dev *vd, VkBuffer devbuf, size_t off, uint8_t *host, s
     int st = staging_get(vd);
     bool zeroed = false;
     for (size_t done = 0; st == 0 && done < n;) {
-        size_t k = n - done < vd->staging_size ? n - done : (size_t)vd->staging_size;
+        size_t k = n - done < STAGING_SIZE ? n - done : (size_t)STAGING_SIZE;
         uint8_t *map = vd->staging_mem.map;
         if (op == OP_WRITE) memcpy(map, host + done, k);
         if (op == OP_ZERO && !zeroed) {

@@ -97,7 +97,6 @@ static void describe(VkInstance inst, VkPhysicalDevice pd, int index, lgpu_vk_de
     d->device_id = p.deviceID;
     memcpy(d->cache_uuid, p.pipelineCacheUUID, VK_UUID_SIZE);
     d->timestamp_period = p.limits.timestampPeriod;
-    d->timestamp_compute = p.limits.timestampComputeAndGraphics;
     d->max_alloc_size = UINT32_MAX; /* until maintenance3 says */
     lgpu_dev_caps *c = &d->caps;
     for (int i = 0; i < 3; i++) c->max_wg_count[i] = p.limits.maxComputeWorkGroupCount[i];
@@ -113,6 +112,7 @@ static void describe(VkInstance inst, VkPhysicalDevice pd, int index, lgpu_vk_de
     c->min_texel_align = (size_t)p.limits.minTexelBufferOffsetAlignment;
     c->max_texel_elems = p.limits.maxTexelBufferElements;
     c->texel_weights = c->texel_buffers && p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    c->cpu_shaders = strstr(d->name, "llvmpipe") || strstr(d->name, "SwiftShader");
     d->f_portability_subset = ext_in(ext, n_ext, "VK_KHR_portability_subset");
 
     bool v13 = p.apiVersion >= VK_API_VERSION_1_3;

@@ -196,10 +196,7 @@ static int resolve(const lgpu_exec *ex, const lgpu_dispatch *d, int i, resolved 
                               align);
     *out = (resolved){s->vk->buf, in, range, VK_NULL_HANDLE};
     if (b->texel) {
-        /* one view per offset: from `in` to the end of the allocation (whole
-         * texels), so refs at the same offset with other sizes share it */
-        VkDeviceSize tb = LGPU_TEXEL_BYTES, n = (s->vk->size - in) / tb;
-        if (n > caps->max_texel_elems) n = caps->max_texel_elems;
+        VkDeviceSize tb = LGPU_TEXEL_BYTES, n = lgpu_vk_texel_view_elems(caps, s->vk, in);
         if (b->write || !caps->texel_buffers || (range + tb - 1) / tb > n)
             return lgpu_set_error(LGPU_EINVAL, "%s: binding %d [%zu, +%zu) cannot be a %stexel buffer (see "
                                   "lgpu_texel_viewable)", op, i, b->ref.off, range, b->write ? "written " : "");

@@ -274,7 +274,6 @@ static int alloc_locked(lgpu_vk_dev *vd, const VkMemoryRequirements *req, bool h
         if (st) return st;
         if (block_take(b, req->size, align, &off) != 1) return lgpu_set_error(LGPU_ENOMEM, "vk memory: free list");
     }
-    m->in_use += req->size;
     out->block = b;
     out->mem = b->mem;
     out->off = off;
@@ -298,7 +297,6 @@ void lgpu_vk_mem_free(lgpu_vk_dev *vd, lgpu_vk_alloc *a) {
     pthread_mutex_lock(&m->lock);
     lgpu_vk_block *b = a->block;
     block_give(b, a->off, a->size);
-    m->in_use -= a->size;
     if (!b->n_allocs) {
         /* keep one empty regular block per type as a cache; drop the rest */
         bool other = false;

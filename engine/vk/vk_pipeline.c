@@ -183,7 +183,6 @@ void lgpu_vk_pipelines_destroy(lgpu_vk_dev *vd) {
             free(p);
         }
     memset(vd->pipes, 0, sizeof vd->pipes);
-    vd->n_pipes = 0;
     if (vd->cache) {
         save_cache(vd);
         vkDestroyPipelineCache(vd->dev, vd->cache, NULL);
@@ -276,7 +275,6 @@ int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *sp
         p->texel_mask = texel_mask;
         p->next = vd->pipes[bucket];
         vd->pipes[bucket] = p;
-        vd->n_pipes++;
         vd->cache_dirty = true;
         *out = p->pipe;
         lgpu_log(LGPU_LOG_DEBUG, "pipeline %s (%d spec constants, texel mask 0x%x) created", shader, n_spec,
