@@ -63,6 +63,42 @@ static void test_greedy(void **state) {
     lgpu_sampler_destroy(s);
 }
 
+/* The first index of the largest logit that is neither NaN nor -inf. */
+static int naive_argmax(const float *l, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(l[i]) && l[i] > -INFINITY && (best < 0 || l[i] > l[best])) best = i;
+    return best;
+}
+
+/* Greedy over a vocabulary of many blocks: the first index of the maximum
+ * wherever it and its ties fall (block edges, the unaligned tail); NaN and
+ * -inf are never chosen. */
+static void test_greedy_long(void **state) {
+    (void)state;
+    lgpu_sampler_params p = plain();
+    p.temperature = 0.0f;
+    lgpu_sampler *s;
+    TU_OK(lgpu_sampler_create(&p, &s));
+    enum { N = 1003 };
+    float l[N];
+    tu_rng rng;
+    tu_rng_seed(&rng, 7);
+    for (int i = 0; i < N; i++) l[i] = (float)(tu_rng_u32(&rng) % 1000) / 100.0f;
+    for (int i = 3; i < N; i += 97) l[i] = NAN;
+    for (int i = 5; i < N; i += 89) l[i] = -INFINITY;
+    const int at[] = {0, 255, 256, 511, 700, 1002}, tie[] = {1002, 999, 257, 512, 0, 1};
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        float keep_a = l[at[k]], keep_t = l[tie[k]];
+        l[at[k]] = l[tie[k]] = 20.0f;
+        int want = naive_argmax(l, N);
+        assert_int_equal(want, at[k] < tie[k] ? at[k] : tie[k]);
+        assert_int_equal(lgpu_sampler_sample(s, l, N, NULL), want);
+        l[at[k]] = keep_a, l[tie[k]] = keep_t;
+    }
+    lgpu_sampler_destroy(s);
+}
+
 static void test_top_k(void **state) {
     (void)state;
     double pr[] = {0.1, 0.2, 0.3, 0.4};
@@ -406,6 +442,7 @@ static void test_stop_strings(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),
+        cmocka_unit_test(test_greedy_long),
         cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p),
         cmocka_unit_test(test_min_p),

@@ -37,17 +37,32 @@
 #define TILE_M4 8 /* x rows per kernel call for Q4_0/Q8_0 (one accumulator per x row; 8 beats 4 by
                    * ~1.4x at M = 32 although a few registers spill) */
 
-/* x rounded to int8: q row m at q + m*K; one scale per qb values; for
- * Q4_0 the per-block correction for the -8 offset of the weights (s4 =
- * -4 * the block's sum of q, see q4_0_block); for K-quants the sums of each
- * 16 q (bs). */
+/* x rounded to int8, with one scale per qb values.
+ * K-quants: q row m at q + m*K, the scales at d + m*nb, and the sums of each
+ * 16 q (bs).
+ * Q4_0/Q8_0: rows in groups of TILE_M4 (the last group may have fewer, rn,
+ * rows), each group block-major: block b of a group is one record (rec) of
+ * its rn rows' 32 q, then their rn scales, then their rn corrections for the
+ * Q4_0 weights' -8 offset (s4 = -4 * the block's sum of q, see q4_0_block).
+ * A kernel call meets one group, so it walks one pointer with offsets that
+ * are constants. */
 typedef struct {
     int qb, nb; /* values per scale, scales per row */
     int8_t *q;
     float *d;
-    int32_t *s4; /* M*nb, Q4_0 only */
     int16_t *bs; /* M*K/16, K-quants only */
+    uint8_t *rec; /* Q4_0/Q8_0 only */
 } actq;
+
+static inline size_t rec_bytes(int rn) { return (size_t)rn * (LGPU_QK + 4 + 4); }
+
+/* Row j of a record of rn rows. */
+INL const int8_t *rec_q(const uint8_t *r, int j) { return (const int8_t *)r + LGPU_QK * j; }
+INL float rec_d(const uint8_t *r, int rn, int j) { return ((const float *)(r + LGPU_QK * rn))[j]; }
+INL int32_t rec_s4(const uint8_t *r, int rn, int j) { return ((const int32_t *)(r + (LGPU_QK + 4) * rn))[j]; }
+
+/* The first record of the group starting at x row m0 (m0 % TILE_M4 == 0). */
+static inline const uint8_t *rec_group(const actq *a, int m0) { return a->rec + (size_t)m0 * a->nb * (LGPU_QK + 8); }
 
 typedef struct {
     const mm_call *c;
@@ -159,25 +174,34 @@ INL float quant_block(const float *v, int n, int8_t *q) {
     return d;
 }
 
-static TGT void quantize_x(const mm_call *c, actq *a, int with_s4, int with_bs) {
+/* K-quants: x rows to int8 with per-256 scales and the sums of each 16. */
+static TGT void quantize_x_k(const mm_call *c, actq *a) {
     const int K = c->K;
     for (int m = 0; m < c->M; m++) {
         const float *xm = c->x + (size_t)m * c->x_stride;
         int8_t *qm = a->q + (size_t)m * K;
         for (int b = 0; b < a->nb; b++) a->d[(size_t)m * a->nb + b] = quant_block(xm + b * a->qb, a->qb, qm + b * a->qb);
-        if (with_s4) /* each row's block result spans 2 lanes: each corrects half of -8 * sum(q) */
-            for (int b = 0; b < a->nb; b++) {
-                int sum = 0;
-                for (int l = 0; l < 32; l++) sum += qm[32 * b + l];
-                a->s4[(size_t)m * a->nb + b] = -4 * sum;
-            }
-        if (with_bs) {
-            int16_t *bs = a->bs + (size_t)m * (K / 16);
-            for (int i = 0; i < K / 16; i++) {
-                int s = 0;
-                for (int l = 0; l < 16; l++) s += qm[16 * i + l];
-                bs[i] = (int16_t)s;
-            }
+        int16_t *bs = a->bs + (size_t)m * (K / 16);
+        for (int i = 0; i < K / 16; i++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += qm[16 * i + l];
+            bs[i] = (int16_t)s;
+        }
+    }
+}
+
+/* Q4_0/Q8_0: x rows to int8 blocks of 32 in the grouped record layout. */
+static TGT void quantize_x_groups(const mm_call *c, actq *a) {
+    for (int m = 0; m < c->M; m++) {
+        const float *xm = c->x + (size_t)m * c->x_stride;
+        const int m0 = m - m % TILE_M4, j = m - m0, rn = c->M - m0 < TILE_M4 ? c->M - m0 : TILE_M4;
+        uint8_t *r = (uint8_t *)rec_group(a, m0);
+        for (int b = 0; b < a->nb; b++, r += rec_bytes(rn)) {
+            int8_t *q = (int8_t *)r + LGPU_QK * j;
+            ((float *)(r + LGPU_QK * rn))[j] = quant_block(xm + LGPU_QK * b, LGPU_QK, q);
+            int sum = 0; /* each row's block result spans 2 lanes: each corrects half of -8 * sum(q) */
+            for (int l = 0; l < LGPU_QK; l++) sum += q[l];
+            ((int32_t *)(r + (LGPU_QK + 4) * rn))[j] = -4 * sum;
         }
     }
 }
@@ -271,15 +295,13 @@ INL void tile_q4_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
     q4_0_rows(c, n0, rm, w);
     UNROLL
     for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
+    const uint8_t *r = rec_group(a, m0);
+    for (int b = 0; b < nb; b++, r += rec_bytes(rn)) {
         const lgpu_block_q4_0 *wb[4] = {w[0] + b, w[1] + b, w[2] + b, w[3] + b};
         q4_0x4 t;
         q4_0_interleave(wb, &t);
         UNROLL
-        for (int j = 0; j < rn; j++) {
-            const size_t xm = (size_t)(m0 + j);
-            acc[j] = q4_0_block(&t, a->q + xm * c->K + 32 * b, a->d[xm * nb + b], a->s4[xm * nb + b], acc[j]);
-        }
+        for (int j = 0; j < rn; j++) acc[j] = q4_0_block(&t, rec_q(r, j), rec_d(r, rn, j), rec_s4(r, rn, j), acc[j]);
     }
     UNROLL
     for (int j = 0; j < rn; j++) q4_0_store(c, m0 + j, n0, rm, acc[j]);
@@ -291,12 +313,10 @@ INL void tile_q4_0_pre(const mm_call *c, const actq *a, const q4_0x4 *t, int n0,
     __m256 acc[TILE_M4];
     UNROLL
     for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++)
+    const uint8_t *r = rec_group(a, m0);
+    for (int b = 0; b < nb; b++, r += rec_bytes(rn))
         UNROLL
-        for (int j = 0; j < rn; j++) {
-            const size_t xm = (size_t)(m0 + j);
-            acc[j] = q4_0_block(t + b, a->q + xm * c->K + 32 * b, a->d[xm * nb + b], a->s4[xm * nb + b], acc[j]);
-        }
+        for (int j = 0; j < rn; j++) acc[j] = q4_0_block(t + b, rec_q(r, j), rec_d(r, rn, j), rec_s4(r, rn, j), acc[j]);
     UNROLL
     for (int j = 0; j < rn; j++) q4_0_store(c, m0 + j, n0, rm, acc[j]);
 }
@@ -315,19 +335,14 @@ static TGT void q4_0_interleave_tile(const mm_call *c, int nb, int n0, int rm, q
 INL void tile_q8_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int rn) {
     const int nb = a->nb;
     const lgpu_block_q8_0 *wr[4];
-    const int8_t *xq[TILE_M4];
-    const float *xd[TILE_M4];
     __m256 acc[TILE_M4];
     const __m256i ones = _mm256_set1_epi16(1);
     UNROLL
     for (int r = 0; r < 4; r++) wr[r] = (const lgpu_block_q8_0 *)(c->w + (size_t)(n0 + (r < rm ? r : rm - 1)) * c->row_bytes);
     UNROLL
-    for (int j = 0; j < rn; j++) {
-        xq[j] = a->q + (size_t)(m0 + j) * c->K;
-        xd[j] = a->d + (size_t)(m0 + j) * nb;
-        acc[j] = _mm256_setzero_ps();
-    }
-    for (int b = 0; b < nb; b++) {
+    for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
+    const uint8_t *rc = rec_group(a, m0);
+    for (int b = 0; b < nb; b++, rc += rec_bytes(rn)) {
         __m256i q[4], aq[4];
         UNROLL
         for (int r = 0; r < 4; r++) {
@@ -337,13 +352,13 @@ INL void tile_q8_0(const mm_call *c, const actq *a, int n0, int rm, int m0, int 
         const __m256 d8 = scales4(wr[0][b].d, wr[1][b].d, wr[2][b].d, wr[3][b].d);
         UNROLL
         for (int j = 0; j < rn; j++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)rec_q(rc, j));
             __m256i s[4];
             UNROLL
             for (int r = 0; r < 4; r++)
                 s[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(xv, q[r])), ones);
             const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(xd[j][b])), _mm256_cvtepi32_ps(t), acc[j]);
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(rec_d(rc, rn, j))), _mm256_cvtepi32_ps(t), acc[j]);
         }
     }
     UNROLL
@@ -621,14 +636,19 @@ int lgpu_mm_avx2(const mm_call *c) {
         a->qb = qtype ? LGPU_QK : LGPU_QK_K;
         a->nb = c->K / a->qb;
         const size_t M = (size_t)c->M, K = (size_t)c->K;
-        const size_t nq = M * K, nd = M * a->nb, n4 = c->wtype == LGPU_TYPE_Q4_0 ? nd : 0, ns = ktype ? M * K / 16 : 0;
-        buf = malloc(nq + nd * 4 + n4 * 4 + ns * 2 + 64);
+        /* Q4_0/Q8_0: 40 bytes per 32 values (q, d, s4); K-quants: q, d, bs */
+        const size_t bytes = qtype ? M * a->nb * rec_bytes(1) : M * K + M * a->nb * 4 + M * K / 16 * 2;
+        buf = aligned_alloc(32, (bytes + 31) & ~(size_t)31);
         if (!buf) return 0; /* the plain kernels need no scratch for x */
-        a->d = buf;
-        a->s4 = (int32_t *)(a->d + nd);
-        a->bs = (int16_t *)(a->s4 + n4);
-        a->q = (int8_t *)(a->bs + ns);
-        quantize_x(c, a, n4 != 0, ns != 0);
+        if (qtype) {
+            a->rec = buf;
+            quantize_x_groups(c, a);
+        } else {
+            a->d = buf;
+            a->bs = (int16_t *)(a->d + M * a->nb);
+            a->q = (int8_t *)(a->bs + M * K / 16);
+            quantize_x_k(c, a);
+        }
         xbytes_per_row = K + K / 8;
     }
     /* keep an x block within ~256 KiB of L2 */

@@ -387,20 +387,46 @@ static float raw_logprob(const float *logits, size_t n, int32_t tok) {
 }
 
 /* The first index of the largest logit that is not -inf or NaN (n: none).
- * Eight independent maxima (NaN never wins a compare), so the loop
- * vectorises, then a scan for the first index holding the maximum. */
-static size_t argmax_finite(const float *w, size_t n) {
-    float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+ * Blocks of ARGMAX_BLOCK: a block's maximum from eight independent lanes
+ * (NaN never wins a compare, so the loop vectorises without fast-math), and
+ * only a block that beats the best so far is scanned for its first index. */
+#define ARGMAX_BLOCK 256
+typedef float v4f __attribute__((vector_size(16))); /* SSE2 / NEON width, so every target keeps it in registers */
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f max_not_nan(v4f m, v4f v) {
+    v4i gt = v > m; /* false for NaN */
+    return (v4f)((gt & (v4i)v) | (~gt & (v4i)m));
+}
+
+static float block_max(const float *w, size_t n) {
+    v4f m0 = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, m1 = m0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) m8[l] = w[i + l] > m8[l] ? w[i + l] : m8[l];
+    for (; i + 8 <= n; i += 8) {
+        v4f a, b;
+        memcpy(&a, w + i, sizeof a);
+        memcpy(&b, w + i + 4, sizeof b);
+        m0 = max_not_nan(m0, a);
+        m1 = max_not_nan(m1, b);
+    }
+    m0 = max_not_nan(m0, m1);
     float m = -INFINITY;
-    for (int l = 0; l < 8; l++) m = m8[l] > m ? m8[l] : m;
+    for (int l = 0; l < 4; l++) m = m0[l] > m ? m0[l] : m;
     for (; i < n; i++) m = w[i] > m ? w[i] : m;
-    if (!(m > -INFINITY)) return n;
-    for (i = 0; i < n; i++)
-        if (w[i] == m) return i;
-    return n;
+    return m;
+}
+
+static size_t argmax_finite(const float *w, size_t n) {
+    float best = -INFINITY;
+    size_t at = n;
+    for (size_t b = 0; b < n; b += ARGMAX_BLOCK) {
+        const size_t len = n - b < ARGMAX_BLOCK ? n - b : ARGMAX_BLOCK;
+        const float m = block_max(w + b, len);
+        if (!(m > best)) continue;
+        best = m;
+        for (at = b; w[at] != m; at++) {}
+    }
+    return at;
 }
 
 /* Runs penalties and filters; leaves the survivors in s->c[0..*n_out) with
