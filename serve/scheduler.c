@@ -35,7 +35,7 @@ struct srv_sched {
     int8_t *b_log;
     int *chunk;      /* per running job: tokens in this step's batch */
     srv_job **rows;  /* logits row -> job */
-    float *logits;   /* n_seq_max rows */
+    const float *logits; /* this step's rows, lent by lgpu_decode_rows */
 };
 
 /* ---- waiting queue (caller holds mu) ---- */
@@ -270,7 +270,7 @@ static void step(srv_sched *s) {
         n = build_batch(s, &n_rows);
         lgpu_batch b = {.n = n, .token = s->b_tok, .seq = s->b_seq, .pos = s->b_pos, .logits = s->b_log};
         if (s->small_step_threads > 0) lgpu_ctx_set_threads(s->ctx, n < SRV_SMALL_STEP ? s->small_step_threads : 0);
-        st = lgpu_decode(s->ctx, &b, s->logits);
+        st = lgpu_decode_rows(s->ctx, &b, &s->logits);
         if (st != LGPU_EFULL) break;
         if (s->n_run == 1) {
             fail_running(s, 0, 500, "kv_cache_full", "the sequence does not fit in the KV cache (raise --kv-blocks)");
@@ -383,10 +383,9 @@ int srv_sched_create(lgpu_ctx *ctx, const srv_sched_params *p, srv_metrics *metr
     s->b_seq = malloc(s->n_batch * sizeof *s->b_seq);
     s->b_pos = malloc(s->n_batch * sizeof *s->b_pos);
     s->b_log = malloc(s->n_batch);
-    s->logits = malloc((size_t)s->n_seq_max * (size_t)s->n_vocab * sizeof *s->logits);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->run || !s->chunk || !s->rows || !s->b_tok || !s->b_seq || !s->b_pos || !s->b_log || !s->logits) {
+    if (!s->run || !s->chunk || !s->rows || !s->b_tok || !s->b_seq || !s->b_pos || !s->b_log) {
         srv_sched_destroy(s);
         return lgpu_set_error(LGPU_ENOMEM, "scheduler buffers");
     }
@@ -418,7 +417,6 @@ void srv_sched_destroy(srv_sched *s) {
     free(s->b_seq);
     free(s->b_pos);
     free(s->b_log);
-    free(s->logits);
     free(s);
 }
 

@@ -182,7 +182,9 @@ static void test_batched_equivalence(void **state) {
         }
         if (g + 1 == NG) break;
         lgpu_batch st = {.n = NS, .token = tk, .seq = sq, .pos = ps, .logits = lg};
-        TU_OK(lgpu_decode(c, &st, reordered));
+        const float *rows; /* lent: in place on the host device, a copy on Vulkan */
+        TU_OK(lgpu_decode_rows(c, &st, &rows));
+        memcpy(reordered, rows, sizeof reordered);
     }
     for (int s = 0; s < NS; s++) assert_memory_equal(alone[s], together[s], sizeof alone[s]);
     lgpu_ctx_free(c);
@@ -352,6 +354,10 @@ static void test_bad_batch(void **state) {
     lgpu_batch nb = {.n = 1, .token = &tok, .seq = &sq, .pos = &ps, .logits = NULL};
     TU_OK(lgpu_decode(c, &nb, l));
     assert_int_equal(argmax(l, V260), gold[0]);
+    /* lent rows: a NULL destination is refused before anything changes */
+    ps = 1;
+    assert_int_equal(lgpu_decode_rows(c, &nb, NULL), LGPU_EINVAL);
+    assert_int_equal(lgpu_seq_len(c, b), 1);
     lgpu_ctx_free(c);
     lgpu_model_free(m);
 }

@@ -19,7 +19,7 @@ typedef struct bench {
     uint32_t n_vocab;
     int32_t *tok, *seq, *pos;
     int8_t *want;
-    float *logits;
+    const float *logits; /* lent by lgpu_decode_rows */
     uint64_t rng;
     int n_seqs;
 } bench;
@@ -40,7 +40,7 @@ static double run_pp(bench *b, int n) {
     }
     lgpu_batch batch = {.n = n, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
     double t0 = lgpu_now_s();
-    st = lgpu_decode(b->c, &batch, b->logits);
+    st = lgpu_decode_rows(b->c, &batch, &b->logits);
     double dt = lgpu_now_s() - t0;
     lgpu_seq_close(b->c, s);
     return st ? st : n / dt;
@@ -55,7 +55,7 @@ static double run_tg(bench *b, int n) {
     for (int i = 0; i < n && !st; i++) {
         for (int j = 0; j < S; j++) b->tok[j] = rand_token(b), b->pos[j] = i, b->want[j] = 1;
         lgpu_batch batch = {.n = S, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
-        st = lgpu_decode(b->c, &batch, b->logits);
+        st = lgpu_decode_rows(b->c, &batch, &b->logits);
     }
     double dt = lgpu_now_s() - t0;
     for (int j = 0; j < opened; j++) lgpu_seq_close(b->c, b->seq[j]);
@@ -111,9 +111,8 @@ int lgpu_cmd_bench(int argc, char **argv) {
     b.seq = malloc(nb * sizeof *b.seq);
     b.pos = malloc(nb * sizeof *b.pos);
     b.want = malloc(nb);
-    b.logits = malloc((size_t)b.n_vocab * (size_t)o.bench_s * sizeof *b.logits);
     int rc = 1;
-    if (!b.tok || !b.seq || !b.pos || !b.want || !b.logits) {
+    if (!b.tok || !b.seq || !b.pos || !b.want) {
         fprintf(stderr, "lgpu bench: out of memory\n");
         goto out;
     }
@@ -145,7 +144,6 @@ out:
     free(b.seq);
     free(b.pos);
     free(b.want);
-    free(b.logits);
     lgpu_ctx_free(c);
     lgpu_model_free(m);
     return rc;

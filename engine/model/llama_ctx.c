@@ -160,6 +160,7 @@ void lgpu_ctx_free(lgpu_ctx *c) {
     free(c->old_blocks);
     free(c->out_rows);
     free(c->commit_tok);
+    free(c->rows_host);
     free(c);
 }
 

@@ -4,9 +4,11 @@
  * Notation: T tokens in the batch, D = dim, H heads of size hd, G kv heads,
  * F = hidden_dim, V = n_vocab. Activations are F32 rows, one per token. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/llama_internal.h"
+#include "ops/op_internal.h"
 
 #define TRY(expr)                 \
     do {                          \
@@ -153,7 +155,11 @@ static int validate(lgpu_ctx *c, const lgpu_batch *b, int *n_rows, int *n_out) {
     return 0;
 }
 
-int lgpu_decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out) {
+/* lgpu_decode, or with `lend` set lgpu_decode_rows: on the host device the
+ * rows stay in the logits buffer when one pass holds them all (*lend points
+ * at it); else they are copied to rows_host (a mapped Vulkan buffer may be
+ * uncached, too slow for the sampler's passes). */
+static int decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out, const float **lend) {
     if (!c || !b || b->n <= 0 || !b->token || !b->seq || !b->pos)
         return lgpu_set_error(LGPU_EINVAL, "lgpu_decode: empty batch or NULL argument");
     if ((uint32_t)b->n > c->params.n_batch)
@@ -163,7 +169,26 @@ int lgpu_decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out) {
     int n_rows, n_out;
     int st = validate(c, b, &n_rows, &n_out);
     if (st) return st;
-    if (n_out && !logits_out) {
+    if (lend) {
+        *lend = NULL;
+        const float *in_place = lgpu_exec_is_host(c->ex) ? lgpu_buf_host_ptr(c->sc.logits, 0) : NULL;
+        size_t need = (size_t)n_out * V;
+        if (in_place && (uint32_t)n_out <= c->n_out_max) {
+            *lend = in_place;
+        } else if (n_out) {
+            if (need > c->rows_cap) {
+                float *p = realloc(c->rows_host, need * sizeof *p);
+                if (!p) {
+                    st = lgpu_set_error(LGPU_ENOMEM, "lgpu_decode_rows: %d logits rows", n_out);
+                    goto unmark;
+                }
+                c->rows_host = p;
+                c->rows_cap = need;
+            }
+            logits_out = c->rows_host;
+            *lend = c->rows_host;
+        }
+    } else if (n_out && !logits_out) {
         st = lgpu_set_error(LGPU_EINVAL, "lgpu_decode: logits requested but logits_out is NULL");
         goto unmark;
     }
@@ -210,7 +235,7 @@ int lgpu_decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out) {
     if ((st = lgpu_exec_begin(c->ex)) || (st = record_layers(c, T, &L))) goto rollback;
     if (first && (st = record_output(c, T, first, L.out, all_rows))) goto rollback;
     if ((st = lgpu_exec_submit(c->ex))) goto rollback;
-    if (first && (st = read_logits(c, logits_out, first))) goto rollback;
+    if (first && logits_out && (st = read_logits(c, logits_out, first))) goto rollback;
     /* More logits rows than one pass holds (huge vocabularies): more passes. */
     for (uint32_t r0 = first; r0 < (uint32_t)n_out; r0 += c->n_out_max) {
         uint32_t n = (uint32_t)n_out - r0 < c->n_out_max ? (uint32_t)n_out - r0 : c->n_out_max;
@@ -236,5 +261,13 @@ rollback:
     for (int r = 0; r < n_rows; r++) lgpu_kv_shrink(kv, c->row_seq[r], c->old_blocks[r]);
 unmark:
     for (int r = 0; r < n_rows; r++) c->seq_row[c->row_seq[r]] = -1;
+    if (st && lend) *lend = NULL;
     return st;
+}
+
+int lgpu_decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out) { return decode(c, b, logits_out, NULL); }
+
+int lgpu_decode_rows(lgpu_ctx *c, const lgpu_batch *b, const float **logits) {
+    if (!logits) return lgpu_set_error(LGPU_EINVAL, "lgpu_decode_rows: NULL logits pointer");
+    return decode(c, b, NULL, logits);
 }

@@ -77,6 +77,8 @@ struct lgpu_ctx {
     int32_t *old_blocks;/* n_seq_max: chain lengths before the step (rollback) */
     int32_t *out_rows;  /* n_batch: batch indices that want logits */
     int32_t *commit_tok;/* n_batch: tokens grouped per sequence for the commit */
+    float *rows_host;   /* lgpu_decode_rows' copy when the logits can't be lent in place */
+    size_t rows_cap;    /* floats in rows_host */
 };
 
 #endif

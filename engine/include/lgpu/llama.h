@@ -97,6 +97,12 @@ typedef struct lgpu_batch {
     const int8_t *logits;
 } lgpu_batch;
 int lgpu_decode(lgpu_ctx *ctx, const lgpu_batch *batch, float *logits_out);
+/* lgpu_decode that lends the logits instead of copying them: *logits points
+ * at the rows (same order), valid until the next lgpu_decode* call or
+ * lgpu_ctx_destroy. On the host device they are the forward pass's own
+ * output (no copy of n_out x n_vocab floats per step). *logits is NULL when
+ * the batch wants no logits. */
+int lgpu_decode_rows(lgpu_ctx *ctx, const lgpu_batch *batch, const float **logits);
 
 #ifdef __cplusplus
 }
