@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lgpu/lgpu.h"
+#include "lgpu/llama.h"
 
 typedef enum { K_STR, K_INT } opt_kind;
 
@@ -35,6 +36,7 @@ static const opt_def OPTS[] = {
     {"model_name", NULL, K_STR, OFF(model_name), 0, 0, "model id served (default: the model file's name)"},
     {"n_batch", NULL, K_INT, OFF(n_batch), 1, 65536, "tokens per engine step (default 512)"},
     {"kv_blocks", NULL, K_INT, OFF(kv_blocks), 0, 1L << 24, "KV cache blocks of 16 tokens (default: all slots full)"},
+    {"kv_type", NULL, K_STR, OFF(kv_type), 0, 0, "KV cache type: auto (f16 on a GPU, f32 on the CPU), f16 or f32"},
     {"http_threads", NULL, K_INT, OFF(http_threads), 0, 4096, "HTTP worker threads (default parallel+queue+8)"},
     {"chat_template", NULL, K_STR, OFF(chat_template), 0, 0, "chat template: chatml, llama2, llama3, zephyr"},
 };
@@ -200,6 +202,8 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
         goto fail;
     }
     if (!c->model_name && (st = default_model_name(c))) goto fail;
+    lgpu_ctx_params probe = {0};
+    if ((st = lgpu_ctx_params_kv_type(&probe, c->kv_type))) goto fail; /* a bad name fails before the model loads */
     return 0;
 fail:
     srv_config_free(c);

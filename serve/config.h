@@ -24,6 +24,7 @@ typedef struct srv_config {
     long kv_blocks;      /* KV pool size in blocks (0: room for every slot's full context) */
     long http_threads;   /* civetweb worker threads (0: parallel + queue + 8) */
     char *chat_template; /* chat template name overriding the model's */
+    char *kv_type;       /* KV cache type: auto, f16 or f32 */
 } srv_config;
 
 /* Environment lookup (getenv in the program, a fake in tests). */

@@ -84,7 +84,8 @@ static int load(srv_server *srv) {
     uint32_t n_batch = (uint32_t)(c->n_batch > c->parallel ? c->n_batch : c->parallel);
     lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = (uint32_t)c->parallel, .n_batch = n_batch,
                           .n_blocks = (uint32_t)c->kv_blocks};
-    if ((st = lgpu_ctx_create(srv->model, &cp, &srv->ctx))) return st;
+    if ((st = lgpu_ctx_params_kv_type(&cp, c->kv_type)) || (st = lgpu_ctx_create(srv->model, &cp, &srv->ctx)))
+        return st;
     srv->tok = lgpu_model_tokenizer(srv->model);
     if (!srv->tok) return lgpu_set_error(LGPU_EINVAL, "the model has no tokenizer: give --tokenizer FILE");
     if (c->chat_template) {

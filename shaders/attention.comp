@@ -17,16 +17,24 @@
 // is a multiple of 4): on lavapipe every load is a per-lane loop, so fewer,
 // wider loads matter; on GPUs they coalesce better. A key whose slot is invalid (bad block id, slot outside the
 // pool bindings) is masked out, so a bad block table never reads out of
-// bounds.
+// bounds. KV_F16: the pools hold F16 values, read 4 at a time as a uvec2.
 #include "common.glsl"
 #include "reduce.glsl"
+#ifdef KV_F16
+#include "kv_f16.glsl"
+#define POOL4_T uvec2
+#define LOAD4(x) unpack_f16x4(x)
+#else
+#define POOL4_T vec4
+#define LOAD4(x) (x)
+#endif
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer S { int tok_seq[]; };
 layout(binding = 2) readonly buffer P { int tok_pos[]; };
 layout(binding = 3) readonly buffer B { int block_table[]; };
-layout(binding = 4) readonly buffer KP { vec4 k_pool[]; };
-layout(binding = 5) readonly buffer VP { vec4 v_pool[]; };
+layout(binding = 4) readonly buffer KP { POOL4_T k_pool[]; };
+layout(binding = 5) readonly buffer VP { POOL4_T v_pool[]; };
 layout(binding = 6) writeonly buffer O { vec4 o[]; };
 layout(push_constant) uniform Params {
     uint T, n_heads, n_kv_heads, head_dim, q_stride, block_size, max_blocks;
@@ -74,7 +82,7 @@ void main() {
             if (b >= 0 && uint(b) < n_blk_slots) {
                 off = (uint(b) * p.block_size + j % p.block_size) * kv_dim4 + g * D4;
                 float d = 0.0;
-                for (uint i = 0; i < D4; i++) d += dot(qs[i], k_pool[off + i]);
+                for (uint i = 0; i < D4; i++) d += dot(qs[i], LOAD4(k_pool[off + i]));
                 s = d * p.scale;
             }
         }
@@ -95,7 +103,7 @@ void main() {
                 float w = uintBitsToFloat(kk.x);
                 if (w == 0.0) continue;
                 l += w;
-                acc += w * v_pool[kk.y + c];
+                acc += w * LOAD4(v_pool[kk.y + c]);
             }
         }
     }

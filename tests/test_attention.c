@@ -3,10 +3,12 @@
  * online-softmax C twin against a naive full-softmax reference in double
  * written here. Several sequences of different lengths per call, prefill
  * (many tokens of one sequence, causal) mixed with decode (one token per
- * sequence), GQA ratios 1/2/4, head_dim 8/64/128, shuffled block tables. */
+ * sequence), GQA ratios 1/2/4, head_dim 8/64/128, shuffled block tables,
+ * F32 and F16 pools. */
 #include <math.h>
 
 #include "ops_harness.h"
+#include "quant/quant.h"
 #include "ref/ref_matmul.h"
 
 typedef struct {
@@ -16,6 +18,7 @@ typedef struct {
     int prefill_seq;           /* this sequence's positions [prefill_from, len) are in the batch ... */
     uint32_t prefill_from;
     /* ... followed by one decode token (position len - 1) for every other sequence */
+    uint32_t kv_type; /* pool elements: LGPU_TYPE_F32 (0) or LGPU_TYPE_F16 */
 } att_cfg;
 
 typedef struct {
@@ -30,9 +33,14 @@ typedef struct {
     int32_t *tok_seq, *tok_pos;
     float *q;                    /* (T, q_stride) */
     uint32_t q_stride;
-    float *pool0;                /* initial pool content (random: wrong slots show up) */
-    size_t pool_floats;
+    void *pool0;                 /* initial pool content (random: wrong slots show up) */
+    size_t pool_elems, pool_bytes;
 } att_data;
+
+/* Element i of a pool of kv_type. */
+static float pool_at(const void *pool, size_t i, uint32_t kv_type) {
+    return kv_type == LGPU_TYPE_F16 ? lgpu_f16_to_f32(((const lgpu_f16 *)pool)[i]) : ((const float *)pool)[i];
+}
 
 static void make_data(att_data *a, const att_cfg *cfg, uint64_t seed) {
     memset(a, 0, sizeof *a);
@@ -86,9 +94,16 @@ static void make_data(att_data *a, const att_cfg *cfg, uint64_t seed) {
     a->q_stride = cfg->n_heads * cfg->head_dim + 5;
     a->q = oh_alloc((size_t)a->T * a->q_stride * 4);
     tu_fill_uniform(&r, a->q, (size_t)a->T * a->q_stride, -1, 1);
-    a->pool_floats = (size_t)a->n_blocks * bs * a->kv_dim;
-    a->pool0 = oh_alloc(a->pool_floats * 4);
-    tu_fill_uniform(&r, a->pool0, a->pool_floats, -50, 50);
+    a->pool_elems = (size_t)a->n_blocks * bs * a->kv_dim;
+    a->pool_bytes = a->pool_elems * (cfg->kv_type == LGPU_TYPE_F16 ? 2 : 4);
+    float *junk = oh_alloc(a->pool_elems * 4);
+    tu_fill_uniform(&r, junk, a->pool_elems, -50, 50);
+    a->pool0 = oh_alloc(a->pool_bytes);
+    if (cfg->kv_type == LGPU_TYPE_F16)
+        for (size_t i = 0; i < a->pool_elems; i++) ((lgpu_f16 *)a->pool0)[i] = lgpu_f32_to_f16(junk[i]);
+    else
+        memcpy(a->pool0, junk, a->pool_bytes);
+    free(junk);
 }
 
 static void free_data(att_data *a) {
@@ -97,18 +112,18 @@ static void free_data(att_data *a) {
 }
 
 static lgpu_kv_store_params store_params(const att_data *a) {
-    return (lgpu_kv_store_params){a->Ts, a->kv_dim, a->src_stride, a->cfg.block_size, a->max_blocks};
+    return (lgpu_kv_store_params){a->Ts, a->kv_dim, a->src_stride, a->cfg.block_size, a->max_blocks, a->cfg.kv_type};
 }
 
 static lgpu_attention_params att_params(const att_data *a) {
     return (lgpu_attention_params){a->T,        a->cfg.n_heads,         a->cfg.n_kv_heads, a->cfg.head_dim,
                                    a->q_stride, a->cfg.block_size,      a->max_blocks,
-                                   1.0f / sqrtf((float)a->cfg.head_dim)};
+                                   1.0f / sqrtf((float)a->cfg.head_dim), a->cfg.kv_type};
 }
 
 /* Full softmax over every key in double: the oracle for the online twin. */
 static void naive_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
-                            const int32_t *tok_pos, const int32_t *table, const float *kp, const float *vp, float *out) {
+                            const int32_t *tok_pos, const int32_t *table, const void *kp, const void *vp, float *out) {
     uint32_t D = p->head_dim, kv_dim = p->n_kv_heads * D;
     double *s = oh_alloc(((size_t)tok_pos[0] + 1) * 8), *acc = oh_alloc(D * 8);
     size_t cap = (size_t)tok_pos[0] + 1;
@@ -123,9 +138,9 @@ static void naive_attention(const lgpu_attention_params *p, const float *q, cons
             for (uint32_t j = 0; j < n; j++) {
                 int32_t b = table[tok_seq[t] * p->max_blocks + j / p->block_size];
                 if (b < 0) { s[j] = -INFINITY; continue; }
-                const float *k = kp + ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
+                size_t k = ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
                 double d = 0;
-                for (uint32_t i = 0; i < D; i++) d += (double)qh[i] * k[i];
+                for (uint32_t i = 0; i < D; i++) d += (double)qh[i] * pool_at(kp, k + i, p->kv_type);
                 s[j] = d * p->scale;
                 mx = fmax(mx, s[j]);
             }
@@ -133,10 +148,10 @@ static void naive_attention(const lgpu_attention_params *p, const float *q, cons
             for (uint32_t j = 0; j < n; j++) {
                 if (s[j] == -INFINITY) continue;
                 int32_t b = table[tok_seq[t] * p->max_blocks + j / p->block_size];
-                const float *v = vp + ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
+                size_t v = ((size_t)b * p->block_size + j % p->block_size) * kv_dim + g * D;
                 double w = exp(s[j] - mx);
                 sum += w;
-                for (uint32_t i = 0; i < D; i++) acc[i] += w * v[i];
+                for (uint32_t i = 0; i < D; i++) acc[i] += w * pool_at(vp, v + i, p->kv_type);
             }
             float *o = out + ((size_t)t * p->n_heads + h) * D;
             for (uint32_t i = 0; i < D; i++) o[i] = sum > 0 ? (float)(acc[i] / sum) : 0.0f;
@@ -155,8 +170,8 @@ typedef struct {
 
 static void run_reset(oh_case *c) {
     dev_run *d = c->ctx;
-    TU_OK(lgpu_buf_write(d->kp, 0, d->a->pool0, d->a->pool_floats * 4));
-    TU_OK(lgpu_buf_write(d->vp, 0, d->a->pool0, d->a->pool_floats * 4));
+    TU_OK(lgpu_buf_write(d->kp, 0, d->a->pool0, d->a->pool_bytes));
+    TU_OK(lgpu_buf_write(d->vp, 0, d->a->pool0, d->a->pool_bytes));
     oh_poison(d->out, c->out_bytes);
 }
 
@@ -170,20 +185,20 @@ static int run_record(oh_case *c, lgpu_exec *ex) {
 }
 
 /* Runs the case on the device: `got` (T, n_heads*head_dim), pools read back. */
-static void run_device(const att_data *a, float *got, float *kp_got, float *vp_got) {
+static void run_device(const att_data *a, float *got, void *kp_got, void *vp_got) {
     size_t sb = (size_t)a->Ts * a->src_stride * 4, ob = (size_t)a->T * a->cfg.n_heads * a->cfg.head_dim * 4;
     dev_run d = {a, store_params(a), att_params(a)};
     d.k = oh_buf(a->k, sb), d.v = oh_buf(a->v, sb);
     d.st_seq = oh_buf(a->st_seq, a->Ts * 4), d.st_pos = oh_buf(a->st_pos, a->Ts * 4);
     d.table = oh_buf(a->table, (size_t)a->cfg.n_seqs * a->max_blocks * 4);
-    d.kp = oh_buf(a->pool0, a->pool_floats * 4), d.vp = oh_buf(a->pool0, a->pool_floats * 4);
+    d.kp = oh_buf(a->pool0, a->pool_bytes), d.vp = oh_buf(a->pool0, a->pool_bytes);
     d.q = oh_buf(a->q, (size_t)a->T * a->q_stride * 4);
     d.tok_seq = oh_buf(a->tok_seq, a->T * 4), d.tok_pos = oh_buf(a->tok_pos, a->T * 4);
     d.out = oh_buf(NULL, ob);
     oh_case c = {run_reset, run_record, d.out, ob, &d};
     oh_run3(&c, got);
-    TU_OK(lgpu_buf_read(d.kp, 0, kp_got, a->pool_floats * 4));
-    TU_OK(lgpu_buf_read(d.vp, 0, vp_got, a->pool_floats * 4));
+    TU_OK(lgpu_buf_read(d.kp, 0, kp_got, a->pool_bytes));
+    TU_OK(lgpu_buf_read(d.vp, 0, vp_got, a->pool_bytes));
     lgpu_buf *all[] = {d.k, d.v, d.st_seq, d.st_pos, d.table, d.kp, d.vp, d.q, d.tok_seq, d.tok_pos, d.out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
 }
@@ -196,9 +211,9 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     size_t on = (size_t)a.T * cfg->n_heads * cfg->head_dim;
 
     /* host twins: store, then online attention (1 and 4 threads) and the naive oracle */
-    float *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
-    memcpy(kp, a.pool0, a.pool_floats * 4);
-    memcpy(vp, a.pool0, a.pool_floats * 4);
+    void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes);
+    memcpy(kp, a.pool0, a.pool_bytes);
+    memcpy(vp, a.pool0, a.pool_bytes);
     lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
     float *twin = oh_alloc(on * 4), *twin4 = oh_alloc(on * 4), *naive = oh_alloc(on * 4), *got = oh_alloc(on * 4);
     lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin, 1);
@@ -213,11 +228,12 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     assert_int_equal(oh_compare("attention twin vs naive", twin, naive, on, 2e-6, 2e-5), 0);
     OH_CHECK_NMSE("attention twin vs naive", twin, naive, on, 1e-11);
 
-    /* device: kv_store + attention; pools must equal the twin's exactly (copies) */
-    float *kp_got = oh_alloc(a.pool_floats * 4), *vp_got = oh_alloc(a.pool_floats * 4);
+    /* device: kv_store + attention; pools must equal the twin's exactly (copies,
+     * or F16 values rounded the same way) */
+    void *kp_got = oh_alloc(a.pool_bytes), *vp_got = oh_alloc(a.pool_bytes);
     run_device(&a, got, kp_got, vp_got);
-    assert_memory_equal(kp_got, kp, a.pool_floats * 4);
-    assert_memory_equal(vp_got, vp, a.pool_floats * 4);
+    assert_memory_equal(kp_got, kp, a.pool_bytes);
+    assert_memory_equal(vp_got, vp, a.pool_bytes);
     /* shader: fp32 dots, exp (GLSL: a few ulp) and accumulators, summed in another order */
     assert_int_equal(oh_compare("attention vs naive", got, naive, on, 2e-6, 2e-5), 0);
     OH_CHECK_NMSE("attention vs naive", got, naive, on, 1e-11);
@@ -256,6 +272,48 @@ static void test_attention_gqa2_small(void **state) {
     oh_force_no_subgroup(false);
 }
 
+/* F16 pools: the MHA and small GQA cases again, with the shared-memory
+ * reduction build too; kv_store must round exactly like lgpu_f32_to_f16. */
+static void test_attention_f16(void **state) {
+    (void)state;
+    att_cfg c = {4, 4, 64, 16, 3, {300, 17, 1}, 0, 0, LGPU_TYPE_F16};
+    check_cfg(&c, 21);
+    att_cfg g = {4, 2, 8, 16, 4, {5, 129, 64, 16}, 1, 0, LGPU_TYPE_F16};
+    check_cfg(&g, 22);
+    oh_force_no_subgroup(true);
+    g.block_size = 7;
+    check_cfg(&g, 23);
+    oh_force_no_subgroup(false);
+}
+
+/* kv_store's F16 rounding on the values where it is delicate: ties to even,
+ * the subnormal range, overflow to infinity, NaN, signed zero. */
+static void test_kv_store_f16_rounding(void **state) {
+    (void)state;
+    att_cfg cfg = {1, 1, 16, 16, 1, {1}, 0, 0, LGPU_TYPE_F16};
+    att_data a;
+    make_data(&a, &cfg, 31);
+    const float vals[16] = {1.0f + 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-10f, 65519.0f, 65520.0f, 1e6f, -1e6f,
+                            0x1p-25f, 0x1.8p-25f, 0x1p-24f, 0x1.4p-20f, 5.96e-8f, -0.0f, NAN, 0x1p-14f, -3.14159f,
+                            1e-30f};
+    memcpy(a.k, vals, sizeof vals);
+    memcpy(a.v, vals, sizeof vals);
+    lgpu_kv_store_params sp = store_params(&a);
+    void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes), *kp_got = oh_alloc(a.pool_bytes),
+         *vp_got = oh_alloc(a.pool_bytes);
+    memcpy(kp, a.pool0, a.pool_bytes);
+    memcpy(vp, a.pool0, a.pool_bytes);
+    lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
+    size_t slot = (size_t)a.table[0] * a.cfg.block_size * a.kv_dim;
+    for (int i = 0; i < 16; i++) assert_int_equal(((lgpu_f16 *)kp)[slot + i], lgpu_f32_to_f16(vals[i]));
+    float got[16];
+    run_device(&a, got, kp_got, vp_got);
+    assert_memory_equal(kp_got, kp, a.pool_bytes);
+    assert_memory_equal(vp_got, vp, a.pool_bytes);
+    free(kp), free(vp), free(kp_got), free(vp_got);
+    free_data(&a);
+}
+
 /* One head, head_dim 4, keys K0 = (1, 0, 0, 0), K1 = (0, 1, 0, 0), V = K:
  *   q = (1, 0, 0, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
  *   the same q at position 0 sees only key 0: out = V0. */
@@ -270,7 +328,8 @@ static void test_attention_hand(void **state) {
         memcpy(a.v + t * a.src_stride, kv[a.st_pos[t]], 16);
     }
     for (uint32_t t = 0; t < a.T; t++) memcpy(a.q + t * a.q_stride, kv[0], 16);
-    float got[8], *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4);
+    float got[8];
+    void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes);
     const float want[8] = {1, 0, 0, 0, 0.731058579f, 0.268941421f, 0, 0}; /* tokens at positions 0, 1 */
     assert_int_equal(a.T, 2);
     /* the scale is 1/sqrt(head_dim): q0 = 2 makes the scores (1, 0) */
@@ -292,15 +351,15 @@ static void test_attention_invalid(void **state) {
     a.tok_pos[3] = -1;
     lgpu_attention_params ap = att_params(&a);
     size_t on = (size_t)a.T * 2 * 8;
-    float *kp = oh_alloc(a.pool_floats * 4), *vp = oh_alloc(a.pool_floats * 4), *got = oh_alloc(on * 4),
-          *want = oh_alloc(on * 4);
-    memcpy(kp, a.pool0, a.pool_floats * 4);
-    memcpy(vp, a.pool0, a.pool_floats * 4);
+    void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes);
+    float *got = oh_alloc(on * 4), *want = oh_alloc(on * 4);
+    memcpy(kp, a.pool0, a.pool_bytes);
+    memcpy(vp, a.pool0, a.pool_bytes);
     lgpu_kv_store_params sp = store_params(&a);
     lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
     lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
     for (int i = 0; i < 16; i++) assert_true(want[3 * 16 + i] == 0.0f);
-    float *kp2 = oh_alloc(a.pool_floats * 4), *vp2 = oh_alloc(a.pool_floats * 4);
+    void *kp2 = oh_alloc(a.pool_bytes), *vp2 = oh_alloc(a.pool_bytes);
     run_device(&a, got, kp2, vp2);
     OH_CHECK_NMSE("attention, invalid position", got, want, on, 1e-11);
     for (int i = 0; i < 16; i++) assert_true(got[3 * 16 + i] == 0.0f);
@@ -310,7 +369,7 @@ static void test_attention_invalid(void **state) {
     a.table[1] = (int32_t)a.n_blocks + 1000000;
     lgpu_buf *q = oh_buf(a.q, (size_t)a.T * a.q_stride * 4), *ts = oh_buf(a.tok_seq, a.T * 4),
              *tp = oh_buf(a.tok_pos, a.T * 4), *tb = oh_buf(a.table, (size_t)2 * a.max_blocks * 4),
-             *bk = oh_buf(kp, a.pool_floats * 4), *bv = oh_buf(vp, a.pool_floats * 4), *out = oh_buf(NULL, on * 4);
+             *bk = oh_buf(kp, a.pool_bytes), *bv = oh_buf(vp, a.pool_bytes), *out = oh_buf(NULL, on * 4);
     lgpu_exec *ex;
     TU_OK(lgpu_exec_create(oh_dev, &ex));
     TU_OK(lgpu_exec_begin(ex));
@@ -348,6 +407,13 @@ static void test_attention_errors(void **state) {
     assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EUNSUPPORTED);
     lgpu_kv_store_params sp = {2, 64, 32, 16, 4}; /* src_stride < kv_dim */
     assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
+    sp = (lgpu_kv_store_params){1, 63, 63, 16, 4, LGPU_TYPE_F16}; /* F16 pools store pairs */
+    assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
+    sp = (lgpu_kv_store_params){1, 64, 64, 16, 4, LGPU_TYPE_Q8_0}; /* not a cache type */
+    assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
+    assert_non_null(strstr(lgpu_last_error(), "kv_type"));
+    ap = (lgpu_attention_params){1, 4, 4, 16, 64, 16, 4, 0.25f, LGPU_TYPE_BF16};
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EINVAL);
     /* a pool split over buffer segments (> 128 MB on lavapipe) is refused, not truncated */
     lgpu_buf *big;
     TU_OK(lgpu_buf_create(oh_dev, (size_t)130 << 20, 4096, &big));
@@ -369,6 +435,7 @@ int main(void) {
         cmocka_unit_test(test_attention_hand),     cmocka_unit_test(test_attention_mha),
         cmocka_unit_test(test_attention_gqa2_small), cmocka_unit_test(test_attention_gqa4_long),
         cmocka_unit_test(test_attention_invalid),  cmocka_unit_test(test_attention_errors),
+        cmocka_unit_test(test_attention_f16),      cmocka_unit_test(test_kv_store_f16_rounding),
     };
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

@@ -8,6 +8,7 @@
 
 #include "lgpu/llama.h"
 #include "model/kv_cache.h"
+#include "ops/device.h"
 #include "test_util.h"
 
 #define N_GOLD 256
@@ -74,11 +75,16 @@ static void greedy(lgpu_ctx *c, int seq, float *logits, int n, int32_t *out) {
     }
 }
 
-/* threads > 0: the C path's thread count for this context (results must not depend on it). */
-static void golden_run(const char *file, const char *tok, const char *device, int threads) {
+/* threads > 0: the C path's thread count for this context (results must not depend on it);
+ * kv_type: the cache's lgpu_kv_type (LGPU_KV_AUTO: the device's default). */
+static void golden_run_kv(const char *file, const char *tok, const char *device, int threads, uint32_t kv_type) {
     lgpu_model *m = load(file, tok, device);
     assert_int_equal(lgpu_model_hparams(m)->n_vocab, V260);
-    lgpu_ctx *c = make_ctx(m, 512, 1, 0);
+    lgpu_ctx *c = NULL;
+    lgpu_ctx_params cp = {.n_ctx = 512, .n_seq_max = 1, .n_batch = 128, .block_size = 16, .kv_type = kv_type};
+    TU_OK(lgpu_ctx_create(m, &cp, &c));
+    assert_int_equal(lgpu_ctx_params_of(c)->kv_type,
+                     kv_type ? kv_type : lgpu_dev_kind_of(lgpu_model_dev(m)) == LGPU_DEV_CPU ? LGPU_KV_F32 : LGPU_KV_F16);
     if (threads > 0) lgpu_ctx_set_threads(c, threads);
     int seq;
     TU_OK(lgpu_seq_open(c, &seq));
@@ -97,7 +103,14 @@ static void golden_run(const char *file, const char *tok, const char *device, in
     lgpu_model_free(m);
 }
 
+static void golden_run(const char *file, const char *tok, const char *device, int threads) {
+    golden_run_kv(file, tok, device, threads, LGPU_KV_AUTO);
+}
+
 static void test_golden_bin_default(void **state) { golden_run("stories260K.bin", "tok512.bin", NULL, 0); }
+/* the cache type the device does not choose by default: F32 on Vulkan, F16 on the C path */
+static void test_golden_gguf_default_f32(void **state) { golden_run_kv("stories260K.gguf", NULL, NULL, 0, LGPU_KV_F32); }
+static void test_golden_gguf_cpu_f16(void **state) { golden_run_kv("stories260K.gguf", NULL, "cpu", 0, LGPU_KV_F16); }
 static void test_golden_bin_cpu(void **state) { golden_run("stories260K.bin", "tok512.bin", "cpu", 0); }
 static void test_golden_gguf_default(void **state) { golden_run("stories260K.gguf", NULL, NULL, 0); }
 static void test_golden_gguf_cpu(void **state) { golden_run("stories260K.gguf", NULL, "cpu", 0); }
@@ -416,6 +429,8 @@ int main(void) {
         cmocka_unit_test(test_golden_gguf_default),
         cmocka_unit_test(test_golden_gguf_cpu),
         cmocka_unit_test(test_golden_gguf_cpu_threads),
+        cmocka_unit_test(test_golden_gguf_default_f32),
+        cmocka_unit_test(test_golden_gguf_cpu_f16),
         cmocka_unit_test(test_batched_equivalence),
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_prefix_reuse),

@@ -100,6 +100,7 @@ static void test_errors(void **state) {
     expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--port", "80x"}, "--port");
     expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--port", "70000"}, "out of range");
     expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--parallel", "0"}, "--parallel");
+    expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--kv-type", "q8"}, "'q8'");
     const char *env[] = {"LGPU_QUEUE", "many", NULL};
     fake_env = env;
     expect_error(3, (const char *[]){"lgpu-serve", "-m", "x"}, "LGPU_QUEUE");

@@ -58,6 +58,7 @@ static const opt OPTS[] = {
     {"--n-predict", "-n", A_INT, OFF(n_predict), GEN, "tokens to generate (-1: until end of generation)"},
     {"--ctx", "-c", A_U32, OFF(n_ctx), GEN, "context length (default: the model's)"},
     {"--batch", "-b", A_U32, OFF(n_batch), ALL, "max tokens per decode call (default 512)"},
+    {"--kv-type", NULL, A_STR, OFF(kv_type), ALL, "KV cache type: auto (default: f16 on a GPU, f32 on the CPU), f16, f32"},
     {"--no-bos", NULL, A_FLAG, OFF(no_bos), GO_RUN, "do not prepend BOS to the prompt"},
     {"--ignore-eos", NULL, A_FLAG, OFF(ignore_eos), GEN, "keep generating past end-of-generation tokens"},
     {"--temp", NULL, A_FLOAT, OFF(sp.temperature), GEN, "temperature (0: greedy; default 0.8)"},
@@ -197,7 +198,7 @@ int gen_opts_load(const gen_opts *o, uint32_t n_seq, bool progress, lgpu_model *
         return 1;
     }
     lgpu_ctx_params cp = {.n_ctx = o->n_ctx, .n_seq_max = n_seq, .n_batch = o->n_batch};
-    st = lgpu_ctx_create(*m, &cp, c);
+    if (!(st = lgpu_ctx_params_kv_type(&cp, o->kv_type))) st = lgpu_ctx_create(*m, &cp, c);
     if (st) {
         fprintf(stderr, "lgpu: cannot create a context: %s (%s)\n", lgpu_last_error(), lgpu_strerror(st));
         lgpu_model_free(*m);

@@ -13,6 +13,7 @@ typedef struct gen_opts {
     const char *model, *tokenizer, *device;
     const char *prompt, *prompt_file;
     const char *template_name, *system;
+    const char *kv_type; /* KV cache type name: auto, f16 or f32 */
     int n_predict;   /* run/chat: tokens per reply (-1: until EOG) */
     uint32_t n_ctx, n_batch;
     bool no_bos, ignore_eos, verbose;

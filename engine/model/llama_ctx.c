@@ -63,9 +63,15 @@ static int alloc_scratch(lgpu_ctx *c) {
     return st;
 }
 
+/* Bytes of one KV block (block_size slots of K or V for one layer). */
+static size_t kv_block_bytes(const lgpu_hparams *hp, const lgpu_ctx_params *p) {
+    return (size_t)p->block_size * hp->n_kv_heads * hp->head_dim *
+           (p->kv_type == LGPU_KV_F16 ? sizeof(uint16_t) : sizeof(float));
+}
+
 static int alloc_pools(lgpu_ctx *c) {
     const lgpu_hparams *hp = &c->model->hp;
-    size_t block_bytes = (size_t)c->params.block_size * hp->n_kv_heads * hp->head_dim * sizeof(float);
+    size_t block_bytes = kv_block_bytes(hp, &c->params);
     size_t bytes = block_bytes * c->params.n_blocks;
     c->k_pool = calloc(hp->n_layers, sizeof *c->k_pool);
     c->v_pool = calloc(hp->n_layers, sizeof *c->v_pool);
@@ -83,6 +89,18 @@ static int alloc_pools(lgpu_ctx *c) {
     return 0;
 }
 
+int lgpu_ctx_params_kv_type(lgpu_ctx_params *p, const char *name) {
+    if (!p) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_params_kv_type: NULL params");
+    if (!name) return 0;
+    static const char *const names[] = {[LGPU_KV_AUTO] = "auto", [LGPU_KV_F16] = "f16", [LGPU_KV_F32] = "f32"};
+    for (uint32_t t = 0; t < sizeof names / sizeof names[0]; t++)
+        if (!strcmp(name, names[t])) {
+            p->kv_type = t;
+            return 0;
+        }
+    return lgpu_set_error(LGPU_EINVAL, "KV cache type '%s': use auto, f16 or f32", name);
+}
+
 int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx **out) {
     if (!model || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: NULL argument");
     *out = NULL;
@@ -98,7 +116,11 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
         return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: n_ctx %u / n_seq_max %u / n_batch %u / block_size %u out "
                               "of range", p.n_ctx, p.n_seq_max, p.n_batch, p.block_size);
     uint32_t per_seq = (p.n_ctx + p.block_size - 1) / p.block_size;
-    size_t block_bytes = (size_t)p.block_size * hp->n_kv_heads * hp->head_dim * sizeof(float);
+    if (p.kv_type > LGPU_KV_F32) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: kv_type %u", p.kv_type);
+    if (p.kv_type == LGPU_KV_AUTO) p.kv_type = lgpu_dev_kind_of(model->dev) == LGPU_DEV_CPU ? LGPU_KV_F32 : LGPU_KV_F16;
+    if (p.kv_type == LGPU_KV_F16 && (hp->n_kv_heads * hp->head_dim) % 2)
+        p.kv_type = LGPU_KV_F32; /* an F16 pool stores pairs of values */
+    size_t block_bytes = kv_block_bytes(hp, &p);
     size_t max_blocks_dev = lgpu_dev_max_binding(model->dev) / block_bytes;
     if (!p.n_blocks) {
         uint64_t want = (uint64_t)per_seq * p.n_seq_max;

@@ -58,13 +58,14 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
         TRY(lgpu_op_rope(ex, &rq, R(sc->q), pos, R(sc->inv_freq)));
         TRY(lgpu_op_rope(ex, &rk, R(sc->k), pos, R(sc->inv_freq)));
         /* K[seq, pos] = k[t], V[seq, pos] = v[t] in the sequences' blocks */
+        const uint32_t kv_type = c->params.kv_type == LGPU_KV_F16 ? LGPU_TYPE_F16 : LGPU_TYPE_F32;
         lgpu_kv_store_params kp = {.T = T, .kv_dim = kv_dim, .src_stride = kv_dim, .block_size = c->params.block_size,
-                                   .max_blocks = c->kv.max_blocks};
+                                   .max_blocks = c->kv.max_blocks, .kv_type = kv_type};
         TRY(lgpu_op_kv_store(ex, &kp, R(sc->k), R(sc->v), row, pos, table, R(c->k_pool[l]), R(c->v_pool[l])));
         /* att[t,h] = sum_{j<=pos[t]} softmax_j(q[t,h].K[j,g] / sqrt(hd)) V[j,g] */
         lgpu_attention_params ap = {.T = T, .n_heads = H, .n_kv_heads = G, .head_dim = hd, .q_stride = q_dim,
                                     .block_size = c->params.block_size, .max_blocks = c->kv.max_blocks,
-                                    .scale = 1.0f / sqrtf((float)hd)};
+                                    .scale = 1.0f / sqrtf((float)hd), .kv_type = kv_type};
         TRY(lgpu_op_attention(ex, &ap, R(sc->q), row, pos, table, R(c->k_pool[l]), R(c->v_pool[l]), R(sc->att)));
         /* x += att Wo^T (residual folded into the matmul) */
         TRY(matmul(ex, &w->wo, sc->att, sc->x, T, true));

@@ -19,6 +19,8 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
     if (p->block_size == 0 || p->max_blocks == 0)
         return lgpu_set_error(LGPU_EINVAL, "attention: block_size %u and max_blocks %u must be positive",
                               p->block_size, p->max_blocks);
+    const size_t esz = op_kv_elem_bytes(p->kv_type);
+    if (!esz) return lgpu_set_error(LGPU_EINVAL, "attention: kv_type %u is neither F32 nor F16", p->kv_type);
     uint64_t row = (uint64_t)p->n_heads * p->head_dim;
     if (p->T > 1 && p->q_stride < row)
         return lgpu_set_error(LGPU_EINVAL, "attention: q_stride %u < n_heads*head_dim %llu", p->q_stride,
@@ -36,7 +38,7 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
     if (lgpu_exec_is_host(ex)) {
         const int32_t *seq = lgpu_ref_host(tok_seq), *pos = lgpu_ref_host(tok_pos), *table = lgpu_ref_host(block_table);
         size_t pool = op_ref_avail(k_pool) < op_ref_avail(v_pool) ? op_ref_avail(k_pool) : op_ref_avail(v_pool);
-        size_t slots = pool / ((size_t)p->n_kv_heads * p->head_dim * sizeof(float));
+        size_t slots = pool / ((size_t)p->n_kv_heads * p->head_dim * esz);
         for (uint32_t t = 0; t < p->T; t++) {
             if (seq[t] < 0 || pos[t] < 0) continue;
             uint32_t n_blk = (uint32_t)pos[t] / p->block_size + 1;
@@ -49,7 +51,8 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
         return 0;
     }
     const lgpu_dev_caps *caps = op_caps(ex);
-    lgpu_dispatch d = {.shader = op_use_subgroup(caps) ? "attention" : "attention_nosg",
+    static const char *const shader[2][2] = {{"attention_nosg", "attention"}, {"attention_f16_nosg", "attention_f16"}};
+    lgpu_dispatch d = {.shader = shader[p->kv_type == LGPU_TYPE_F16][op_use_subgroup(caps)],
                        .op = "attention",
                        .params = p,
                        .params_size = sizeof *p};

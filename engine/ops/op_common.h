@@ -12,6 +12,11 @@
 /* Largest head_dim attention supports (shader shared memory, twin stack). */
 #define LGPU_ATTN_MAX_HEAD_DIM 256
 
+/* Bytes per KV pool element of kv_type (F32 or F16), 0 for another type. */
+static inline size_t op_kv_elem_bytes(uint32_t kv_type) {
+    return kv_type == LGPU_TYPE_F32 ? 4 : kv_type == LGPU_TYPE_F16 ? 2 : 0;
+}
+
 /* Check that bytes [r.off, r.off + size) lie inside r.buf and inside one of
  * its segments (size 0: just r.off). `op`/`what` name the operand in the
  * error detail. */

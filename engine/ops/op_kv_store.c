@@ -29,6 +29,10 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
     if (p->kv_dim == 0 || p->block_size == 0 || p->max_blocks == 0)
         return lgpu_set_error(LGPU_EINVAL, "kv_store: kv_dim %u, block_size %u, max_blocks %u must be positive",
                               p->kv_dim, p->block_size, p->max_blocks);
+    const size_t esz = op_kv_elem_bytes(p->kv_type);
+    if (!esz) return lgpu_set_error(LGPU_EINVAL, "kv_store: kv_type %u is neither F32 nor F16", p->kv_type);
+    if (p->kv_type == LGPU_TYPE_F16 && p->kv_dim % 2)
+        return lgpu_set_error(LGPU_EINVAL, "kv_store: an F16 cache needs an even kv_dim, not %u", p->kv_dim);
     if (p->T > 1 && p->src_stride < p->kv_dim)
         return lgpu_set_error(LGPU_EINVAL, "kv_store: src_stride %u < kv_dim %u", p->src_stride, p->kv_dim);
     size_t sb = ((size_t)(p->T - 1) * p->src_stride + p->kv_dim) * sizeof(float);
@@ -44,7 +48,7 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
     if (lgpu_exec_is_host(ex)) {
         const int32_t *seq = lgpu_ref_host(tok_seq), *pos = lgpu_ref_host(tok_pos), *table = lgpu_ref_host(block_table);
         size_t pool = op_ref_avail(k_pool) < op_ref_avail(v_pool) ? op_ref_avail(k_pool) : op_ref_avail(v_pool);
-        size_t slots = pool / ((size_t)p->kv_dim * sizeof(float));
+        size_t slots = pool / ((size_t)p->kv_dim * esz);
         for (uint32_t t = 0; t < p->T; t++) {
             if (seq[t] < 0 || pos[t] < 0) continue;
             uint32_t blk = (uint32_t)pos[t] / p->block_size;
@@ -57,7 +61,10 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
         return 0;
     }
     const lgpu_dev_caps *caps = op_caps(ex);
-    lgpu_dispatch d = {.shader = "kv_store", .op = "kv_store", .params = p, .params_size = sizeof *p};
+    lgpu_dispatch d = {.shader = p->kv_type == LGPU_TYPE_F16 ? "kv_store_f16" : "kv_store",
+                       .op = "kv_store",
+                       .params = p,
+                       .params_size = sizeof *p};
     op_bind(&d, k, sb, false);
     op_bind(&d, v, sb, false);
     op_bind(&d, tok_seq, tb, false);
@@ -67,7 +74,7 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
     op_bind(&d, v_pool, 0, true);
     d.spec[0] = op_wg_size(caps, 256);
     d.n_spec = 1;
-    uint64_t n = (uint64_t)p->T * p->kv_dim;
+    uint64_t n = (uint64_t)p->T * p->kv_dim / (p->kv_type == LGPU_TYPE_F16 ? 2 : 1); /* F16: a pair each */
     if (n > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "kv_store: %llu values exceed 2^32", (unsigned long long)n);
     if ((st = op_grid(caps, LGPU_CEIL_DIV(n, d.spec[0]), d.groups, "kv_store"))) return st;
     return lgpu_exec_dispatch(ex, &d);

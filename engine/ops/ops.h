@@ -73,7 +73,8 @@ LGPU_PARAMS_CHECK(lgpu_softmax_params);
 int lgpu_op_softmax(lgpu_exec *ex, const lgpu_softmax_params *p, lgpu_ref x, lgpu_ref y);
 
 /* Paged KV cache. A pool holds n_blocks blocks of block_size token slots; slot
- * s of a pool stores n_kv_heads*head_dim F32 values at pool + s*kv_dim.
+ * s of a pool stores n_kv_heads*head_dim values (F32 or F16, the ops'
+ * kv_type) at element s*kv_dim.
  * Token j of sequence `seq` lives in slot
  *   block_table[seq*max_blocks + j/block_size]*block_size + j%block_size.
  * block_table: I32 (n_seqs, max_blocks). */
@@ -84,6 +85,7 @@ int lgpu_op_softmax(lgpu_exec *ex, const lgpu_softmax_params *p, lgpu_ref x, lgp
 typedef struct lgpu_kv_store_params {
     uint32_t T, kv_dim, src_stride;
     uint32_t block_size, max_blocks;
+    uint32_t kv_type; /* pool elements: LGPU_TYPE_F32, or LGPU_TYPE_F16 (rounded to nearest even; kv_dim even) */
 } lgpu_kv_store_params;
 LGPU_PARAMS_CHECK(lgpu_kv_store_params);
 int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, lgpu_ref v, lgpu_ref tok_seq,
@@ -99,6 +101,7 @@ typedef struct lgpu_attention_params {
     uint32_t q_stride;
     uint32_t block_size, max_blocks;
     float scale;
+    uint32_t kv_type; /* pool elements: LGPU_TYPE_F32 or LGPU_TYPE_F16 */
 } lgpu_attention_params;
 LGPU_PARAMS_CHECK(lgpu_attention_params);
 int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q, lgpu_ref tok_seq, lgpu_ref tok_pos,

@@ -13,6 +13,9 @@
  * Clang vector extensions; on x86-64 an AVX2 build of the same code is picked
  * at run time (LGPU_CPU_ISA=plain forces the baseline).
  *
+ * F16 pools (the default cache type) are widened chunk by chunk into float
+ * buffers, so memory traffic halves and the arithmetic is unchanged.
+ *
  * Results do not depend on the thread count or the head blocking: every head
  * runs the same operation sequence (fixed chunk boundaries, fixed vector
  * lanes and horizontal sums), and no FMA contraction is allowed, so the AVX2
@@ -22,6 +25,7 @@
 
 #include "core/parallel.h"
 #include "ops/op_common.h"
+#include "quant/quant.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 
@@ -30,15 +34,20 @@
 
 typedef float v8f __attribute__((vector_size(32)));
 
+/* dst + k*D = row k (D F16 values) as floats, for the n rows that are not
+ * NULL (exact, so every build agrees). */
+typedef void (*f16_rows_fn)(float *dst, const lgpu_f16 *const *rows, uint32_t n, uint32_t D);
+
 typedef struct {
     const lgpu_attention_params *p;
     const float *q;
     const int32_t *tok_seq, *tok_pos, *block_table;
-    const float *k_pool, *v_pool;
+    const void *k_pool, *v_pool;
     float *out;
     uint32_t hb;                 /* heads per item */
     uint32_t blocks_per_group;   /* items per (token, KV head) */
     bool avx2;
+    f16_rows_fn f16_rows;        /* F16 pools: a chunk's rows are widened into the item's buffers */
 } att_ctx;
 
 #define INL static inline __attribute__((always_inline))
@@ -109,11 +118,14 @@ INL void attend(const att_ctx *c, int64_t item) {
     uint32_t n_keys = (seq < 0 || pos < 0) ? 0 : (uint32_t)pos + 1;
     const int32_t *table = c->block_table + (size_t)(seq < 0 ? 0 : seq) * p->max_blocks;
 
+    const bool f16 = p->kv_type == LGPU_TYPE_F16;
     _Alignas(32) float acc[HEADS][LGPU_ATTN_MAX_HEAD_DIM];
+    _Alignas(32) float kbuf[f16 ? CHUNK * D : 1], vbuf[f16 ? CHUNK * D : 1]; /* F16 pools: the chunk as floats */
     _Alignas(32) float sc[HEADS][CHUNK];
     float m[HEADS];
     double l[HEADS];
     const float *q[HEADS], *krow[CHUNK], *vrow[CHUNK];
+    const lgpu_f16 *khalf[CHUNK], *vhalf[CHUNK];
     for (uint32_t r = 0; r < nh; r++) {
         q[r] = c->q + (size_t)t * p->q_stride + (size_t)(h0 + r) * D;
         memset(acc[r], 0, D * sizeof(float));
@@ -129,12 +141,24 @@ INL void attend(const att_ctx *c, int64_t item) {
             int32_t b = blk < p->max_blocks ? table[blk] : -1;
             if (b < 0) { /* masked, like an invalid slot in the shader */
                 krow[k] = vrow[k] = NULL;
+                khalf[k] = vhalf[k] = NULL;
             } else {
                 size_t off = ((size_t)b * p->block_size + slot) * kv_dim + (size_t)g * D;
-                krow[k] = c->k_pool + off;
-                vrow[k] = c->v_pool + off;
+                if (f16) { /* half the bytes from memory, widened below */
+                    khalf[k] = (const lgpu_f16 *)c->k_pool + off;
+                    vhalf[k] = (const lgpu_f16 *)c->v_pool + off;
+                    krow[k] = kbuf + k * D;
+                    vrow[k] = vbuf + k * D;
+                } else {
+                    krow[k] = (const float *)c->k_pool + off;
+                    vrow[k] = (const float *)c->v_pool + off;
+                }
             }
             if (++slot == p->block_size) slot = 0, blk++;
+        }
+        if (f16) {
+            c->f16_rows(kbuf, khalf, n, D);
+            c->f16_rows(vbuf, vhalf, n, D);
         }
         for (uint32_t r = 0; r < nh; r++) {
             /* scores 8 keys at a time (masked or missing keys read a zero row) */
@@ -185,6 +209,12 @@ INL void attend(const att_ctx *c, int64_t item) {
     }
 }
 
+static void f16_rows_plain(float *dst, const lgpu_f16 *const *rows, uint32_t n, uint32_t D) {
+    for (uint32_t k = 0; k < n; k++)
+        if (rows[k])
+            for (uint32_t i = 0; i < D; i++) dst[k * D + i] = lgpu_f16_to_f32(rows[k][i]);
+}
+
 static void range_generic(const att_ctx *c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) attend(c, i);
 }
@@ -192,13 +222,26 @@ static void range_generic(const att_ctx *c, int64_t begin, int64_t end) {
 /* The matmul twin's ISA switch (CPU detection, LGPU_CPU_ISA=plain) decides
  * for both. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 __attribute__((target("avx2"))) static void range_avx2(const att_ctx *c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) attend(c, i);
 }
-static bool have_avx2(void) { return lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2; }
+static bool have_avx2(void) { return lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2; } /* AVX2, FMA and F16C */
+__attribute__((target("avx2,f16c"))) static void f16_rows_f16c(float *dst, const lgpu_f16 *const *rows, uint32_t n,
+                                                               uint32_t D) {
+    for (uint32_t k = 0; k < n; k++) {
+        const lgpu_f16 *src = rows[k];
+        float *d = dst + k * D;
+        if (!src) continue;
+        uint32_t i = 0;
+        for (; i + 8 <= D; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+        for (; i < D; i++) d[i] = lgpu_f16_to_f32(src[i]);
+    }
+}
 #else
 static void range_avx2(const att_ctx *c, int64_t begin, int64_t end) { range_generic(c, begin, end); }
 static bool have_avx2(void) { return false; }
+#define f16_rows_f16c f16_rows_plain
 #endif
 
 static void att_range(void *vctx, int64_t begin, int64_t end, int thread) {
@@ -208,13 +251,15 @@ static void att_range(void *vctx, int64_t begin, int64_t end, int thread) {
 }
 
 void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
-                        const int32_t *tok_pos, const int32_t *block_table, const float *k_pool,
-                        const float *v_pool, float *out, int nthreads) {
+                        const int32_t *tok_pos, const int32_t *block_table, const void *k_pool,
+                        const void *v_pool, float *out, int nthreads) {
     uint32_t rep = p->n_heads / p->n_kv_heads, hb = rep < HEADS ? rep : HEADS;
     /* smaller head blocks when there would be too few items for the threads
      * (decode); the blocking does not change any result */
     uint64_t groups = (uint64_t)p->T * p->n_kv_heads;
     while (hb > 1 && groups * ((rep + hb - 1) / hb) < 2 * (uint64_t)(nthreads > 1 ? nthreads : 1)) hb = (hb + 1) / 2;
-    att_ctx c = {p, q, tok_seq, tok_pos, block_table, k_pool, v_pool, out, hb, (rep + hb - 1) / hb, have_avx2()};
+    const bool avx2 = have_avx2();
+    att_ctx c = {p,  q,  tok_seq, tok_pos, block_table, k_pool, v_pool, out, hb, (rep + hb - 1) / hb,
+                 avx2, avx2 ? f16_rows_f16c : f16_rows_plain};
     lgpu_parallel_for(nthreads, (int64_t)groups * c.blocks_per_group, att_range, &c);
 }

@@ -20,11 +20,12 @@ void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const flo
 void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y, int nthreads);
 void lgpu_ref_rope(const lgpu_rope_params *p, float *x, const int32_t *pos, const float *inv_freq);
 void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);
+/* Pools hold p->kv_type elements (F32 or F16). */
 void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const float *v, const int32_t *tok_seq,
-                       const int32_t *tok_pos, const int32_t *block_table, float *k_pool, float *v_pool);
+                       const int32_t *tok_pos, const int32_t *block_table, void *k_pool, void *v_pool);
 void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
-                        const int32_t *tok_pos, const int32_t *block_table, const float *k_pool,
-                        const float *v_pool, float *out, int nthreads);
+                        const int32_t *tok_pos, const int32_t *block_table, const void *k_pool,
+                        const void *v_pool, float *out, int nthreads);
 void lgpu_ref_swiglu(const lgpu_swiglu_params *p, const float *g, const float *u, float *y, int nthreads);
 void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, float *y);
 void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);

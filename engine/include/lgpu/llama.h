@@ -46,13 +46,25 @@ size_t lgpu_model_weight_bytes(const lgpu_model *model);
 /* Number of weight parameters (all tensors, the tied classifier once). */
 uint64_t lgpu_model_n_params(const lgpu_model *model);
 
+/* KV cache element type. F16 halves the cache (twice the sequences or
+ * context in the same memory; each value rounded to 11 significant bits,
+ * like llama.cpp's default). AUTO: F16 on a Vulkan device, where the cache
+ * size bounds the batch; F32 on the host C path, where widening the values
+ * costs more time than reading half the bytes saves (docs/PERFORMANCE.md). */
+typedef enum lgpu_kv_type { LGPU_KV_AUTO = 0, LGPU_KV_F16 = 1, LGPU_KV_F32 = 2 } lgpu_kv_type;
+
 typedef struct lgpu_ctx_params {
     uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context, at most 4096) */
     uint32_t n_seq_max;  /* max sequences open at once (0: 1) */
     uint32_t n_batch;    /* max tokens per lgpu_decode call (0: 512) */
     uint32_t block_size; /* tokens per KV block (0: 16) */
     uint32_t n_blocks;   /* KV blocks in the pool (0: enough for n_seq_max full sequences) */
+    uint32_t kv_type;    /* lgpu_kv_type: how K and V are stored (0: automatic) */
 } lgpu_ctx_params;
+
+/* Sets p->kv_type from a name: "auto", "f16" or "f32" (NULL: leaves it);
+ * LGPU_EINVAL naming the value otherwise. */
+int lgpu_ctx_params_kv_type(lgpu_ctx_params *p, const char *name);
 
 /* A context owns the KV pools, activation scratch and a command stream: one
  * call on a context at a time (several contexts of one model may be used
