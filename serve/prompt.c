@@ -76,8 +76,22 @@ static const char *canonical_role(const char *r) {
     return NULL;
 }
 
+/* Adds template t's stop strings to gp (copies: the request's stops are freed with it). */
+static int add_template_stops(srv_gen_params *gp, const lgpu_tokenizer *tok, const char *tmpl, srv_err *err) {
+    lgpu_chat_template t;
+    const char *stops[LGPU_CHAT_MAX_STOPS];
+    if (!gp || lgpu_chat_template_of(tok, tmpl, &t)) return 0; /* rendering already checked the name */
+    int n = lgpu_chat_stops(t, stops);
+    for (int i = 0; i < n; i++) {
+        char *d = strdup(stops[i]);
+        if (!d) return oom(err);
+        gp->stops[gp->n_stops++] = d;
+    }
+    return 0;
+}
+
 int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *tmpl, const srv_limits *lim,
-                    srv_prompt *out, srv_err *err) {
+                    srv_gen_params *gp, srv_prompt *out, srv_err *err) {
     memset(out, 0, sizeof *out);
     const json_t *msgs = json_object_get(body, "messages");
     if (!msgs || json_is_null(msgs)) return srv_err_invalid(err, "messages", "'messages' is required");
@@ -134,6 +148,7 @@ int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *t
     st = encode(tok, rendered, strlen(rendered), false, true, out, err);
     free(rendered);
     if (!st) st = check_len(out, "messages", lim, err);
+    if (!st) st = add_template_stops(gp, tok, tmpl, err);
 out:
     if (texts)
         for (size_t i = 0; i < n; i++) free(texts[i]);

@@ -25,7 +25,7 @@ typedef struct srv_gen_params {
     int32_t max_tokens;           /* >= 1 */
     lgpu_sampler_params sampling; /* seed: the first job's; job i uses seed + i */
     bool seed_given;
-    char *stops[SRV_MAX_STOPS];
+    char *stops[SRV_MAX_STOPS + LGPU_CHAT_MAX_STOPS]; /* the request's, then a chat template's */
     int n_stops;
     int logprobs; /* -1: no logprobs; else top alternatives per token (0..20) */
     bool ignore_eos;

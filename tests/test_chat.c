@@ -148,6 +148,21 @@ static void test_detect_and_names(void **state) {
     assert_int_equal(lgpu_chat_apply(LGPU_CHAT_CHATML, nul, 1, true, NULL, NULL, &out), LGPU_EINVAL);
 }
 
+/* Each template's reply ends at its end-of-turn marker, and at the next turn's header. */
+static void test_stops(void **state) {
+    (void)state;
+    const char *s[LGPU_CHAT_MAX_STOPS];
+    assert_int_equal(lgpu_chat_stops(LGPU_CHAT_CHATML, s), 2);
+    assert_string_equal(s[0], "<|im_end|>");
+    assert_int_equal(lgpu_chat_stops(LGPU_CHAT_LLAMA3, s), 2);
+    assert_string_equal(s[0], "<|eot_id|>");
+    assert_int_equal(lgpu_chat_stops(LGPU_CHAT_LLAMA2, s), 1);
+    assert_string_equal(s[0], "[INST]");
+    assert_int_equal(lgpu_chat_stops(LGPU_CHAT_ZEPHYR, s), 2);
+    assert_string_equal(s[1], "<|user|>");
+    assert_int_equal(lgpu_chat_stops(LGPU_CHAT_UNKNOWN, s), 0);
+}
+
 /* A GGUF without tokenizer.chat_template falls back to ChatML; an override wins. */
 static void test_tokenizer_fallback(void **state) {
     (void)state;
@@ -209,7 +224,7 @@ int main(void) {
         cmocka_unit_test(test_chatml),          cmocka_unit_test(test_llama3),
         cmocka_unit_test(test_llama2),          cmocka_unit_test(test_zephyr),
         cmocka_unit_test(test_detect_and_names), cmocka_unit_test(test_tokenizer_fallback),
-        cmocka_unit_test(test_llama3_tokenizer_prompt),
+        cmocka_unit_test(test_llama3_tokenizer_prompt), cmocka_unit_test(test_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

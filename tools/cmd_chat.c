@@ -41,17 +41,6 @@ static int append_cached(chat *ch, const char *s, size_t n) {
     return 0;
 }
 
-/* Stop strings that end a reply when the template's markers are plain text. */
-static int template_stops(lgpu_chat_template t, const char **out) {
-    switch (t) {
-    case LGPU_CHAT_CHATML: out[0] = "<|im_end|>"; out[1] = "<|im_start|>"; return 2;
-    case LGPU_CHAT_LLAMA2: out[0] = "[INST]"; return 1;
-    case LGPU_CHAT_LLAMA3: out[0] = "<|eot_id|>"; out[1] = "<|start_header_id|>"; return 2;
-    case LGPU_CHAT_ZEPHYR: out[0] = "</s>"; out[1] = "<|user|>"; return 2;
-    default: return 0;
-    }
-}
-
 /* The text to decode for this turn: what the rendered conversation adds to
  * the cached text; if the cache diverged from the rendering (a reply cut at
  * a stop string, a template that trims), what the new message adds to the
@@ -95,10 +84,10 @@ int lgpu_cmd_chat(int argc, char **argv) {
         goto out;
     }
     if ((st = lgpu_chat_template_of(tok, o.template_name, &t)) || (st = lgpu_gen_create(c, &o.sp, &g))) goto fail;
-    const char *stops[GO_MAX_STOPS + 2];
+    const char *stops[GO_MAX_STOPS + LGPU_CHAT_MAX_STOPS];
     int n_stops = 0;
     for (int i = 0; i < o.n_stops; i++) stops[n_stops++] = o.stops[i];
-    n_stops += template_stops(t, stops + n_stops);
+    n_stops += lgpu_chat_stops(t, stops + n_stops);
     if (o.system && push_msg(&ch, "system", o.system, strlen(o.system))) goto oom;
     bool tty = isatty(0);
     fprintf(stderr, "%s, template %s. End with EOF (Ctrl-D).\n", lgpu_model_desc(m), lgpu_chat_name(t));

@@ -202,6 +202,16 @@ int lgpu_chat_template_of(const lgpu_tokenizer *tok, const char *override_name, 
     return 0;
 }
 
+int lgpu_chat_stops(lgpu_chat_template t, const char **out) {
+    switch (t) {
+    case LGPU_CHAT_CHATML: out[0] = "<|im_end|>", out[1] = "<|im_start|>"; return 2;
+    case LGPU_CHAT_LLAMA2: out[0] = "[INST]"; return 1;
+    case LGPU_CHAT_LLAMA3: out[0] = "<|eot_id|>", out[1] = "<|start_header_id|>"; return 2;
+    case LGPU_CHAT_ZEPHYR: out[0] = "</s>", out[1] = "<|user|>"; return 2;
+    default: return 0;
+    }
+}
+
 int lgpu_chat_apply_tok(const lgpu_tokenizer *tok, const char *override_name, const lgpu_chat_msg *msgs,
                         size_t n, bool add_generation_prompt, char **out) {
     lgpu_chat_template t;

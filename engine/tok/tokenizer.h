@@ -165,6 +165,12 @@ int lgpu_chat_template_of(const lgpu_tokenizer *tok, const char *override_name, 
  * (LLaMA-2: user/assistant must alternate). *out is malloc'd. */
 int lgpu_chat_apply(lgpu_chat_template t, const lgpu_chat_msg *msgs, size_t n, bool add_generation_prompt,
                     const char *bos, const char *eos, char **out);
+/* Stop strings for a reply in template t: its end-of-turn and next-turn
+ * markers, for vocabularies where they come out as plain text rather than
+ * an end-of-generation token (static strings; at most LGPU_CHAT_MAX_STOPS).
+ * Returns how many were written to out. */
+#define LGPU_CHAT_MAX_STOPS 2
+int lgpu_chat_stops(lgpu_chat_template t, const char **out);
 /* Same with the template and bos/eos texts of a tokenizer (override as in lgpu_chat_template_of). */
 int lgpu_chat_apply_tok(const lgpu_tokenizer *tok, const char *override_name, const lgpu_chat_msg *msgs,
                         size_t n, bool add_generation_prompt, char **out);
