@@ -410,6 +410,14 @@ static void test_matmul_errors(void **state) {
     assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
     p = (lgpu_matmul_params){1, 4, 64, 64, 4, 0, LGPU_TYPE_F32, 3}; /* row_offset belongs to the op layer */
     assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    /* Q4_0 in 8-row groups: the host's layout; whole groups only */
+    bool host = lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU;
+    p = (lgpu_matmul_params){1, 8, 64, 64, 8, 0, LGPU_TYPE_Q4_0, 0, 1};
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), host ? 0 : LGPU_EUNSUPPORTED);
+    p = (lgpu_matmul_params){1, 12, 64, 64, 12, 0, LGPU_TYPE_Q4_0, 0, 1};
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), host ? LGPU_EINVAL : LGPU_EUNSUPPORTED);
+    p = (lgpu_matmul_params){1, 8, 64, 64, 8, 0, LGPU_TYPE_Q8_0, 0, 1};
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), host ? LGPU_EINVAL : LGPU_EUNSUPPORTED);
     TU_OK(lgpu_exec_submit(ex));
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(b);

@@ -1,6 +1,7 @@
 /* lgpu_ref_matmul (plain C and AVX2 kernel families) against the exact
  * oracle lgpu_ref_matmul_exact, every W type, odd shapes, accumulate,
- * row_offset, strides; bit-identical results for 1, 2 and 3 threads. */
+ * row_offset, strides; bit-identical results for 1, 2 and 3 threads; Q4_0
+ * repacked in 8-row groups. */
 #include "test_util.h"
 
 #include <math.h>
@@ -199,6 +200,101 @@ static void test_rowwise_identical(void **state) {
     free(wq);
 }
 
+/* Q4_0 repacked in 8-row groups (the host path's layout for Q4_0 models):
+ * each row dequantizes (and get_rows reads) exactly as the Q4_0 row; the
+ * exact oracle and the plain kernels give the Q4_0 bits; the AVX2 kernel is
+ * within the quantized tolerances, independent of the thread count and of
+ * how many x rows come together. */
+static void test_repacked_q4_0(void **state) {
+    (void)state;
+    static const int Ms[] = {1, 3, 9, 31}, Ns[] = {8, 16, 40}, Ks[] = {32, 64, 512};
+    tu_rng r;
+    tu_rng_seed(&r, 77);
+    double num = 0, den = 0;
+    int idx = 0;
+    for (int ni = 0; ni < 3; ni++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int N = Ns[ni], K = Ks[ki];
+            const size_t rb = lgpu_type_row_bytes(LGPU_TYPE_Q4_0, K);
+            float *wf = malloc((size_t)N * K * sizeof *wf), *row = malloc(K * sizeof *row), *rowx = malloc(K * sizeof *rowx);
+            uint8_t *wq = malloc(N * rb), *wx = malloc(N * rb);
+            assert_true(wf && row && rowx && wq && wx);
+            for (int i = 0; i < N * K; i++) wf[i] = tu_rng_normal(&r);
+            TU_OK(lgpu_quantize_rows(LGPU_TYPE_Q4_0, wf, N, K, wq));
+            TU_OK(lgpu_repack_q4_0_x8(wq, wx, N, K));
+            for (int n = 0; n < N; n++) {
+                TU_OK(lgpu_dequantize_row(LGPU_TYPE_Q4_0, wq + n * rb, row, K));
+                lgpu_dequantize_row_q4_0_x8(wx, n, K, rowx);
+                assert_memory_equal(row, rowx, K * sizeof *row);
+            }
+            /* get_rows over the repacked table, ids in any order */
+            int32_t ids[3] = {N - 1, 0, N / 2};
+            float *g = malloc(3 * K * sizeof *g), *gx = malloc(3 * K * sizeof *gx);
+            lgpu_get_rows_params gp = {.T = 3, .K = (uint32_t)K, .n_rows = (uint32_t)N, .etype = LGPU_TYPE_Q4_0};
+            lgpu_ref_get_rows(&gp, wq, ids, g);
+            gp.e_x8 = 1;
+            lgpu_ref_get_rows(&gp, wx, ids, gx);
+            assert_memory_equal(g, gx, 3 * K * sizeof *g);
+            free(g), free(gx);
+            for (int mi = 0; mi < 4; mi++, idx++) {
+                const int M = Ms[mi], ys = N + (idx % 2 ? 3 : 0);
+                float *x = malloc((size_t)M * K * sizeof *x), *y0 = malloc((size_t)M * ys * sizeof *y0);
+                float *ye = malloc((size_t)M * ys * sizeof *ye), *yq = malloc((size_t)M * ys * sizeof *yq);
+                float *yt[3], *yone = malloc((size_t)M * ys * sizeof *yone);
+                for (int t = 0; t < 3; t++) yt[t] = malloc((size_t)M * ys * sizeof *yt[t]);
+                for (int i = 0; i < M * K; i++) x[i] = tu_rng_normal(&r);
+                for (int i = 0; i < M * ys; i++) y0[i] = tu_rng_normal(&r);
+                lgpu_matmul_params p = {.M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K, .x_stride = (uint32_t)K,
+                                        .y_stride = (uint32_t)ys, .accumulate = (uint32_t)(idx % 3 == 0),
+                                        .wtype = LGPU_TYPE_Q4_0};
+                lgpu_matmul_params px = p;
+                px.w_x8 = 1;
+                const size_t yb = (size_t)M * ys * sizeof *ye;
+                /* oracle and plain kernels: the same bits as from the Q4_0 rows */
+                memcpy(ye, y0, yb), memcpy(yq, y0, yb);
+                lgpu_ref_matmul_exact(&p, wq, x, ye);
+                lgpu_ref_matmul_exact(&px, wx, x, yq);
+                assert_memory_equal(ye, yq, yb);
+                lgpu_ref_matmul_set_isa(LGPU_MM_ISA_PLAIN);
+                memcpy(yq, y0, yb), memcpy(yt[0], y0, yb);
+                lgpu_ref_matmul(&p, wq, x, yq, 2);
+                lgpu_ref_matmul(&px, wx, x, yt[0], 2);
+                assert_memory_equal(yq, yt[0], yb);
+                lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
+                /* the fast kernel: 1, 2, 3 threads, then x rows one at a time */
+                for (int t = 0; t < 3; t++) {
+                    memcpy(yt[t], y0, yb);
+                    lgpu_ref_matmul(&px, wx, x, yt[t], t + 1);
+                }
+                assert_memory_equal(yt[0], yt[1], yb);
+                assert_memory_equal(yt[0], yt[2], yb);
+                memcpy(yone, y0, yb);
+                for (int m = 0; m < M; m++) {
+                    lgpu_matmul_params q = px;
+                    q.M = 1;
+                    lgpu_ref_matmul(&q, wx, x + m * K, yone + m * ys, 1);
+                }
+                assert_memory_equal(yt[0], yone, yb);
+                double cn = 0, cd = 0;
+                for (int i = 0; i < M * ys; i++) {
+                    double ref = ye[i] - (p.accumulate ? y0[i] : 0), got = yt[0][i] - (p.accumulate ? y0[i] : 0);
+                    cn += (got - ref) * (got - ref), cd += ref * ref;
+                }
+                if (!(cn / cd <= case_tolerance(LGPU_TYPE_Q4_0, lgpu_ref_matmul_isa())))
+                    fail_msg("q4_0x8 M=%d N=%d K=%d: NMSE %.3g", M, N, K, cn / cd);
+                num += cn, den += cd;
+                free(x), free(y0), free(ye), free(yq), free(yone);
+                for (int t = 0; t < 3; t++) free(yt[t]);
+            }
+            free(wf), free(row), free(rowx), free(wq), free(wx);
+        }
+    print_message("q4_0x8 NMSE vs exact: sweep %.3g\n", num / den);
+    assert_true(num / den <= sweep_tolerance(LGPU_TYPE_Q4_0, lgpu_ref_matmul_isa()));
+    uint8_t a[2 * 18 * 7], b[sizeof a];
+    assert_int_equal(lgpu_repack_q4_0_x8(a, b, 7, 32), LGPU_EINVAL); /* rows not a multiple of 8 */
+    assert_int_equal(lgpu_repack_q4_0_x8(a, a, 8, 32), LGPU_EINVAL); /* in place */
+}
+
 static void count_range(void *ctx, int64_t b, int64_t e, int thread) {
     int *hits = ctx;
     (void)thread;
@@ -233,7 +329,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parallel_for),     cmocka_unit_test(test_exact_by_hand),
         cmocka_unit_test(test_plain_sweep),      cmocka_unit_test(test_auto_sweep),
-        cmocka_unit_test(test_rowwise_identical),
+        cmocka_unit_test(test_rowwise_identical), cmocka_unit_test(test_repacked_q4_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ static lgpu_ref R(lgpu_buf *b) { return lgpu_ref_at(b, 0); }
 
 static int matmul(lgpu_exec *ex, const lgpu_wt *w, lgpu_buf *x, lgpu_buf *y, uint32_t M, bool acc) {
     lgpu_matmul_params p = {.M = M, .N = w->rows, .K = w->cols, .x_stride = w->cols, .y_stride = w->rows,
-                            .accumulate = acc, .wtype = (uint32_t)w->type};
+                            .accumulate = acc, .wtype = (uint32_t)w->type, .w_x8 = w->x8};
     return lgpu_op_matmul(ex, &p, R(w->buf), R(x), R(y));
 }
 
@@ -41,7 +41,8 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
     int st = 0;
 
     /* x[t,:] = token_embd[token[t], :] */
-    lgpu_get_rows_params gp = {.T = T, .K = D, .n_rows = m->tok_embd.rows, .etype = (uint32_t)m->tok_embd.type};
+    lgpu_get_rows_params gp = {.T = T, .K = D, .n_rows = m->tok_embd.rows, .etype = (uint32_t)m->tok_embd.type,
+                               .e_x8 = m->tok_embd.x8};
     TRY(lgpu_op_get_rows(ex, &gp, R(m->tok_embd.buf), tok, R(sc->x)));
 
     for (uint32_t l = 0; l < hp->n_layers; l++) {

@@ -30,6 +30,7 @@ typedef struct lgpu_wt {
     lgpu_buf *buf;
     int type;
     uint32_t rows, cols; /* (N, K) of a matrix; (1, n) of a vector */
+    bool x8;             /* Q4_0 repacked in 8-row groups for the host matmul (lgpu_repack_q4_0_x8) */
 } lgpu_wt;
 
 typedef struct lgpu_layer_w {

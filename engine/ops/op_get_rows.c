@@ -53,13 +53,14 @@ int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, l
     const char *suffix = op_type_suffix(p->etype);
     if (!suffix) return lgpu_set_error(LGPU_EUNSUPPORTED, "get_rows: embedding type %u", p->etype);
     if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "get_rows: row_offset is set by the op layer; pass 0");
+    int st = op_check_x8(ex, p->e_x8, p->etype, p->n_rows, "get_rows");
+    if (st) return st;
     size_t rb = lgpu_type_row_bytes((int)p->etype, p->K);
     if (p->K == 0 || rb == 0)
         return lgpu_set_error(LGPU_EINVAL, "get_rows: K = %u is not a positive multiple of the %s block size", p->K,
                               lgpu_type_name((int)p->etype));
     if (p->n_rows == 0) return lgpu_set_error(LGPU_EINVAL, "get_rows: n_rows is 0");
     size_t eb = (size_t)p->n_rows * rb, ib = (size_t)p->T * sizeof(int32_t), yb = (size_t)p->T * p->K * sizeof(float);
-    int st;
     if ((st = op_check_ref(ids, ib, "get_rows", "ids")) || (st = op_check_ref(y, yb, "get_rows", "y")) ||
         (st = op_check_ref(e, 0, "get_rows", "e")))
         return st;

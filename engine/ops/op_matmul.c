@@ -243,6 +243,8 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
     if (!tname) return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: weight type %u (%s)", p->wtype,
                                       lgpu_type_name((int)p->wtype) ? lgpu_type_name((int)p->wtype) : "unknown");
     if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "matmul: row_offset is set by the op layer; pass 0");
+    int st = op_check_x8(ex, p->w_x8, p->wtype, p->N, "matmul");
+    if (st) return st;
     size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
     if (p->K == 0 || rb == 0)
         return lgpu_set_error(LGPU_EINVAL, "matmul: K = %u is not a positive multiple of the %s block size (%lld)",
@@ -259,7 +261,6 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
         return lgpu_set_error(LGPU_ERANGE, "matmul: x (%llu) or y (%llu) elements exceed 2^32",
                               (unsigned long long)xe, (unsigned long long)ye);
     size_t xb = (size_t)xe * sizeof(float), yb = (size_t)ye * sizeof(float), wb = (size_t)p->N * rb;
-    int st;
     if ((st = op_check_ref(x, xb, "matmul", "x")) || (st = op_check_ref(y, yb, "matmul", "y")) ||
         (st = op_check_ref(w, 0, "matmul", "w")))
         return st;

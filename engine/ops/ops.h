@@ -31,6 +31,8 @@ typedef struct lgpu_matmul_params {
      * [row_offset, row_offset + N) and writes y columns row_offset + n; the W
      * binding starts at row row_offset. Callers pass 0 and the full N. */
     uint32_t row_offset;
+    /* Host device only: W is Q4_0 repacked by lgpu_repack_q4_0_x8 (N % 8 == 0). */
+    uint32_t w_x8;
 } lgpu_matmul_params;
 LGPU_PARAMS_CHECK(lgpu_matmul_params);
 int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y);
@@ -139,6 +141,7 @@ typedef struct lgpu_get_rows_params {
      * and holds n_rows rows; only tokens with ids in that range are written.
      * Callers pass 0 and the full n_rows. */
     uint32_t row_offset;
+    uint32_t e_x8; /* host device only: E is Q4_0 repacked by lgpu_repack_q4_0_x8 */
 } lgpu_get_rows_params;
 LGPU_PARAMS_CHECK(lgpu_get_rows_params);
 int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y);

@@ -44,6 +44,24 @@ typedef struct {
 } lgpu_block_q6_k;
 _Static_assert(sizeof(lgpu_block_q6_k) == 210, "Q6_K block is 210 bytes");
 
+/* Q4_0 repacked for the host matmul (never in files): a matrix's rows in
+ * groups of 8, each group block-major. Block b of a group holds the 8 rows'
+ * scales, then their quants in 4-byte slices: bytes 32g + 4r .. 32g + 4r + 3
+ * are row r's qs[4g .. 4g + 3] (values 4g.. in the low nibbles, 16 + 4g.. in
+ * the high ones). A 32-byte load is then one slice of all 8 rows, a vector
+ * lane per row. Same size as the 8 Q4_0 rows, and the same bytes per group. */
+typedef struct {
+    lgpu_f16 d[8];
+    uint8_t qs[8 * LGPU_QK / 2];
+} lgpu_block_q4_0x8;
+_Static_assert(sizeof(lgpu_block_q4_0x8) == 8 * sizeof(lgpu_block_q4_0), "Q4_0x8 block is 8 Q4_0 blocks");
+
+/* Repacks n_rows (a multiple of 8) Q4_0 rows of k values from src into dst
+ * (distinct buffers of the same size). */
+int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k);
+/* Row `row` (k values) of a repacked matrix w, dequantized as Q4_0 would be. */
+void lgpu_dequantize_row_q4_0_x8(const void *w, int64_t row, int64_t k, float *dst);
+
 float lgpu_f16_to_f32(lgpu_f16 h);
 lgpu_f16 lgpu_f32_to_f16(float f); /* round to nearest even */
 float lgpu_bf16_to_f32(lgpu_bf16 h);

@@ -16,6 +16,7 @@ void lgpu_ref_get_rows(const lgpu_get_rows_params *p, const void *e, const int32
             if (p->row_offset == 0) memset(yr, 0, p->K * sizeof(float));
             continue;
         }
-        lgpu_dequantize_row((int)p->etype, (const uint8_t *)e + (size_t)r * rb, yr, p->K);
+        if (p->e_x8) lgpu_dequantize_row_q4_0_x8(e, r, p->K, yr);
+        else lgpu_dequantize_row((int)p->etype, (const uint8_t *)e + (size_t)r * rb, yr, p->K);
     }
 }

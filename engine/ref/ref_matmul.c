@@ -32,6 +32,10 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
                  p->wtype, p->K);
         return -1;
     }
+    if (p->w_x8 && (p->wtype != LGPU_TYPE_Q4_0 || p->N % 8 || p->row_offset)) {
+        lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul: a repacked W must be Q4_0 with N %% 8 == 0 (N=%u)", p->N);
+        return -1;
+    }
     c->M = (int)p->M;
     c->N = (int)p->N;
     c->K = (int)p->K;
@@ -44,7 +48,17 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
     c->y_stride = p->y_stride ? p->y_stride : (size_t)p->N + p->row_offset;
     c->accumulate = p->accumulate != 0;
     c->nthreads = nthreads < 1 ? 1 : nthreads;
+    c->x8 = p->w_x8 != 0;
     return 0;
+}
+
+/* Row n of W as K floats (dst), or W's own row for F32. */
+static const float *w_row(const mm_call *c, int n, float *dst) {
+    const uint8_t *src = c->w + (size_t)n * c->row_bytes;
+    if (c->x8) lgpu_dequantize_row_q4_0_x8(c->w, n, c->K, dst);
+    else if (c->wtype == LGPU_TYPE_F32) return (const float *)src;
+    else lgpu_dequantize_row(c->wtype, src, dst, c->K);
+    return dst;
 }
 
 /* K = 0: y is the empty sum (0), or unchanged when accumulating. */
@@ -67,11 +81,11 @@ void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const flo
         return;
     }
     for (int n = 0; n < c.N; n++) {
-        lgpu_dequantize_row(c.wtype, c.w + n * c.row_bytes, row, c.K);
+        const float *wn = w_row(&c, n, row);
         for (int m = 0; m < c.M; m++) {
             const float *xm = c.x + m * c.x_stride;
             double s = 0;
-            for (int k = 0; k < c.K; k++) s += (double)row[k] * xm[k];
+            for (int k = 0; k < c.K; k++) s += (double)wn[k] * xm[k];
             float *out = &c.y[m * c.y_stride + n];
             *out = c.accumulate ? (float)(*out + s) : (float)s;
         }
@@ -104,16 +118,8 @@ static void plain_range(void *vctx, int64_t t0, int64_t t1, int thread) {
     for (int64_t t = t0; t < t1; t++) {
         int n0 = (int)t * PLAIN_RM, rm = c->N - n0 < PLAIN_RM ? c->N - n0 : PLAIN_RM;
         const float *rows[PLAIN_RM];
-        for (int r = 0; r < rm; r++) {
-            const uint8_t *src = c->w + (size_t)(n0 + r) * c->row_bytes;
-            if (c->wtype == LGPU_TYPE_F32) {
-                rows[r] = (const float *)src;
-            } else {
-                float *dst = pc->scratch + ((size_t)thread * PLAIN_RM + r) * c->K;
-                lgpu_dequantize_row(c->wtype, src, dst, c->K);
-                rows[r] = dst;
-            }
-        }
+        for (int r = 0; r < rm; r++)
+            rows[r] = w_row(c, n0 + r, pc->scratch ? pc->scratch + ((size_t)thread * PLAIN_RM + r) * c->K : NULL);
         for (int m = 0; m < c->M; m++) {
             const float *xm = c->x + m * c->x_stride;
             float *ym = c->y + m * c->y_stride + n0;

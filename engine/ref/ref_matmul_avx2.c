@@ -208,6 +208,13 @@ static TGT void quantize_x_groups(const mm_call *c, actq *a) {
 
 /* ------------------------------------------------------------- Q4_0, Q8_0 */
 
+/* 4 bytes at p (any alignment) as an int32, for broadcasting. */
+INL int32_t load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* The f16 scales of 4 rows' blocks as [d0 d1 d2 d3 d0 d1 d2 d3]. */
 INL __m256 scales4(lgpu_f16 d0, lgpu_f16 d1, lgpu_f16 d2, lgpu_f16 d3) {
     __m128i h = _mm_cvtsi32_si128(d0);
@@ -327,6 +334,68 @@ static TGT void q4_0_interleave_tile(const mm_call *c, int nb, int n0, int rm, q
     for (int b = 0; b < nb; b++) {
         const lgpu_block_q4_0 *wb[4] = {w[0] + b, w[1] + b, w[2] + b, w[3] + b};
         q4_0_interleave(wb, t + b);
+    }
+}
+
+/* Q4_0 repacked in groups of 8 rows (lgpu_block_q4_0x8, see quant.h): one
+ * vector lane per W row, so nothing is interleaved at run time and a row's
+ * result needs no horizontal sum. Per block, v[k] holds values 4k..4k+3
+ * (k < 4, low nibbles) or 16 + 4(k-4).. (k >= 4, high nibbles) of row r in
+ * lane r as unsigned bytes; the x row's 4 matching values are broadcast to
+ * every lane, maddubs pairs them, 8 products of |u4 x s8| <= 1905 sum in
+ * int16 (<= 30480 per lane), one madd gives the row's int32 block sum, and
+ * the weights' -8 offset comes back as 2 * s4 = -8 * sum(x). Every x row gets
+ * the same sequence whatever M, so results do not depend on M. */
+typedef struct {
+    __m256i v[8];
+    __m256 d;
+} q4x8;
+
+INL void q4x8_unpack(const lgpu_block_q4_0x8 *b, q4x8 *o) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    UNROLL
+    for (int g = 0; g < 4; g++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * g));
+        o->v[g] = _mm256_and_si256(q, m);
+        o->v[4 + g] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m);
+    }
+    o->d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+}
+
+INL __m256 q4x8_block(const q4x8 *t, const int8_t *xq, float xd, int32_t s4, __m256 acc) {
+#define X4(k) _mm256_set1_epi32(load_i32(xq + 4 * (k)))
+    __m256i s0 = _mm256_maddubs_epi16(t->v[0], X4(0));
+    __m256i s1 = _mm256_maddubs_epi16(t->v[1], X4(1));
+    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(t->v[2], X4(2)));
+    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(t->v[3], X4(3)));
+    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(t->v[4], X4(4)));
+    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(t->v[5], X4(5)));
+    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(t->v[6], X4(6)));
+    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(t->v[7], X4(7)));
+#undef X4
+    const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(s0, s1), _mm256_set1_epi16(1)),
+                                         _mm256_set1_epi32(2 * s4));
+    return _mm256_fmadd_ps(_mm256_mul_ps(t->d, _mm256_set1_ps(xd)), _mm256_cvtepi32_ps(s32), acc);
+}
+
+/* y[m0 .. m0+rn)[n0 .. n0+8) for the 8-row group at n0 (a multiple of 8). */
+INL void tile_q4x8(const mm_call *c, const actq *a, int n0, int m0, int rn) {
+    const int nb = a->nb;
+    const lgpu_block_q4_0x8 *w = (const lgpu_block_q4_0x8 *)c->w + (size_t)(n0 / 8) * nb;
+    __m256 acc[TILE_M4];
+    UNROLL
+    for (int j = 0; j < rn; j++) acc[j] = _mm256_setzero_ps();
+    const uint8_t *r = rec_group(a, m0);
+    for (int b = 0; b < nb; b++, r += rec_bytes(rn)) {
+        q4x8 t;
+        q4x8_unpack(w + b, &t);
+        UNROLL
+        for (int j = 0; j < rn; j++) acc[j] = q4x8_block(&t, rec_q(r, j), rec_d(r, rn, j), rec_s4(r, rn, j), acc[j]);
+    }
+    UNROLL
+    for (int j = 0; j < rn; j++) {
+        float *yr = c->y + (size_t)(m0 + j) * c->y_stride + n0;
+        _mm256_storeu_ps(yr, c->accumulate ? _mm256_add_ps(_mm256_loadu_ps(yr), acc[j]) : acc[j]);
     }
 }
 
@@ -574,8 +643,10 @@ DEFINE_TILE_DISPATCH(tiles_f32, CALL_F32)
 DEFINE_TILE_DISPATCH(tiles_f16, CALL_F16)
 DEFINE_TILE_DISPATCH(tiles_bf16, CALL_BF16)
 #define CALL_Q4_0_PRE(RM, RN) tile_q4_0_pre(c, &jb->a, t, n0, RM, m0, RN)
+#define CALL_Q4X8(RM, RN) tile_q4x8(c, &jb->a, n0, m0, RN)
 DEFINE_TILE_DISPATCH4(tiles_q4_0, CALL_Q4_0)
 DEFINE_TILE_DISPATCH4(tiles_q4_0_pre, CALL_Q4_0_PRE)
+DEFINE_TILE_DISPATCH4(tiles_q4x8, CALL_Q4X8)
 DEFINE_TILE_DISPATCH4(tiles_q8_0, CALL_Q8_0)
 DEFINE_TILE_DISPATCH(tiles_q4_k, CALL_Q4_K)
 DEFINE_TILE_DISPATCH(tiles_q6_k, CALL_Q6_K)
@@ -583,8 +654,9 @@ DEFINE_TILE_DISPATCH(tiles_q6_k, CALL_Q6_K)
 /* t: the W tile interleaved by q4_0_interleave_tile (tiles_q4_0_pre only). */
 typedef void (*tile_fn)(const job *jb, const q4_0x4 *t, int n0, int rm, int m0, int rn);
 
-static tile_fn pick(int type) {
-    switch (type) {
+static tile_fn pick(const mm_call *c) {
+    if (c->x8) return tiles_q4x8;
+    switch (c->wtype) {
     case LGPU_TYPE_F32: return tiles_f32;
     case LGPU_TYPE_F16: return tiles_f16;
     case LGPU_TYPE_BF16: return tiles_bf16;
@@ -605,17 +677,18 @@ static tile_fn pick(int type) {
 static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
     const job *jb = vjb;
     const mm_call *c = jb->c;
-    tile_fn fn = pick(c->wtype);
+    tile_fn fn = pick(c);
+    const int tn = c->x8 ? 8 : TILE_N; /* W rows per tile */
     q4_0x4 *tile = NULL;
     (void)thread;
     /* without the buffer the plain Q4_0 tiles run: they give the same bits */
-    if (c->wtype == LGPU_TYPE_Q4_0 && c->M >= Q4_0_PRE_M &&
+    if (c->wtype == LGPU_TYPE_Q4_0 && !c->x8 && c->M >= Q4_0_PRE_M &&
         (tile = aligned_alloc(32, (size_t)jb->a.nb * sizeof *tile)))
         fn = tiles_q4_0_pre;
     for (int mb0 = 0; mb0 < c->M; mb0 += jb->mb) {
         const int mb1 = mb0 + jb->mb < c->M ? mb0 + jb->mb : c->M;
         for (int64_t t = t0; t < t1; t++) {
-            const int n0 = (int)t * TILE_N, rm = c->N - n0 < TILE_N ? c->N - n0 : TILE_N;
+            const int n0 = (int)t * tn, rm = c->N - n0 < tn ? c->N - n0 : tn;
             if (tile) q4_0_interleave_tile(c, jb->a.nb, n0, rm, tile);
             for (int m0 = mb0; m0 < mb1; m0 += jb->tile_m)
                 fn(jb, tile, n0, rm, m0, mb1 - m0 < jb->tile_m ? mb1 - m0 : jb->tile_m);
@@ -625,7 +698,7 @@ static void range(void *vjb, int64_t t0, int64_t t1, int thread) {
 }
 
 int lgpu_mm_avx2(const mm_call *c) {
-    if (!pick(c->wtype)) return 0;
+    if (!pick(c)) return 0;
     job jb = {.c = c};
     void *buf = NULL;
     size_t xbytes_per_row = (size_t)c->K * 4;
@@ -655,7 +728,8 @@ int lgpu_mm_avx2(const mm_call *c) {
     int mb = (int)((256 << 10) / xbytes_per_row);
     jb.tile_m = c->wtype == LGPU_TYPE_Q4_0 || c->wtype == LGPU_TYPE_Q8_0 ? TILE_M4 : TILE_M;
     jb.mb = mb < jb.tile_m ? jb.tile_m : mb - mb % jb.tile_m;
-    lgpu_parallel_for(c->nthreads, (c->N + TILE_N - 1) / TILE_N, range, &jb);
+    const int tn = c->x8 ? 8 : TILE_N;
+    lgpu_parallel_for(c->nthreads, (c->N + tn - 1) / tn, range, &jb);
     free(buf);
     return 1;
 }
