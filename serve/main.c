@@ -15,7 +15,6 @@
 
 #include "api.h"
 #include "http.h"
-#include "ops/device.h"
 #include "server.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -98,12 +97,6 @@ static int load(srv_server *srv) {
     fprintf(stderr, "lgpu-serve: kernels ready in %.1f s\n", srv_now() - t0);
     srv->limits = (srv_limits){.n_ctx = (int32_t)n_ctx, .n_vocab = (int32_t)hp->n_vocab, .max_choices = 16};
     srv_sched_params sp = {.max_queue = (int)c->queue, .n_batch = (int)n_batch};
-    /* C path without an explicit LGPU_THREADS: small steps leave a core to the
-     * HTTP threads (see srv_sched_params) */
-    const char *lt = getenv("LGPU_THREADS");
-    int all = lgpu_dev_threads(lgpu_model_dev(lgpu_ctx_model(srv->ctx)));
-    if (!(lt && *lt) && lgpu_dev_kind_of(lgpu_model_dev(lgpu_ctx_model(srv->ctx))) == LGPU_DEV_CPU && all > 1)
-        sp.small_step_threads = all - 1;
     return srv_sched_create(srv->ctx, &sp, srv->metrics, &srv->sched);
 }
 

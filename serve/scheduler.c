@@ -14,7 +14,6 @@ struct srv_sched {
     int32_t n_vocab;
     uint32_t n_ctx, n_seq_max, n_batch, block_size;
     int max_queue;
-    int small_step_threads; /* see srv_sched_params */
 
     pthread_t thread;
     bool started;
@@ -269,7 +268,6 @@ static void step(srv_sched *s) {
     for (;;) {
         n = build_batch(s, &n_rows);
         lgpu_batch b = {.n = n, .token = s->b_tok, .seq = s->b_seq, .pos = s->b_pos, .logits = s->b_log};
-        if (s->small_step_threads > 0) lgpu_ctx_set_threads(s->ctx, n < SRV_SMALL_STEP ? s->small_step_threads : 0);
         st = lgpu_decode_rows(s->ctx, &b, &s->logits);
         if (st != LGPU_EFULL) break;
         if (s->n_run == 1) {
@@ -370,7 +368,6 @@ int srv_sched_create(lgpu_ctx *ctx, const srv_sched_params *p, srv_metrics *metr
     s->block_size = cp->block_size;
     s->n_batch = p->n_batch > 0 && (uint32_t)p->n_batch < cp->n_batch ? (uint32_t)p->n_batch : cp->n_batch;
     s->max_queue = p->max_queue;
-    s->small_step_threads = p->small_step_threads;
     s->win_start = srv_now();
     if (!s->tok) {
         free(s);

@@ -20,13 +20,7 @@ typedef struct srv_sched srv_sched;
 typedef struct srv_sched_params {
     int max_queue; /* waiting jobs allowed */
     int n_batch;   /* token budget per step (<= the context's n_batch) */
-    /* C path: threads for steps of fewer than SRV_SMALL_STEP tokens (0: the
-     * device's count for every step). Single-stream decode with every core
-     * computing competes with the HTTP threads that wake for each token;
-     * larger steps have enough work to pay for all cores. */
-    int small_step_threads;
 } srv_sched_params;
-#define SRV_SMALL_STEP 4
 
 typedef struct srv_sched_stats {
     int running, waiting;

@@ -123,7 +123,7 @@ int lgpu_cmd_bench(int argc, char **argv) {
     if (on) *on = 0;
     lgpu_dev *dev = lgpu_model_dev(m);
     if (lgpu_dev_kind_of(dev) == LGPU_DEV_CPU)
-        snprintf(backend, sizeof backend, "CPU (%d threads)", lgpu_dev_threads(dev));
+        snprintf(backend, sizeof backend, "CPU (%d thread%s)", lgpu_dev_threads(dev), lgpu_dev_threads(dev) == 1 ? "" : "s");
     else
         snprintf(backend, sizeof backend, "Vulkan (%s)", lgpu_dev_name(dev));
     double mib = lgpu_model_weight_bytes(m) / 1048576.0, params = (double)lgpu_model_n_params(m);

@@ -74,9 +74,9 @@ void lgpu_ctx_free(lgpu_ctx *ctx);
 const lgpu_ctx_params *lgpu_ctx_params_of(const lgpu_ctx *ctx);
 lgpu_model *lgpu_ctx_model(lgpu_ctx *ctx);
 /* Threads the C path uses for this context's calls from now on (<= 0: the
- * device's count, LGPU_THREADS or all cores). A server can use fewer for
- * single-stream steps, where the threads would compete with its I/O. No
- * effect on Vulkan devices. */
+ * device's count, LGPU_THREADS or all cores), e.g. to leave cores to other
+ * work in the process. Results do not depend on it. No effect on Vulkan
+ * devices. */
 void lgpu_ctx_set_threads(lgpu_ctx *ctx, int n_threads);
 
 /* Sequences own chains of KV blocks. open fails with LGPU_EFULL when n_seq_max are open. */
