@@ -56,6 +56,7 @@ static json_t *config_json(const srv_config *c) {
     json_object_set_new(o, "max_body", json_integer(c->max_body));
     json_object_set_new(o, "n_batch", json_integer(c->n_batch));
     json_object_set_new(o, "kv_blocks", json_integer(c->kv_blocks));
+    json_object_set_new(o, "kv_type", json_string(c->kv_type ? c->kv_type : "auto"));
     json_object_set_new(o, "http_threads", json_integer(c->http_threads));
     json_object_set_new(o, "device", c->device ? json_string(c->device) : json_null());
     json_object_set_new(o, "tokenizer", c->tokenizer ? json_string(c->tokenizer) : json_null());

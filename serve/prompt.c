@@ -76,7 +76,7 @@ static const char *canonical_role(const char *r) {
     return NULL;
 }
 
-/* Adds template t's stop strings to gp (copies: the request's stops are freed with it). */
+/* Adds the template's stop strings to gp (copies: the request's stops are freed with it). */
 static int add_template_stops(srv_gen_params *gp, const lgpu_tokenizer *tok, const char *tmpl, srv_err *err) {
     lgpu_chat_template t;
     const char *stops[LGPU_CHAT_MAX_STOPS];

@@ -13,8 +13,9 @@
  * Clang vector extensions; on x86-64 an AVX2 build of the same code is picked
  * at run time (LGPU_CPU_ISA=plain forces the baseline).
  *
- * F16 pools (the default cache type) are widened chunk by chunk into float
- * buffers, so memory traffic halves and the arithmetic is unchanged.
+ * F16 pools are widened chunk by chunk into float buffers, so the arithmetic
+ * is unchanged (on CPUs that costs more than the halved reads save, so the
+ * host path's automatic cache type is F32; see lgpu_kv_type).
  *
  * Results do not depend on the thread count or the head blocking: every head
  * runs the same operation sequence (fixed chunk boundaries, fixed vector

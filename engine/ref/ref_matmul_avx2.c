@@ -7,9 +7,10 @@
  * Q4_K/Q6_K, so the inner loops are integer dot products (maddubs/madd) with
  * one float FMA per block.
  *
- * Work is split over tiles of TILE_N W rows; a tile meets x in groups of up
- * to TILE_M (TILE_M4) rows, so each W block is loaded and unpacked once per
- * group (Q4_0 with M >= 4: once per call, see range), and x is
+ * Work is split over tiles of TILE_N W rows (8 for Q4_0 repacked at load,
+ * lgpu_block_q4_0x8, the usual case); a tile meets x in groups of up to
+ * TILE_M (TILE_M4) rows, so each W block is loaded and unpacked once per
+ * group (file-layout Q4_0 with M >= 4: once per call, see range), and x is
  * visited in cache-sized blocks of rows. Every y element gets the same
  * operation sequence whichever tile shape it falls in (fixed accumulator
  * lanes, blocks in order, a fixed horizontal sum), so results do not depend
@@ -342,8 +343,9 @@ static TGT void q4_0_interleave_tile(const mm_call *c, int nb, int n0, int rm, q
  * result needs no horizontal sum. Per block, v[k] holds values 4k..4k+3
  * (k < 4, low nibbles) or 16 + 4(k-4).. (k >= 4, high nibbles) of row r in
  * lane r as unsigned bytes; the x row's 4 matching values are broadcast to
- * every lane, maddubs pairs them, 8 products of |u4 x s8| <= 1905 sum in
- * int16 (<= 30480 per lane), one madd gives the row's int32 block sum, and
+ * every lane, maddubs pairs them, the 8 results (16 products of |u4 x s8|
+ * <= 1905) sum in int16 (<= 30480 per lane), one madd gives the row's int32
+ * block sum, and
  * the weights' -8 offset comes back as 2 * s4 = -8 * sum(x). Every x row gets
  * the same sequence whatever M, so results do not depend on M. */
 typedef struct {
