@@ -784,7 +784,13 @@ static void test_convert_hf(void **state) {
         "{\"id\":15,\"content\":\"<|eot_id|>\",\"special\":true}],"
         "\"model\":{\"type\":\"BPE\",\"byte_fallback\":false,\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"abc\":4,"
         "\"\\u0120\":5,\"\\u0120a\":6,\"d\":7,\"e\":8,\"f\":9,\"g\":10,\"h\":11,\"i\":12},"
-        "\"merges\":[\"a b\",[\"ab\",\"c\"],\"\\u0120 a\"]}}";
+        "\"merges\":[\"a b\",[\"ab\",\"c\"],\"\\u0120 a\"]},"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}}";
+    /* without a ByteLevel or SentencePiece-style part the loader could not read it: refused */
+    const char *bare = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}";
+    write_file(tmp("hfc/tokenizer.json"), bare, strlen(bare));
+    assert_int_equal(lgpu_convert_to_gguf(tmp("hfc"), tmp("hfc.gguf"), NULL), LGPU_EUNSUPPORTED);
+    assert_non_null(strstr(lgpu_last_error(), "neither byte-level nor SentencePiece"));
     write_file(tmp("hfc/tokenizer.json"), tj, strlen(tj));
     const char *tc = "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":\"<|eot_id|>\"},"
                      "\"add_bos_token\":true,\"chat_template\":\"{{ messages }}\"}";
@@ -853,6 +859,8 @@ static void test_convert_hf(void **state) {
     TU_OK(lgpu_gguf_open(tmp("spm.gguf"), &v));
     assert_string_equal(lgpu_gguf_get_str(v, "tokenizer.ggml.model", ""), "llama");
     assert_int_equal(lgpu_gguf_get_u32(v, "tokenizer.ggml.unknown_token_id", 9), 0);
+    /* no Prepend normalizer or Metaspace: no dummy prefix, as the loader reads it */
+    assert_false(lgpu_gguf_get_bool(v, "tokenizer.ggml.add_space_prefix", true));
     int64_t ks = lgpu_gguf_find_key(v, "tokenizer.ggml.scores");
     kt = lgpu_gguf_find_key(v, "tokenizer.ggml.token_type");
     static const int types[10] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 1};

@@ -423,26 +423,24 @@ static void test_llama3_expected(void **state) {
     check_expected_ids(get_llama3(), "llama3_expected.json", true);
 }
 
-/* The same vocabulary through GGUF: tokenizer.json converted to
- * tokenizer.ggml.* (model gpt2, merges, pre llama-bpe) by the model
- * converter, written, loaded with lgpu_tokenizer_from_gguf. */
-static void test_llama3_via_gguf(void **state) {
-    (void)state;
-    get_llama3(); /* skips without node_modules */
-    /* a copy of the HF dir whose tokenizer_config.json lacks model_max_length
-     * (1e30 written as an integer, which jansson refuses as too big) */
-    char dir[] = "/tmp/lgpu-test-llama3-XXXXXX", json[300], cfg[300], path[300];
+/* The tokenizer of npm directory `src_dir` through GGUF: its tokenizer.json
+ * converted to tokenizer.ggml.* by the model converter (a copy of the dir
+ * whose tokenizer_config.json lacks model_max_length, 1e30 written as an
+ * integer, which jansson refuses as too big), written, loaded with
+ * lgpu_tokenizer_from_gguf. *n_vocab gets the converter's count. */
+static lgpu_tokenizer *via_gguf(const char *src_dir, uint32_t *n_vocab) {
+    char dir[] = "/tmp/lgpu-test-hfgguf-XXXXXX", json[300], cfg[300], path[300];
     assert_non_null(mkdtemp(dir));
     snprintf(json, sizeof json, "%s/tokenizer.json", dir);
     snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
     snprintf(path, sizeof path, "%s/vocab.gguf", dir);
     char src[512];
-    snprintf(src, sizeof src, "%s/tokenizer.json", tu_source_path(LLAMA3_DIR));
+    snprintf(src, sizeof src, "%s/tokenizer.json", tu_source_path(src_dir));
     char *abs = realpath(src, NULL);
     assert_non_null(abs);
     assert_int_equal(symlink(abs, json), 0);
     free(abs);
-    snprintf(src, sizeof src, "%s/tokenizer_config.json", tu_source_path(LLAMA3_DIR));
+    snprintf(src, sizeof src, "%s/tokenizer_config.json", tu_source_path(src_dir));
     json_error_t err;
     json_t *c = json_load_file(src, JSON_DECODE_INT_AS_REAL, &err);
     assert_non_null(c);
@@ -451,19 +449,27 @@ static void test_llama3_via_gguf(void **state) {
     json_decref(c);
 
     lgpu_gguf_writer *w;
-    uint32_t n = 0;
     TU_OK(lgpu_gguf_writer_create(&w));
     TU_OK(lgpu_gguf_set_str(w, "general.architecture", "llama"));
-    TU_OK(lgpu_gguf_put_vocab_hf(w, dir, 0, &n));
+    TU_OK(lgpu_gguf_put_vocab_hf(w, dir, 0, n_vocab));
     TU_OK(lgpu_gguf_writer_write_file(w, path));
     lgpu_gguf_writer_destroy(w);
     unlink(json);
     unlink(cfg);
-    assert_int_equal(n, 128256);
     lgpu_tokenizer *t;
     TU_OK(lgpu_tokenizer_load(path, &t));
     unlink(path);
     rmdir(dir);
+    return t;
+}
+
+/* LLaMA-3's tokenizer.json through GGUF (model gpt2, merges, pre llama-bpe). */
+static void test_llama3_via_gguf(void **state) {
+    (void)state;
+    get_llama3(); /* skips without node_modules */
+    uint32_t n = 0;
+    lgpu_tokenizer *t = via_gguf(LLAMA3_DIR, &n);
+    assert_int_equal(n, 128256);
     assert_int_equal(lgpu_tokenizer_kind(t), LGPU_TOK_BPE);
     assert_int_equal(lgpu_tokenizer_bos(t), 128000);
     assert_int_equal(lgpu_tokenizer_eos(t), 128001);
@@ -471,6 +477,30 @@ static void test_llama3_via_gguf(void **state) {
     assert_true(lgpu_tokenizer_add_bos(t));
     assert_int_equal(lgpu_chat_detect(lgpu_tokenizer_chat_template(t)), LGPU_CHAT_LLAMA3);
     check_expected_ids(t, "llama3_expected.json", true);
+    lgpu_tokenizer_free(t);
+}
+
+/* The SentencePiece-style tokenizer.json through GGUF (model llama, scores
+ * from merge ranks): it must tokenize as the HF directory itself does, and
+ * keep the same special tokens, types and BOS rule. */
+static void test_spm_hf_via_gguf(void **state) {
+    (void)state;
+    lgpu_tokenizer *hf = get_llama2_json(); /* skips without node_modules */
+    uint32_t n = 0;
+    lgpu_tokenizer *t = via_gguf(LLAMA2_DIR, &n);
+    assert_int_equal(n, 32000);
+    assert_int_equal(lgpu_tokenizer_kind(t), LGPU_TOK_SPM);
+    assert_int_equal(lgpu_tokenizer_bos(t), lgpu_tokenizer_bos(hf));
+    assert_int_equal(lgpu_tokenizer_eos(t), lgpu_tokenizer_eos(hf));
+    assert_int_equal(lgpu_tokenizer_unk(t), lgpu_tokenizer_unk(hf));
+    assert_int_equal(lgpu_tokenizer_add_bos(t), lgpu_tokenizer_add_bos(hf));
+    for (int32_t id = 0; id < 32000; id++)
+        if (lgpu_tokenizer_token_type(t, id) != lgpu_tokenizer_token_type(hf, id))
+            fail_msg("token %d: type %d through GGUF, %d from tokenizer.json", id, lgpu_tokenizer_token_type(t, id),
+                     lgpu_tokenizer_token_type(hf, id));
+    assert_string_equal(lgpu_tokenizer_chat_template(t) ? lgpu_tokenizer_chat_template(t) : "",
+                        lgpu_tokenizer_chat_template(hf) ? lgpu_tokenizer_chat_template(hf) : "");
+    check_expected_ids(t, "spm_hf_expected.json", false);
     lgpu_tokenizer_free(t);
 }
 
@@ -638,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_llama3_expected),
         cmocka_unit_test(test_llama3_llamacpp_vectors),
         cmocka_unit_test(test_llama3_via_gguf),
+        cmocka_unit_test(test_spm_hf_via_gguf),
         cmocka_unit_test(test_llama3_specials),
         cmocka_unit_test(test_detok_stream_bpe),
         cmocka_unit_test(test_random_bytes),

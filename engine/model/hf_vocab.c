@@ -1,5 +1,8 @@
 /* HF tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys, as
- * llama.cpp's convert_hf_to_gguf.py lays them out. */
+ * llama.cpp's convert_hf_to_gguf.py lays them out. The tokenizer kind, the
+ * SPM space prefix, token types and the chat template are read as the
+ * tokenizer loader reads them (tok/hf_json.h), so the GGUF tokenizes as the
+ * directory does. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -9,6 +12,7 @@
 #include "model/gguf_llama.h"
 #include "model/mapfile.h"
 #include "model/name_index.h"
+#include "tok/hf_json.h"
 
 typedef struct {
     const char *dir;
@@ -36,12 +40,6 @@ static json_t *load_json(const char *dir, const char *name, bool required, size_
     return j;
 }
 
-/* "content" of a token given as a string or an AddedToken object. */
-static const char *token_content(json_t *v) {
-    if (json_is_string(v)) return json_string_value(v);
-    return json_string_value(json_object_get(v, "content"));
-}
-
 static int set_id(vocab *v, json_t *id, const char *text, bool special, const char *file) {
     if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (json_int_t)v->n)
         return lgpu_set_error(LGPU_EFORMAT, "%s/%s: token '%.64s' has a bad id", lgpu_path_base(v->dir), file, text);
@@ -56,7 +54,7 @@ static int64_t find_id(const vocab *v, const char *text) {
 }
 
 static int put_special(lgpu_gguf_writer *w, const vocab *v, json_t *tc, const char *field, const char *key) {
-    const char *s = token_content(json_object_get(tc, field));
+    const char *s = lgpu_hf_token_string(json_object_get(tc, field));
     int64_t id = find_id(v, s);
     return id >= 0 ? lgpu_gguf_set_u32(w, key, (uint32_t)id) : 0;
 }
@@ -83,8 +81,15 @@ int lgpu_gguf_put_vocab_hf(lgpu_gguf_writer *w, const char *dir, uint32_t n_voca
                             mtype ? mtype : "(none)");
         goto done;
     }
-    bool spm = json_is_true(json_object_get(model, "byte_fallback"));
+    bool prefix;
+    lgpu_hf_style style = lgpu_hf_bpe_style(tj, &prefix);
+    if (style == LGPU_HF_UNSUPPORTED) {
+        st = lgpu_set_error(LGPU_EUNSUPPORTED, "%s/tokenizer.json: BPE neither byte-level nor SentencePiece-style", f);
+        goto done;
+    }
+    bool spm = style == LGPU_HF_SPM;
     const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    int64_t unk_id = -1; /* the added special token named by model.unk_token */
     /* Size: one past the largest id. */
     json_int_t max_id = -1;
     const char *k;
@@ -116,9 +121,11 @@ int lgpu_gguf_put_vocab_hf(lgpu_gguf_writer *w, const char *dir, uint32_t n_voca
             st = lgpu_set_error(LGPU_EFORMAT, "%s/tokenizer.json: added_tokens[%zu] has no content", f, ai);
             goto done;
         }
-        if ((st = set_id(&v, json_object_get(val, "id"), c, json_is_true(json_object_get(val, "special")), "tokenizer.json")))
-            goto done;
-        if (!v.special[json_integer_value(json_object_get(val, "id"))]) v.type[json_integer_value(json_object_get(val, "id"))] = 4;
+        bool special = json_is_true(json_object_get(val, "special"));
+        if ((st = set_id(&v, json_object_get(val, "id"), c, special, "tokenizer.json"))) goto done;
+        json_int_t id = json_integer_value(json_object_get(val, "id"));
+        if (!special) v.type[id] = 4;
+        else if (unk && !strcmp(c, unk)) unk_id = id;
     }
     for (uint32_t i = 0; i < v.n; i++) {
         if (!v.text[i]) { /* hole: llama.cpp writes [PADi] as USER_DEFINED */
@@ -128,7 +135,7 @@ int lgpu_gguf_put_vocab_hf(lgpu_gguf_writer *w, const char *dir, uint32_t n_voca
             continue;
         }
         lgpu_name_index_put(&v.ix, v.text[i], strlen(v.text[i]), i);
-        if (spm && unk && !strcmp(v.text[i], unk)) v.type[i] = 2;
+        if ((int64_t)i == unk_id) v.type[i] = 2;
         else if (v.special[i]) v.type[i] = 3;
         else if (!v.type[i]) v.type[i] = spm && strlen(v.text[i]) == 6 && !strncmp(v.text[i], "<0x", 3) ? 6 : 1;
     }
@@ -176,25 +183,19 @@ int lgpu_gguf_put_vocab_hf(lgpu_gguf_writer *w, const char *dir, uint32_t n_voca
     if (!st) st = lgpu_gguf_set_str(w, "tokenizer.ggml.pre", !spm && find_id(&v, "<|begin_of_text|>") >= 0 ? "llama-bpe" : "default");
     if (!st) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v.n, v.text, NULL);
     if (!st && spm) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.scores", LGPU_GGUF_F32, v.n, v.score);
+    if (!st && spm) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", prefix);
     if (!st) st = lgpu_gguf_set_arr(w, "tokenizer.ggml.token_type", LGPU_GGUF_I32, v.n, v.type);
     if (!st && !spm) st = lgpu_gguf_set_arr_str(w, "tokenizer.ggml.merges", nm, mstr, NULL);
     if (!st && tc) {
         json_t *ab = json_object_get(tc, "add_bos_token"), *ae = json_object_get(tc, "add_eos_token");
-        json_t *tmpl = json_object_get(tc, "chat_template");
+        const char *tmpl = lgpu_hf_chat_template(tc);
         st = put_special(w, &v, tc, "bos_token", "tokenizer.ggml.bos_token_id");
         if (!st) st = put_special(w, &v, tc, "eos_token", "tokenizer.ggml.eos_token_id");
         if (!st) st = put_special(w, &v, tc, "unk_token", "tokenizer.ggml.unknown_token_id");
         if (!st) st = put_special(w, &v, tc, "pad_token", "tokenizer.ggml.padding_token_id");
         if (!st && json_is_boolean(ab)) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", json_is_true(ab));
         if (!st && json_is_boolean(ae)) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", json_is_true(ae));
-        if (!st && json_is_array(tmpl)) { /* [{name, template}]: the "default" one */
-            json_t *e;
-            json_array_foreach(tmpl, ai, e) if (!strcmp(json_string_value(json_object_get(e, "name")) ?: "", "default")) {
-                tmpl = json_object_get(e, "template");
-                break;
-            }
-        }
-        if (!st && json_is_string(tmpl)) st = lgpu_gguf_set_str(w, "tokenizer.chat_template", json_string_value(tmpl));
+        if (!st && tmpl) st = lgpu_gguf_set_str(w, "tokenizer.chat_template", tmpl);
     }
     if (!st && spm && find_id(&v, unk ? unk : "<unk>") >= 0)
         st = lgpu_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)find_id(&v, unk ? unk : "<unk>"));

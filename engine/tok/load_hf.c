@@ -7,6 +7,7 @@
  * tokenizer_config.json gives bos/eos/unk/pad by text, add_bos_token,
  * add_eos_token and chat_template. */
 #include "tok/tok_internal.h"
+#include "tok/hf_json.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -20,34 +21,8 @@ static bool is_type(json_t *o, const char *type) {
     return json_is_string(t) && !strcmp(json_string_value(t), type);
 }
 
-/* Finds the first component of `type` in o or its "pretokenizers"/"processors"/... list. */
-static json_t *find_component(json_t *o, const char *type) {
-    if (!json_is_object(o)) return NULL;
-    if (is_type(o, type)) return o;
-    static const char *lists[] = {"pretokenizers", "processors", "decoders", "normalizers"};
-    for (size_t k = 0; k < 4; k++) {
-        json_t *arr = json_object_get(o, lists[k]), *it;
-        size_t i;
-        json_array_foreach(arr, i, it) {
-            json_t *r = find_component(it, type);
-            if (r) return r;
-        }
-    }
-    return NULL;
-}
-
-/* "<s>" or {"content": "<s>", ...} */
-static const char *token_string(json_t *v) {
-    if (json_is_string(v)) return json_string_value(v);
-    if (json_is_object(v)) {
-        json_t *c = json_object_get(v, "content");
-        if (json_is_string(c)) return json_string_value(c);
-    }
-    return NULL;
-}
-
 static int32_t id_of(const lgpu_tokenizer *t, json_t *v) {
-    const char *s = token_string(v);
+    const char *s = lgpu_hf_token_string(v);
     return s ? lgpu_tokenizer_find(t, s) : -1;
 }
 
@@ -73,16 +48,7 @@ static int load_config(lgpu_tokenizer *t, const char *path, bool *has_add_bos) {
     if (json_is_boolean(v)) t->add_bos = json_is_true(v), *has_add_bos = true;
     v = json_object_get(c, "add_eos_token");
     if (json_is_boolean(v)) t->add_eos = json_is_true(v);
-    v = json_object_get(c, "chat_template");
-    const char *tmpl = json_string_value(v);
-    if (json_is_array(v)) { /* [{"name": "default", "template": ...}, ...] */
-        json_t *it;
-        size_t i;
-        json_array_foreach(v, i, it) {
-            const char *name = json_string_value(json_object_get(it, "name"));
-            if (!tmpl || (name && !strcmp(name, "default"))) tmpl = json_string_value(json_object_get(it, "template"));
-        }
-    }
+    const char *tmpl = lgpu_hf_chat_template(c);
     if (tmpl && !(t->chat_template = strdup(tmpl))) rc = lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
 done:
     json_decref(c);
@@ -91,7 +57,7 @@ done:
 
 /* Does the TemplateProcessing post-processor put BOS before a single sequence? */
 static int template_adds_bos(json_t *root, const char *bos_text) {
-    json_t *tp = find_component(json_object_get(root, "post_processor"), "TemplateProcessing");
+    json_t *tp = lgpu_hf_find_component(json_object_get(root, "post_processor"), "TemplateProcessing");
     if (!tp || !bos_text) return -1;
     json_t *single = json_object_get(tp, "single"), *it;
     size_t i;
@@ -117,23 +83,6 @@ static bool merge_parts(json_t *v, const char **a, size_t *an, const char **b, s
     if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(x) || !json_is_string(y)) return false;
     *a = json_string_value(x), *an = json_string_length(x), *b = json_string_value(y), *bn = json_string_length(y);
     return true;
-}
-
-static bool is_ws_string(json_t *s) { return json_is_string(s) && !strcmp(json_string_value(s), "\xE2\x96\x81"); }
-
-/* LLaMA-2-style tokenizer.json (BPE with byte_fallback on "▁"-escaped text):
- * the dummy prefix comes from a Prepend("▁") normalizer or a Metaspace
- * pre-tokenizer. */
-static bool spm_style(json_t *root, bool *prefix) {
-    json_t *norm = json_object_get(root, "normalizer"), *pre = json_object_get(root, "pre_tokenizer");
-    json_t *prep = find_component(norm, "Prepend"), *meta = find_component(pre, "Metaspace");
-    json_t *rep = find_component(norm, "Replace");
-    *prefix = (prep && is_ws_string(json_object_get(prep, "prepend"))) ||
-              (meta && !json_is_false(json_object_get(meta, "add_prefix_space")) &&
-               !(json_is_string(json_object_get(meta, "prepend_scheme")) &&
-                 !strcmp(json_string_value(json_object_get(meta, "prepend_scheme")), "never")));
-    return json_is_true(json_object_get(json_object_get(root, "model"), "byte_fallback")) || meta ||
-           (rep && is_ws_string(json_object_get(rep, "content")));
 }
 
 /* SPM scores from merge ranks: HF's converter lists every pair whose
@@ -186,10 +135,10 @@ static int load_json(lgpu_tokenizer **out, json_t *root, const char *path) {
         return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: model type %s (only BPE)", path,
                               json_string_value(json_object_get(model, "type")) ?: "(none)");
     json_t *pre = json_object_get(root, "pre_tokenizer");
-    bool prefix = false;
-    bool bytelevel = find_component(pre, "ByteLevel") || find_component(json_object_get(root, "decoder"), "ByteLevel");
-    bool spm = !bytelevel && spm_style(root, &prefix);
-    if (!bytelevel && !spm)
+    bool prefix;
+    lgpu_hf_style style = lgpu_hf_bpe_style(root, &prefix);
+    bool bytelevel = style == LGPU_HF_BYTELEVEL, spm = style == LGPU_HF_SPM;
+    if (style == LGPU_HF_UNSUPPORTED)
         return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: BPE neither byte-level nor SentencePiece-style", path);
     json_t *vocab = json_object_get(model, "vocab"), *added = json_object_get(root, "added_tokens"), *v;
     if (!json_is_object(vocab)) return lgpu_set_error(LGPU_EFORMAT, "%s: model.vocab is not an object", path);
@@ -238,9 +187,9 @@ static int load_json(lgpu_tokenizer **out, json_t *root, const char *path) {
     if (!rc && spm) rc = spm_scores(t, merges, path);
     if (!rc && bytelevel) {
         /* pre-tokenizer regex: the Split pattern, else GPT-2's when ByteLevel splits itself */
-        json_t *split = find_component(pre, "Split");
+        json_t *split = lgpu_hf_find_component(pre, "Split");
         const char *re = split ? json_string_value(json_object_get(json_object_get(split, "pattern"), "Regex")) : NULL;
-        json_t *bl = find_component(pre, "ByteLevel");
+        json_t *bl = lgpu_hf_find_component(pre, "ByteLevel");
         if (!re && bl && !json_is_false(json_object_get(bl, "use_regex"))) re = gpt2_regex;
         if (re) rc = tok_set_regex(t, re);
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
