@@ -1,14 +1,13 @@
 /* LLaMA metadata, vocabularies and tensor order for GGUF output. */
 #include "model/gguf_llama.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/mapfile.h"
-#include "tok/tok_internal.h"
+#include "tok/tokenizer.h"
 
 int lgpu_llama_ftype(int type) {
     switch (type) {
@@ -60,82 +59,31 @@ static int put_spm_vocab(lgpu_gguf_writer *w, uint64_t n, char *const *strs, con
 }
 
 int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
-    lgpu_mapfile m;
-    int st = lgpu_mapfile_open(path, &m);
+    /* read by the tokenizer loader itself, so the GGUF holds exactly what
+     * loading the .bin gives (pieces with "▁", byte pieces, unk/bos/eos) */
+    lgpu_tokenizer *t;
+    int st = lgpu_tokenizer_from_llama2c(path, (int)n_vocab, &t);
     if (st) return st;
-    const char *f = lgpu_path_base(path);
-    /* Pass 1: count and validate; pass 2: build. */
-    uint64_t off = 4, count = 0, text_bytes = 0;
-    if (m.size < 4) st = lgpu_set_error(LGPU_EFORMAT, "%s: too small for a llama2.c tokenizer (%" PRIu64 " bytes)", f, m.size);
-    while (!st && off < m.size && (n_vocab == 0 || count < n_vocab)) {
-        int32_t len;
-        if (m.size - off < 8) {
-            st = lgpu_set_error(LGPU_EFORMAT, "%s: token %" PRIu64 " header at offset %" PRIu64 " is truncated", f, count, off);
-            break;
-        }
-        memcpy(&len, m.data + off + 4, 4);
-        if (len < 0 || (uint64_t)len > m.size - off - 8) {
-            st = lgpu_set_error(LGPU_EFORMAT, "%s: token %" PRIu64 " length %d at offset %" PRIu64 " runs past end of file (size %" PRIu64 ")",
-                                f, count, len, off, m.size);
-            break;
-        }
-        off += 8 + (uint64_t)len;
-        text_bytes += (uint64_t)len * 3; /* worst case: every byte a space -> U+2581 */
-        count++;
+    const size_t n = (size_t)lgpu_tokenizer_n_vocab(t);
+    char **strs = malloc(n * sizeof *strs);
+    size_t *lens = malloc(n * sizeof *lens);
+    float *scores = malloc(n * sizeof *scores);
+    int32_t *types = malloc(n * sizeof *types);
+    if (!strs || !lens || !scores || !types) st = lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", lgpu_path_base(path));
+    for (size_t i = 0; !st && i < n; i++) {
+        strs[i] = (char *)lgpu_tokenizer_token_text(t, (int32_t)i);
+        lens[i] = strlen(strs[i]);
+        scores[i] = lgpu_tokenizer_token_score(t, (int32_t)i);
+        types[i] = (int32_t)lgpu_tokenizer_token_type(t, (int32_t)i);
     }
-    if (!st && n_vocab && count < n_vocab)
-        st = lgpu_set_error(LGPU_EFORMAT, "%s: has %" PRIu64 " tokens, the model needs %u", f, count, n_vocab);
-    if (!st && n_vocab && off < m.size)
-        st = lgpu_set_error(LGPU_EFORMAT, "%s: has more than the model's %u tokens (a different vocabulary?)", f, n_vocab);
-    if (!st && count < 3) st = lgpu_set_error(LGPU_EFORMAT, "%s: has only %" PRIu64 " tokens", f, count);
-    char **strs = NULL, *text = NULL;
-    size_t *lens = NULL;
-    float *scores = NULL;
-    int32_t *types = NULL;
-    if (!st) {
-        strs = malloc(count * sizeof *strs);
-        lens = malloc(count * sizeof *lens);
-        scores = malloc(count * sizeof *scores);
-        types = malloc(count * sizeof *types);
-        text = malloc(text_bytes + 16);
-        if (!strs || !lens || !scores || !types || !text) st = lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", f);
-    }
-    off = 4;
-    char *tp = text;
-    for (uint64_t i = 0; !st && i < count; i++) {
-        int32_t len;
-        memcpy(&scores[i], m.data + off, 4);
-        memcpy(&len, m.data + off + 4, 4);
-        const char *s = (const char *)m.data + off + 8;
-        off += 8 + (uint64_t)len;
-        strs[i] = tp;
-        if (i <= 2) {
-            static const char *const special[] = {"<unk>", "<s>", "</s>"};
-            size_t n = strlen(special[i]);
-            memcpy(tp, special[i], n), tp += n;
-            types[i] = i == 0 ? 2 : 3;
-        } else if (len == 0) {
-            types[i] = 3;
-        } else if (tok_is_byte_piece(s, (size_t)len)) {
-            memcpy(tp, s, (size_t)len), tp += len;
-            types[i] = 6;
-        } else {
-            for (int32_t k = 0; k < len; k++)
-                if (s[k] == ' ') memcpy(tp, "\xe2\x96\x81", 3), tp += 3;
-                else *tp++ = s[k];
-            types[i] = 1;
-        }
-        lens[i] = (size_t)(tp - strs[i]);
-    }
-    if (!st) st = put_spm_vocab(w, count, strs, lens, scores, types);
+    if (!st) st = put_spm_vocab(w, n, strs, lens, scores, types);
     if (!st) st = lgpu_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
-    if (!st && n_out) *n_out = (uint32_t)count;
+    if (!st && n_out) *n_out = (uint32_t)n;
     free(strs);
     free(lens);
     free(scores);
     free(types);
-    free(text);
-    lgpu_mapfile_close(&m);
+    lgpu_tokenizer_free(t);
     return st;
 }
 
