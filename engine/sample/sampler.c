@@ -375,15 +375,23 @@ static void min_p_filter(cand *c, size_t *n, size_t *sorted, float min_p) {
     *n = j;
 }
 
-static float raw_logprob(const float *logits, size_t n, int32_t tok) {
+/* log(sum exp(logits)) over the finite logits (NaN and -inf skipped), in
+ * double from the maximum; -inf when none is finite. */
+static double log_sum_exp(const float *logits, size_t n) {
     float m = -INFINITY;
     for (size_t i = 0; i < n; i++)
         if (logits[i] > m) m = logits[i];
-    if (!(m > -INFINITY)) return -INFINITY; /* nothing is possible */
+    if (!(m > -INFINITY)) return -INFINITY;
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         if (logits[i] > -INFINITY) sum += exp((double)logits[i] - m); /* NaN compares false: skipped */
-    return (float)((double)logits[tok] - m - log(sum));
+    return m + log(sum);
+}
+
+static float raw_logprob(const float *logits, size_t n, int32_t tok) {
+    double lse = log_sum_exp(logits, n);
+    if (lse == -INFINITY) return -INFINITY; /* nothing is possible */
+    return (float)((double)logits[tok] - lse);
 }
 
 /* The first index of the largest logit that is not -inf or NaN (n: none).
@@ -556,14 +564,8 @@ int lgpu_logprobs_top(const float *logits, int32_t n_vocab, int k, int32_t *ids_
         return lgpu_set_error(LGPU_EINVAL, "lgpu_logprobs_top: bad argument (n_vocab %d, k %d)", n_vocab, k);
     if (k > n_vocab) k = n_vocab;
     if (k == 0) return 0;
-    float m = -INFINITY;
-    double sum = 0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (logits[i] > m) m = logits[i];
-    if (!(m > -INFINITY)) return lgpu_set_error(LGPU_EINVAL, "lgpu_logprobs_top: all logits are -inf or NaN");
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (logits[i] > -INFINITY) sum += exp((double)logits[i] - m);
-    double lse = m + log(sum);
+    double lse = log_sum_exp(logits, (size_t)n_vocab);
+    if (lse == -INFINITY) return lgpu_set_error(LGPU_EINVAL, "lgpu_logprobs_top: all logits are -inf or NaN");
 
     /* NaN logits rank below everything: map them to -inf for the ranking */
     int h = 0;
