@@ -67,11 +67,16 @@ static double run_case(lgpu_dev *dev, int type, const shape *s, const uint8_t *w
     if (!x) return LGPU_ENOMEM;
     uint64_t z = 12345;
     for (size_t i = 0; i < xb / 4; i++) x[i] = unit(&z);
+    /* the host path times Q4_0 in the layout models are loaded in (repacked) */
+    const bool x8 = type == LGPU_TYPE_Q4_0 && s->N % 8 == 0 && lgpu_dev_kind_of(dev) == LGPU_DEV_CPU &&
+                    lgpu_repack_q4_0_x8_enabled();
     if ((st = lgpu_buf_create(dev, wb, rb, &bw)) || (st = lgpu_buf_create(dev, xb, 4, &bx)) ||
-        (st = lgpu_buf_create(dev, yb, 4, &by)) || (st = lgpu_buf_write(bw, 0, w, wb)) ||
-        (st = lgpu_buf_write(bx, 0, x, xb)) || (st = lgpu_exec_create(dev, &ex)))
+        (st = lgpu_buf_create(dev, yb, 4, &by)) || (st = lgpu_buf_write(bx, 0, x, xb)) ||
+        (st = lgpu_exec_create(dev, &ex)))
         goto done;
-    lgpu_matmul_params p = {s->M, s->N, s->K, s->K, s->N, 0, (uint32_t)type, 0};
+    st = x8 ? lgpu_repack_q4_0_x8(w, lgpu_buf_host_ptr(bw, 0), s->N, s->K) : lgpu_buf_write(bw, 0, w, wb);
+    if (st) goto done;
+    lgpu_matmul_params p = {s->M, s->N, s->K, s->K, s->N, 0, (uint32_t)type, 0, x8};
     /* warm-up: pipeline creation, first-touch of the memory */
     if ((st = lgpu_exec_begin(ex)) || (st = lgpu_op_matmul(ex, &p, lgpu_ref_at(bw, 0), lgpu_ref_at(bx, 0),
                                                            lgpu_ref_at(by, 0))) ||

@@ -43,9 +43,8 @@ static void progress(loader *ld) {
  * kernels read without interleaving at run time (LGPU_REPACK=0: as in the
  * file, for comparisons). */
 static bool repack_x8(const loader *ld, const lgpu_model_tensor *t, uint32_t rows) {
-    if (t->type != LGPU_TYPE_Q4_0 || rows < 8 || rows % 8 || lgpu_dev_kind_of(ld->m->dev) != LGPU_DEV_CPU) return false;
-    const char *e = getenv("LGPU_REPACK");
-    return !(e && !strcmp(e, "0"));
+    return t->type == LGPU_TYPE_Q4_0 && rows >= 8 && rows % 8 == 0 && lgpu_dev_kind_of(ld->m->dev) == LGPU_DEV_CPU &&
+           lgpu_repack_q4_0_x8_enabled();
 }
 
 /* Uploads tensor `name` (as is, or repacked: repack_x8). rows/cols: the expected (N, K); vectors (1, n). */

@@ -56,6 +56,9 @@ typedef struct {
 } lgpu_block_q4_0x8;
 _Static_assert(sizeof(lgpu_block_q4_0x8) == 8 * sizeof(lgpu_block_q4_0), "Q4_0x8 block is 8 Q4_0 blocks");
 
+/* Whether the host device repacks Q4_0 matrices (LGPU_REPACK=0: no, to
+ * compare with the file layout). */
+bool lgpu_repack_q4_0_x8_enabled(void);
 /* Repacks n_rows (a multiple of 8) Q4_0 rows of k values from src into dst
  * (distinct buffers of the same size). */
 int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k);

@@ -1,9 +1,15 @@
 /* Q4_0 in groups of 8 rows (lgpu_block_q4_0x8) for the host matmul's
  * lane-per-row kernel: the repacking done once at load, and the row
  * dequantizer the plain C path and get_rows use. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant/quant.h"
+
+bool lgpu_repack_q4_0_x8_enabled(void) {
+    const char *e = getenv("LGPU_REPACK");
+    return !(e && !strcmp(e, "0"));
+}
 
 int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k) {
     if (n_rows < 0 || n_rows % 8 || k <= 0 || k % LGPU_QK || src == dst)
