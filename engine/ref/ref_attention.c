@@ -2,10 +2,13 @@
  * written for speed as well.
  *
  * Work items are (token, KV head, block of up to HEADS query heads of that
- * KV group), spread over the thread pool. An item walks its keys in chunks of
- * CHUNK: each K row of the chunk is scored against all the item's heads and
- * each V row is loaded once for all of them, so grouped-query attention reads
- * the cache once per group, not once per head. Per head it is an online
+ * KV group), spread over the thread pool; with small groups (MHA) an item
+ * takes several KV heads with all their query heads, up to HEADS in all. An
+ * item walks its keys in chunks of CHUNK: each K row of the chunk is scored
+ * against all the heads of its group and each V row is loaded once for all of
+ * them, so grouped-query attention reads the cache once per group, not once
+ * per head; the item's KV heads take turns on a chunk, so the chunk's rows
+ * are still cached when the next head's slice of them is read. Per head it is an online
  * softmax: the running max m moves once per chunk (accumulators rescaled by
  * exp(m_old - m_new)), l is summed in double. Scores are computed 8 keys at a
  * time (one transposing horizontal sum), and the weighted V sum keeps 8
@@ -45,8 +48,9 @@ typedef struct {
     const int32_t *tok_seq, *tok_pos, *block_table;
     const void *k_pool, *v_pool;
     float *out;
-    uint32_t hb;                 /* heads per item */
+    uint32_t hb;                 /* heads per item of one KV head */
     uint32_t blocks_per_group;   /* items per (token, KV head) */
+    uint32_t gb;                 /* KV heads per item (> 1 only with all their heads: hb == rep) */
     bool avx2;
     f16_rows_fn f16_rows;        /* F16 pools: a chunk's rows are widened into the item's buffers */
 } att_ctx;
@@ -106,14 +110,19 @@ INL void accumulate_v(float *acc, int nv, float alpha, const float *w, const flo
     _Pragma("GCC unroll 4") for (int i = 0; i < nv; i++) memcpy(acc + 8 * i, &a[i], sizeof a[i]);
 }
 
-/* One item: token t, KV head g, query heads h0 .. h0+nh-1. */
+/* One item: token t, KV heads g0 .. g0+ng-1, and of each its query heads
+ * g*rep + hoff .. + nh - 1. The per-head state s = gi*nh + r (KV head g0+gi,
+ * its r-th head in the item). A chunk's keys are visited for every KV head
+ * of the item before the next chunk, so their rows are read while cached. */
 INL void attend(const att_ctx *c, int64_t item) {
     const lgpu_attention_params *p = c->p;
     uint32_t D = p->head_dim, kv_dim = p->n_kv_heads * D, rep = p->n_heads / p->n_kv_heads;
+    const uint32_t n_gblk = (p->n_kv_heads + c->gb - 1) / c->gb; /* KV head blocks per token */
     uint32_t hblk = (uint32_t)(item % c->blocks_per_group);
-    uint32_t g = (uint32_t)(item / c->blocks_per_group % p->n_kv_heads);
-    uint32_t t = (uint32_t)(item / c->blocks_per_group / p->n_kv_heads);
-    uint32_t h0 = g * rep + hblk * c->hb, nh = rep - hblk * c->hb < c->hb ? rep - hblk * c->hb : c->hb;
+    uint32_t g0 = (uint32_t)(item / c->blocks_per_group % n_gblk) * c->gb;
+    uint32_t t = (uint32_t)(item / c->blocks_per_group / n_gblk);
+    uint32_t ng = p->n_kv_heads - g0 < c->gb ? p->n_kv_heads - g0 : c->gb;
+    uint32_t hoff = hblk * c->hb, nh = rep - hoff < c->hb ? rep - hoff : c->hb, ns = ng * nh;
 
     int32_t seq = c->tok_seq[t], pos = c->tok_pos[t];
     uint32_t n_keys = (seq < 0 || pos < 0) ? 0 : (uint32_t)pos + 1;
@@ -127,11 +136,12 @@ INL void attend(const att_ctx *c, int64_t item) {
     double l[HEADS];
     const float *q[HEADS], *krow[CHUNK], *vrow[CHUNK];
     const lgpu_f16 *khalf[CHUNK], *vhalf[CHUNK];
-    for (uint32_t r = 0; r < nh; r++) {
-        q[r] = c->q + (size_t)t * p->q_stride + (size_t)(h0 + r) * D;
-        memset(acc[r], 0, D * sizeof(float));
-        m[r] = -INFINITY;
-        l[r] = 0;
+    size_t base[CHUNK]; /* pool offset of each key's slot, SIZE_MAX when masked */
+    for (uint32_t s = 0; s < ns; s++) {
+        q[s] = c->q + (size_t)t * p->q_stride + (size_t)((g0 + s / nh) * rep + hoff + s % nh) * D;
+        memset(acc[s], 0, D * sizeof(float));
+        m[s] = -INFINITY;
+        l[s] = 0;
     }
     static const float zero_row[LGPU_ATTN_MAX_HEAD_DIM];
     for (uint32_t j0 = 0; j0 < n_keys; j0 += CHUNK) {
@@ -139,29 +149,31 @@ INL void attend(const att_ctx *c, int64_t item) {
         /* key j0 + k is slot `slot` of table block `blk` (stepped, not divided, per key) */
         uint32_t blk = j0 / p->block_size, slot = j0 % p->block_size;
         for (uint32_t k = 0; k < n; k++) {
-            int32_t b = blk < p->max_blocks ? table[blk] : -1;
-            if (b < 0) { /* masked, like an invalid slot in the shader */
+            int32_t b = blk < p->max_blocks ? table[blk] : -1; /* < 0: masked, like an invalid slot in the shader */
+            base[k] = b < 0 ? SIZE_MAX : ((size_t)b * p->block_size + slot) * kv_dim;
+            if (++slot == p->block_size) slot = 0, blk++;
+        }
+        for (uint32_t gi = 0; gi < ng; gi++) {
+        const size_t goff = (size_t)(g0 + gi) * D;
+        for (uint32_t k = 0; k < n; k++) {
+            if (base[k] == SIZE_MAX) {
                 krow[k] = vrow[k] = NULL;
                 khalf[k] = vhalf[k] = NULL;
+            } else if (f16) { /* half the bytes from memory, widened below */
+                khalf[k] = (const lgpu_f16 *)c->k_pool + base[k] + goff;
+                vhalf[k] = (const lgpu_f16 *)c->v_pool + base[k] + goff;
+                krow[k] = kbuf + k * D;
+                vrow[k] = vbuf + k * D;
             } else {
-                size_t off = ((size_t)b * p->block_size + slot) * kv_dim + (size_t)g * D;
-                if (f16) { /* half the bytes from memory, widened below */
-                    khalf[k] = (const lgpu_f16 *)c->k_pool + off;
-                    vhalf[k] = (const lgpu_f16 *)c->v_pool + off;
-                    krow[k] = kbuf + k * D;
-                    vrow[k] = vbuf + k * D;
-                } else {
-                    krow[k] = (const float *)c->k_pool + off;
-                    vrow[k] = (const float *)c->v_pool + off;
-                }
+                krow[k] = (const float *)c->k_pool + base[k] + goff;
+                vrow[k] = (const float *)c->v_pool + base[k] + goff;
             }
-            if (++slot == p->block_size) slot = 0, blk++;
         }
         if (f16) {
             c->f16_rows(kbuf, khalf, n, D);
             c->f16_rows(vbuf, vhalf, n, D);
         }
-        for (uint32_t r = 0; r < nh; r++) {
+        for (uint32_t r = gi * nh; r < (gi + 1) * nh; r++) {
             /* scores 8 keys at a time (masked or missing keys read a zero row) */
             for (uint32_t k0 = 0; k0 < n; k0 += 8) {
                 const float *rows[8];
@@ -203,10 +215,11 @@ INL void attend(const att_ctx *c, int64_t item) {
                 acc[r][d] = a;
             }
         }
+        }
     }
-    for (uint32_t r = 0; r < nh; r++) {
-        float *out = c->out + ((size_t)t * p->n_heads + h0 + r) * D;
-        for (uint32_t d = 0; d < D; d++) out[d] = l[r] > 0 ? (float)(acc[r][d] / l[r]) : 0.0f;
+    for (uint32_t s = 0; s < ns; s++) {
+        float *out = c->out + ((size_t)t * p->n_heads + (g0 + s / nh) * rep + hoff + s % nh) * D;
+        for (uint32_t d = 0; d < D; d++) out[d] = l[s] > 0 ? (float)(acc[s][d] / l[s]) : 0.0f;
     }
 }
 
@@ -255,12 +268,17 @@ void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const in
                         const int32_t *tok_pos, const int32_t *block_table, const void *k_pool,
                         const void *v_pool, float *out, int nthreads) {
     uint32_t rep = p->n_heads / p->n_kv_heads, hb = rep < HEADS ? rep : HEADS;
-    /* smaller head blocks when there would be too few items for the threads
+    /* small GQA groups (MHA: 1 head each) take several KV heads per item */
+    uint32_t gb = rep < HEADS ? HEADS / rep : 1;
+    if (gb > p->n_kv_heads) gb = p->n_kv_heads;
+    /* smaller blocks when there would be too few items for the threads
      * (decode); the blocking does not change any result */
-    uint64_t groups = (uint64_t)p->T * p->n_kv_heads;
-    while (hb > 1 && groups * ((rep + hb - 1) / hb) < 2 * (uint64_t)(nthreads > 1 ? nthreads : 1)) hb = (hb + 1) / 2;
+    const uint64_t want = 2 * (uint64_t)(nthreads > 1 ? nthreads : 1);
+    while (gb > 1 && (uint64_t)p->T * ((p->n_kv_heads + gb - 1) / gb) < want) gb = (gb + 1) / 2;
+    uint64_t groups = (uint64_t)p->T * ((p->n_kv_heads + gb - 1) / gb);
+    while (gb == 1 && hb > 1 && groups * ((rep + hb - 1) / hb) < want) hb = (hb + 1) / 2;
     const bool avx2 = have_avx2();
     att_ctx c = {p,  q,  tok_seq, tok_pos, block_table, k_pool, v_pool, out, hb, (rep + hb - 1) / hb,
-                 avx2, avx2 ? f16_rows_f16c : f16_rows_plain};
+                 gb, avx2, avx2 ? f16_rows_f16c : f16_rows_plain};
     lgpu_parallel_for(nthreads, (int64_t)groups * c.blocks_per_group, att_range, &c);
 }
