@@ -166,7 +166,7 @@ static void handle(srv_http_req *r, bool stream, bool batch) {
     } else if (!batch && json_object_get(r->body, "messages") && !json_object_get(r->body, "prompt")) {
         p = calloc(1, sizeof *p);
         if (!p) srv_send_error(r, 500, "server_error", NULL, NULL, "out of memory");
-        else if (srv_prompt_chat(r->body, r->srv->tok, r->srv->cfg.chat_template, &r->srv->limits, &gp, p, &err))
+        else if (srv_prompt_chat(r->body, r->srv->tok, r->srv->chat, &r->srv->limits, &gp, p, &err))
             srv_send_err(r, &err);
         else n = 1;
     } else if (srv_prompt_completion(r->body, batch ? "prompts" : "prompt", r->srv->tok, &r->srv->limits, &p, &n, &err)) {

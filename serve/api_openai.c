@@ -271,7 +271,7 @@ void srv_api_chat(srv_http_req *r) {
     if (begin(r, &q, true, &gp)) return;
     srv_prompt p;
     srv_err err;
-    if (srv_prompt_chat(r->body, r->srv->tok, r->srv->cfg.chat_template, &r->srv->limits, &gp, &p, &err))
+    if (srv_prompt_chat(r->body, r->srv->tok, r->srv->chat, &r->srv->limits, &gp, &p, &err))
         srv_send_err(r, &err);
     else run(&q, &p, 1, &gp);
     srv_prompts_free(&p, 1);

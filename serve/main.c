@@ -87,10 +87,7 @@ static int load(srv_server *srv) {
         return st;
     srv->tok = lgpu_model_tokenizer(srv->model);
     if (!srv->tok) return lgpu_set_error(LGPU_EINVAL, "the model has no tokenizer: give --tokenizer FILE");
-    if (c->chat_template) {
-        lgpu_chat_template t;
-        if ((st = lgpu_chat_template_of(srv->tok, c->chat_template, &t))) return st;
-    }
+    if ((st = lgpu_chat_template_of(srv->tok, c->chat_template, &srv->chat))) return st;
     double t0 = srv_now();
     int32_t bos = lgpu_tokenizer_bos(srv->tok);
     if ((st = warm_up(srv->ctx, bos >= 0 ? bos : 0))) return st;

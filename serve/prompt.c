@@ -76,11 +76,10 @@ static const char *canonical_role(const char *r) {
     return NULL;
 }
 
-/* Adds the template's stop strings to gp (copies: the request's stops are freed with it). */
-static int add_template_stops(srv_gen_params *gp, const lgpu_tokenizer *tok, const char *tmpl, srv_err *err) {
-    lgpu_chat_template t;
+/* Adds template t's stop strings to gp (copies: the request's stops are freed with it). */
+static int add_template_stops(srv_gen_params *gp, lgpu_chat_template t, srv_err *err) {
     const char *stops[LGPU_CHAT_MAX_STOPS];
-    if (!gp || lgpu_chat_template_of(tok, tmpl, &t)) return 0; /* rendering already checked the name */
+    if (!gp) return 0;
     int n = lgpu_chat_stops(t, stops);
     for (int i = 0; i < n; i++) {
         char *d = strdup(stops[i]);
@@ -90,7 +89,7 @@ static int add_template_stops(srv_gen_params *gp, const lgpu_tokenizer *tok, con
     return 0;
 }
 
-int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *tmpl, const srv_limits *lim,
+int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, lgpu_chat_template tmpl, const srv_limits *lim,
                     srv_gen_params *gp, srv_prompt *out, srv_err *err) {
     memset(out, 0, sizeof *out);
     const json_t *msgs = json_object_get(body, "messages");
@@ -140,7 +139,7 @@ int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *t
     }
     if (st) goto out;
     char *rendered = NULL;
-    if (lgpu_chat_apply_tok(tok, tmpl, cm, n, true, &rendered)) {
+    if (lgpu_chat_apply_tok(tok, lgpu_chat_name(tmpl), cm, n, true, &rendered)) {
         st = srv_err_invalid(err, "messages", "the chat template rejected the messages: %s", lgpu_last_error());
         goto out;
     }
@@ -148,7 +147,7 @@ int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *t
     st = encode(tok, rendered, strlen(rendered), false, true, out, err);
     free(rendered);
     if (!st) st = check_len(out, "messages", lim, err);
-    if (!st) st = add_template_stops(gp, tok, tmpl, err);
+    if (!st) st = add_template_stops(gp, tmpl, err);
 out:
     if (texts)
         for (size_t i = 0; i < n; i++) free(texts[i]);

@@ -16,10 +16,10 @@ typedef struct srv_prompt {
 } srv_prompt;
 void srv_prompts_free(srv_prompt *p, int n);
 
-/* body.messages -> one prompt (template `tmpl` by name, NULL: the model's);
- * the template's end-of-turn stop strings are added to gp (if not NULL).
- * Errors name the field, e.g. messages[2].role. */
-int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, const char *tmpl, const srv_limits *lim,
+/* body.messages -> one prompt rendered with template `tmpl` (resolved once by
+ * the server: lgpu_chat_template_of); its end-of-turn stop strings are added
+ * to gp (if not NULL). Errors name the field, e.g. messages[2].role. */
+int srv_prompt_chat(const json_t *body, const lgpu_tokenizer *tok, lgpu_chat_template tmpl, const srv_limits *lim,
                     srv_gen_params *gp, srv_prompt *out, srv_err *err);
 /* body[key]: a string, an array of strings, an array of token ids or an
  * array of such arrays -> *n prompts (malloc'd array). Text gets BOS as the

@@ -31,6 +31,7 @@ typedef struct srv_server {
     lgpu_model *model;
     lgpu_ctx *ctx;
     lgpu_tokenizer *tok;
+    lgpu_chat_template chat; /* --chat-template, else the tokenizer's, resolved once at load */
     srv_sched *sched;
     srv_limits limits;
 } srv_server;

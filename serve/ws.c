@@ -124,7 +124,7 @@ static void generate_now(srv_server *srv, struct mg_connection *conn, const json
         st = srv_err_invalid(&err, "n", "'n' must be 1 on the WebSocket");
     } else if (json_object_get(msg, "messages")) {
         p = calloc(1, sizeof *p);
-        st = p ? srv_prompt_chat(msg, srv->tok, srv->cfg.chat_template, &srv->limits, &gp, p, &err)
+        st = p ? srv_prompt_chat(msg, srv->tok, srv->chat, &srv->limits, &gp, p, &err)
                : srv_err_set(&err, 500, "server_error", NULL, NULL, "out of memory");
         n = st ? 0 : 1;
     } else {

@@ -142,7 +142,7 @@ static void expect_chat_bad(const char *body, const char *param) {
     json_t *b = J(body);
     srv_prompt p;
     srv_err err = {0};
-    int st = srv_prompt_chat(b, tok, NULL, &LIM, NULL, &p, &err);
+    int st = srv_prompt_chat(b, tok, LGPU_CHAT_CHATML, &LIM, NULL, &p, &err);
     json_decref(b);
     if (st == 0) {
         free(p.ids);
@@ -167,7 +167,7 @@ static void test_chat_messages(void **state) {
     big.n_ctx = 4096;
     srv_gen_params gp = {.n_stops = 1};
     gp.stops[0] = strdup("END");
-    TU_OK(srv_prompt_chat(b, tok, NULL, &big, &gp, &p, &err));
+    TU_OK(srv_prompt_chat(b, tok, LGPU_CHAT_CHATML, &big, &gp, &p, &err));
     assert_true(p.n > 10);
     /* ChatML's end-of-turn markers join the request's stop strings */
     assert_int_equal(gp.n_stops, 3);
@@ -202,7 +202,7 @@ static void test_chat_messages(void **state) {
     for (int i = 0; i < 100; i++) strcat(longmsg, "word ");
     strcat(longmsg, "\"}]}");
     b = J(longmsg);
-    assert_int_not_equal(srv_prompt_chat(b, tok, NULL, &LIM, NULL, &p, &err), 0);
+    assert_int_not_equal(srv_prompt_chat(b, tok, LGPU_CHAT_CHATML, &LIM, NULL, &p, &err), 0);
     assert_string_equal(err.code, "context_length_exceeded");
     json_decref(b);
 }

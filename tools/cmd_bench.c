@@ -19,7 +19,6 @@ typedef struct bench {
     uint32_t n_vocab;
     int32_t *tok, *seq, *pos;
     int8_t *want;
-    const float *logits; /* lent by lgpu_decode_rows */
     uint64_t rng;
     int n_seqs;
 } bench;
@@ -39,8 +38,9 @@ static double run_pp(bench *b, int n) {
         b->tok[i] = rand_token(b), b->seq[i] = s, b->pos[i] = i, b->want[i] = i == n - 1;
     }
     lgpu_batch batch = {.n = n, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
+    const float *logits; /* lent, not read: what a caller would sample from */
     double t0 = lgpu_now_s();
-    st = lgpu_decode_rows(b->c, &batch, &b->logits);
+    st = lgpu_decode_rows(b->c, &batch, &logits);
     double dt = lgpu_now_s() - t0;
     lgpu_seq_close(b->c, s);
     return st ? st : n / dt;
@@ -55,7 +55,8 @@ static double run_tg(bench *b, int n) {
     for (int i = 0; i < n && !st; i++) {
         for (int j = 0; j < S; j++) b->tok[j] = rand_token(b), b->pos[j] = i, b->want[j] = 1;
         lgpu_batch batch = {.n = S, .token = b->tok, .seq = b->seq, .pos = b->pos, .logits = b->want};
-        st = lgpu_decode_rows(b->c, &batch, &b->logits);
+        const float *logits;
+        st = lgpu_decode_rows(b->c, &batch, &logits);
     }
     double dt = lgpu_now_s() - t0;
     for (int j = 0; j < opened; j++) lgpu_seq_close(b->c, b->seq[j]);

@@ -68,8 +68,7 @@ static double run_case(lgpu_dev *dev, int type, const shape *s, const uint8_t *w
     uint64_t z = 12345;
     for (size_t i = 0; i < xb / 4; i++) x[i] = unit(&z);
     /* the host path times Q4_0 in the layout models are loaded in (repacked) */
-    const bool x8 = type == LGPU_TYPE_Q4_0 && s->N % 8 == 0 && lgpu_dev_kind_of(dev) == LGPU_DEV_CPU &&
-                    lgpu_repack_q4_0_x8_enabled();
+    const bool x8 = lgpu_dev_kind_of(dev) == LGPU_DEV_CPU && lgpu_repack_q4_0_x8_wanted(type, s->N);
     if ((st = lgpu_buf_create(dev, wb, rb, &bw)) || (st = lgpu_buf_create(dev, xb, 4, &bx)) ||
         (st = lgpu_buf_create(dev, yb, 4, &by)) || (st = lgpu_buf_write(bx, 0, x, xb)) ||
         (st = lgpu_exec_create(dev, &ex)))

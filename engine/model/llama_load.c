@@ -39,15 +39,9 @@ static void progress(loader *ld) {
                 ld->m->weight_bytes / 1048576.0, lgpu_now_s() - ld->t0);
 }
 
-/* Q4_0 matrices on the host device go into 8-row groups, the layout its
- * kernels read without interleaving at run time (LGPU_REPACK=0: as in the
- * file, for comparisons). */
-static bool repack_x8(const loader *ld, const lgpu_model_tensor *t, uint32_t rows) {
-    return t->type == LGPU_TYPE_Q4_0 && rows >= 8 && rows % 8 == 0 && lgpu_dev_kind_of(ld->m->dev) == LGPU_DEV_CPU &&
-           lgpu_repack_q4_0_x8_enabled();
-}
-
-/* Uploads tensor `name` (as is, or repacked: repack_x8). rows/cols: the expected (N, K); vectors (1, n). */
+/* Uploads tensor `name`, as is or, for the host device's kernels, Q4_0 in
+ * 8-row groups (lgpu_repack_q4_0_x8_wanted). rows/cols: the expected (N, K);
+ * vectors (1, n). */
 static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, lgpu_wt *out) {
     lgpu_model_tensor t;
     int st = lgpu_model_file_tensor(ld->mf, name, &t);
@@ -65,7 +59,7 @@ static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, lg
                               (long long)t.ne0, lgpu_type_name(t.type));
     /* unit = one row: a tensor larger than a binding splits between rows */
     if ((st = lgpu_buf_create(ld->m->dev, t.nbytes, row_bytes, &out->buf))) return st;
-    out->x8 = repack_x8(ld, &t, rows);
+    out->x8 = lgpu_dev_kind_of(ld->m->dev) == LGPU_DEV_CPU && lgpu_repack_q4_0_x8_wanted(t.type, rows);
     if (out->x8) st = lgpu_repack_q4_0_x8(t.data, lgpu_buf_host_ptr(out->buf, 0), rows, cols);
     else st = lgpu_buf_write(out->buf, 0, t.data, t.nbytes);
     if (st) return st;

@@ -56,9 +56,10 @@ typedef struct {
 } lgpu_block_q4_0x8;
 _Static_assert(sizeof(lgpu_block_q4_0x8) == 8 * sizeof(lgpu_block_q4_0), "Q4_0x8 block is 8 Q4_0 blocks");
 
-/* Whether the host device repacks Q4_0 matrices (LGPU_REPACK=0: no, to
- * compare with the file layout). */
-bool lgpu_repack_q4_0_x8_enabled(void);
+/* Whether the host device keeps a matrix of `type` with n_rows rows repacked:
+ * Q4_0 in whole groups of 8 rows, unless LGPU_REPACK=0 (the file layout, for
+ * comparisons). */
+bool lgpu_repack_q4_0_x8_wanted(int type, int64_t n_rows);
 /* Repacks n_rows (a multiple of 8) Q4_0 rows of k values from src into dst
  * (distinct buffers of the same size). */
 int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k);

@@ -6,7 +6,8 @@
 
 #include "quant/quant.h"
 
-bool lgpu_repack_q4_0_x8_enabled(void) {
+bool lgpu_repack_q4_0_x8_wanted(int type, int64_t n_rows) {
+    if (type != LGPU_TYPE_Q4_0 || n_rows <= 0 || n_rows % 8) return false;
     const char *e = getenv("LGPU_REPACK");
     return !(e && !strcmp(e, "0"));
 }

@@ -345,9 +345,9 @@ static TGT void q4_0_interleave_tile(const mm_call *c, int nb, int n0, int rm, q
  * lane r as unsigned bytes; the x row's 4 matching values are broadcast to
  * every lane, maddubs pairs them, the 8 results (16 products of |u4 x s8|
  * <= 1905) sum in int16 (<= 30480 per lane), one madd gives the row's int32
- * block sum, and
- * the weights' -8 offset comes back as 2 * s4 = -8 * sum(x). Every x row gets
- * the same sequence whatever M, so results do not depend on M. */
+ * block sum, and the weights' -8 offset comes back as 2 * s4 = -8 * sum(x).
+ * Every x row gets the same sequence whatever M, so results do not depend on
+ * M. */
 typedef struct {
     __m256i v[8];
     __m256 d;
