@@ -97,13 +97,14 @@ int lgpu_eval_perplexity(int argc, char **argv) {
     lgpu_tokens toks = {0};
     int rc = 1, st;
     lgpu_model_params mp = {.path = model, .tokenizer_path = tok_path, .device = device, .progress = true};
-    if ((st = lgpu_model_load(&mp, &m))) goto fail;
+    if ((st = lgpu_model_create(&mp, &m))) goto fail;
     lgpu_tokenizer *tok = lgpu_model_tokenizer(m);
     if (!tok) {
         fprintf(stderr, "lgpu-eval perplexity: the model has no tokenizer; pass --tokenizer FILE\n");
         goto out;
     }
-    lgpu_ctx_params cp = {.n_ctx = (uint32_t)n_ctx, .n_seq_max = 1, .n_batch = (uint32_t)n_batch};
+    lgpu_ctx_params cp = lgpu_ctx_params_default();
+    cp.n_ctx = (uint32_t)n_ctx, cp.n_seq_max = 1, cp.n_batch = (uint32_t)n_batch;
     if ((st = lgpu_ctx_create(m, &cp, &c))) goto fail;
     /* the whole file, BOS first when the tokenizer adds one (as llama.cpp) */
     if ((st = lgpu_tokenizer_encode(tok, text, text_len, true, false, &toks))) goto fail;
@@ -124,9 +125,9 @@ int lgpu_eval_perplexity(int argc, char **argv) {
 fail:
     fprintf(stderr, "lgpu-eval perplexity: %s (%s)\n", lgpu_last_error(), lgpu_strerror(st));
 out:
-    lgpu_tokens_free(&toks);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_tokens_destroy(&toks);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
     free(text);
     return rc;
 }

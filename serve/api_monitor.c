@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "ops/device.h"
+#include "dev/device.h"
 
 static const char *state_name(srv_state s) {
     switch (s) {

@@ -202,7 +202,7 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
         goto fail;
     }
     if (!c->model_name && (st = default_model_name(c))) goto fail;
-    lgpu_ctx_params probe = {0};
+    lgpu_ctx_params probe = lgpu_ctx_params_default();
     if ((st = lgpu_ctx_params_kv_type(&probe, c->kv_type))) goto fail; /* a bad name fails before the model loads */
     return 0;
 fail:

@@ -28,7 +28,7 @@ static int all_append(srv_job *j, int32_t t) {
 }
 
 /* j->toks holds only tokens not yet sent; it stays short. */
-static srv_tokinfo *tok_push(srv_job *j) {
+static srv_tokinfo *lgpu_tok_push(srv_job *j) {
     if (j->n_toks == j->cap_toks) {
         int cap = j->cap_toks ? j->cap_toks * 2 : 4;
         srv_tokinfo *p = realloc(j->toks, (size_t)cap * sizeof *p);
@@ -130,7 +130,7 @@ int srv_job_on_logits(srv_job *j, const float *logits, int32_t n_vocab, const lg
     j->n_gen++;
     srv_metrics_tokens(m, 0, 1);
     if ((st = all_append(j, t))) return st;
-    srv_tokinfo *ti = tok_push(j);
+    srv_tokinfo *ti = lgpu_tok_push(j);
     if (!ti) return lgpu_set_error(LGPU_ENOMEM, "token list");
     ti->id = t;
     ti->logprob = info.logprob;

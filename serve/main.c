@@ -53,7 +53,7 @@ static int warm_up(lgpu_ctx *ctx, int32_t token) {
     int32_t tok[MAX_M], seqv[MAX_M], pos[MAX_M];
     int8_t want[MAX_M];
     float *logits = malloc((size_t)MAX_M * (size_t)n_vocab * sizeof *logits);
-    int seq = -1, st = logits ? lgpu_seq_open(ctx, &seq) : lgpu_set_error(LGPU_ENOMEM, "warm-up logits");
+    int seq = -1, st = logits ? lgpu_seq_create(ctx, &seq) : lgpu_set_error(LGPU_ENOMEM, "warm-up logits");
     for (int m = 1, len = 0; !st && m <= MAX_M && (uint32_t)m <= cp->n_batch; m++) {
         if ((uint32_t)(len + m) > cp->n_ctx) break;
         for (int i = 0; i < m; i++) {
@@ -66,7 +66,7 @@ static int warm_up(lgpu_ctx *ctx, int32_t token) {
         st = lgpu_decode(ctx, &b, logits);
         len += m;
     }
-    if (seq >= 0) lgpu_seq_close(ctx, seq);
+    if (seq >= 0) lgpu_seq_destroy(ctx, seq);
     free(logits);
     return st;
 }
@@ -74,15 +74,15 @@ static int warm_up(lgpu_ctx *ctx, int32_t token) {
 static int load(srv_server *srv) {
     const srv_config *c = &srv->cfg;
     lgpu_model_params mp = {.path = c->model, .tokenizer_path = c->tokenizer, .device = c->device, .progress = false};
-    int st = lgpu_model_load(&mp, &srv->model);
+    int st = lgpu_model_create(&mp, &srv->model);
     if (st) return st;
     const lgpu_hparams *hp = lgpu_model_hparams(srv->model);
     uint32_t n_ctx = (uint32_t)c->ctx;
     if (!n_ctx) n_ctx = hp->n_ctx_train ? (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096) : 2048;
     /* every running sequence must get its token into each step */
     uint32_t n_batch = (uint32_t)(c->n_batch > c->parallel ? c->n_batch : c->parallel);
-    lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = (uint32_t)c->parallel, .n_batch = n_batch,
-                          .n_blocks = (uint32_t)c->kv_blocks};
+    lgpu_ctx_params cp = lgpu_ctx_params_default();
+    cp.n_ctx = n_ctx, cp.n_seq_max = (uint32_t)c->parallel, cp.n_batch = n_batch, cp.n_blocks = (uint32_t)c->kv_blocks;
     if ((st = lgpu_ctx_params_kv_type(&cp, c->kv_type)) || (st = lgpu_ctx_create(srv->model, &cp, &srv->ctx)))
         return st;
     srv->tok = lgpu_model_tokenizer(srv->model);
@@ -157,8 +157,8 @@ int main(int argc, char **argv) {
     }
     srv_http_stop(&srv);
     srv_sched_destroy(srv.sched);
-    lgpu_ctx_free(srv.ctx);
-    lgpu_model_free(srv.model);
+    lgpu_ctx_destroy(srv.ctx);
+    lgpu_model_destroy(srv.model);
     srv_metrics_destroy(srv.metrics);
     srv_config_free(&srv.cfg);
     fprintf(stderr, "lgpu-serve: stopped\n");

@@ -23,7 +23,7 @@ static int encode(const lgpu_tokenizer *tok, const char *text, size_t len, bool 
                   srv_prompt *out, srv_err *err) {
     lgpu_tokens t = {0};
     if (lgpu_tokenizer_encode(tok, text, len, add_special, parse_special, &t)) {
-        lgpu_tokens_free(&t);
+        lgpu_tokens_destroy(&t);
         return srv_err_set(err, 500, "server_error", NULL, NULL, "tokenizer: %s", lgpu_last_error());
     }
     out->ids = t.ids;

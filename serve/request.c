@@ -145,7 +145,7 @@ void srv_job_free(srv_job *j) {
     if (!j) return;
     free(j->all);
     lgpu_sampler_destroy(j->smp);
-    lgpu_detok_free(j->detok);
+    lgpu_detok_destroy(j->detok);
     lgpu_stop_destroy(j->stop);
     free(j->text);
     free(j->toks);

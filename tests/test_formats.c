@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "model/convert.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "model/gguf_llama.h"
 #include "model/model_file.h"
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 #include "quant/quant.h"
 #include "test_util.h"
 
@@ -121,8 +121,8 @@ static void save(bb *b, const char *name) {
 
 static int open_gguf(const char *name) {
     lgpu_gguf *g = NULL;
-    int st = lgpu_gguf_open(tmp(name), &g);
-    lgpu_gguf_close(g);
+    int st = lgpu_gguf_create(tmp(name), &g);
+    lgpu_gguf_destroy(g);
     if (st == 0) assert_non_null(g);
     else assert_null(g);
     return st;
@@ -363,8 +363,8 @@ static void write_tiny(const char *file, tiny_opts o) {
 
 static int open_model(const char *name) {
     lgpu_model_file *mf = NULL;
-    int st = lgpu_model_file_open(tmp(name), &mf);
-    lgpu_model_file_close(mf);
+    int st = lgpu_model_file_create(tmp(name), &mf);
+    lgpu_model_file_destroy(mf);
     return st;
 }
 
@@ -397,10 +397,10 @@ static void test_model_file_errors(void **state) {
     o = tiny_default(), o.drop = "output.weight"; /* tied: fine */
     write_tiny("tied.gguf", o);
     lgpu_model_file *mf;
-    TU_OK(lgpu_model_file_open(tmp("tied.gguf"), &mf));
+    TU_OK(lgpu_model_file_create(tmp("tied.gguf"), &mf));
     assert_true(lgpu_model_file_hparams(mf)->tied_output);
     assert_int_equal(lgpu_model_file_hparams(mf)->n_vocab, 300);
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
     o = tiny_default(), o.drop = "token_embd.weight";
     write_tiny("noembd.gguf", o);
     EXPECT_FAIL(open_model("noembd.gguf"), LGPU_EFORMAT, "noembd.gguf", "missing tensor 'token_embd.weight'");
@@ -441,9 +441,9 @@ static void test_gguf_byte_flips(void **state) {
     size_t n;
     uint8_t *orig = read_file(tmp("flip_src.gguf"), &n);
     lgpu_gguf *g;
-    TU_OK(lgpu_gguf_open(tmp("flip_src.gguf"), &g));
+    TU_OK(lgpu_gguf_create(tmp("flip_src.gguf"), &g));
     size_t hdr = (size_t)lgpu_gguf_data_offset(g);
-    lgpu_gguf_close(g);
+    lgpu_gguf_destroy(g);
     uint8_t *m = malloc(n);
     int fails = 0, oks = 0;
     const uint8_t pats[] = {0xff, 0x80, 0x01};
@@ -454,8 +454,8 @@ static void test_gguf_byte_flips(void **state) {
             m[pos] ^= pats[p];
             write_file(tmp("flip.gguf"), m, n);
             lgpu_model_file *mf = NULL;
-            int st = lgpu_model_file_open(tmp("flip.gguf"), &mf);
-            lgpu_model_file_close(mf);
+            int st = lgpu_model_file_create(tmp("flip.gguf"), &mf);
+            lgpu_model_file_destroy(mf);
             if (st == 0) oks++;
             else if ((st == LGPU_EFORMAT || st == LGPU_EUNSUPPORTED) && strstr(lgpu_last_error(), "flip.gguf"))
                 fails++;
@@ -481,8 +481,8 @@ static void write_st(const char *file, const char *json, const void *data, size_
 
 static int open_st(const char *name) {
     lgpu_safetensors *s = NULL;
-    int st = lgpu_safetensors_open(tmp(name), &s);
-    lgpu_safetensors_close(s);
+    int st = lgpu_safetensors_create(tmp(name), &s);
+    lgpu_safetensors_destroy(s);
     return st;
 }
 
@@ -499,7 +499,7 @@ static void test_safetensors(void **state) {
              "\"c\":{\"dtype\":\"I64\",\"shape\":[0],\"data_offsets\":[32,32]}}",
              data, 32);
     lgpu_safetensors *s;
-    TU_OK(lgpu_safetensors_open(tmp("ok.safetensors"), &s));
+    TU_OK(lgpu_safetensors_create(tmp("ok.safetensors"), &s));
     assert_int_equal(lgpu_safetensors_n_tensors(s), 3);
     const lgpu_st_tensor *a = lgpu_safetensors_find(s, "a"), *b = lgpu_safetensors_find(s, "b"), *c = lgpu_safetensors_find(s, "c");
     assert_non_null(a);
@@ -518,7 +518,7 @@ static void test_safetensors(void **state) {
     assert_int_equal(c->type, -1);
     assert_string_equal(c->dtype, "I64");
     assert_null(lgpu_safetensors_find(s, "__metadata__"));
-    lgpu_safetensors_close(s);
+    lgpu_safetensors_destroy(s);
 
     write_file(tmp("short.safetensors"), "abc", 3);
     EXPECT_FAIL(open_st("short.safetensors"), LGPU_EFORMAT, "short.safetensors", "no safetensors header");
@@ -723,25 +723,25 @@ static void test_hf_dir(void **state) {
     (void)state;
     make_hf_dir("hf1", "", true, false);
     lgpu_model_file *mf;
-    TU_OK(lgpu_model_file_open(tmp("hf1"), &mf));
+    TU_OK(lgpu_model_file_create(tmp("hf1"), &mf));
     assert_int_equal(lgpu_model_file_source(mf), LGPU_MODEL_SRC_HF);
     assert_string_equal(lgpu_model_file_hf_dir(mf), tmp("hf1"));
     assert_null(lgpu_model_file_gguf(mf));
     check_hf_view(mf, true);
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
 
     make_hf_dir("hf_sharded", ",\"tie_word_embeddings\":true", false, true);
-    TU_OK(lgpu_model_file_open(tmp("hf_sharded"), &mf));
+    TU_OK(lgpu_model_file_create(tmp("hf_sharded"), &mf));
     check_hf_view(mf, false);
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
 
     make_hf_dir("hf_rope", ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
                            "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}", true, false);
-    TU_OK(lgpu_model_file_open(tmp("hf_rope"), &mf));
+    TU_OK(lgpu_model_file_create(tmp("hf_rope"), &mf));
     const lgpu_rope_scaling *rs = &lgpu_model_file_hparams(mf)->rope_scaling;
     assert_true(rs->factor == 8.0f && rs->low_freq_factor == 1.0f && rs->high_freq_factor == 4.0f);
     assert_int_equal(rs->original_ctx, 8192);
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
 
     /* failures */
     mkdir(tmp("hf_mistral"), 0755);
@@ -798,8 +798,8 @@ static void test_convert_hf(void **state) {
     TU_OK(lgpu_convert_to_gguf(tmp("hfc"), tmp("hfc.gguf"), NULL));
 
     lgpu_model_file *a, *b;
-    TU_OK(lgpu_model_file_open(tmp("hfc"), &a));
-    TU_OK(lgpu_model_file_open(tmp("hfc.gguf"), &b));
+    TU_OK(lgpu_model_file_create(tmp("hfc"), &a));
+    TU_OK(lgpu_model_file_create(tmp("hfc.gguf"), &b));
     for (int64_t i = 0; i < lgpu_model_file_n_tensors(a); i++) {
         const lgpu_model_tensor *x = lgpu_model_file_tensor_at(a, i);
         lgpu_model_tensor y;
@@ -836,8 +836,8 @@ static void test_convert_hf(void **state) {
     assert_int_equal(lgpu_gguf_arr_int(g, kt, 13, 0), 4);
     assert_int_equal(lgpu_gguf_arr_int(g, kt, 14, 0), 3);
     assert_int_equal(lgpu_gguf_find_key(g, "tokenizer.ggml.scores"), -1);
-    lgpu_model_file_close(a);
-    lgpu_model_file_close(b);
+    lgpu_model_file_destroy(a);
+    lgpu_model_file_destroy(b);
 
     /* byte_fallback BPE (LLaMA-2 style tokenizer.json) -> SPM with scores from the merge ranks */
     mkdir(tmp("hfspm"), 0755);
@@ -856,7 +856,7 @@ static void test_convert_hf(void **state) {
     TU_OK(lgpu_gguf_writer_write_file(w, tmp("spm.gguf")));
     lgpu_gguf_writer_destroy(w);
     lgpu_gguf *v;
-    TU_OK(lgpu_gguf_open(tmp("spm.gguf"), &v));
+    TU_OK(lgpu_gguf_create(tmp("spm.gguf"), &v));
     assert_string_equal(lgpu_gguf_get_str(v, "tokenizer.ggml.model", ""), "llama");
     assert_int_equal(lgpu_gguf_get_u32(v, "tokenizer.ggml.unknown_token_id", 9), 0);
     /* no Prepend normalizer or Metaspace: no dummy prefix, as the loader reads it */
@@ -871,7 +871,7 @@ static void test_convert_hf(void **state) {
         assert_true(lgpu_gguf_arr_float(v, ks, (uint64_t)i, 99) == scores[i]);
     }
     assert_int_equal(lgpu_gguf_find_key(v, "tokenizer.ggml.merges"), -1);
-    lgpu_gguf_close(v);
+    lgpu_gguf_destroy(v);
 }
 
 int main(void) {

@@ -38,13 +38,14 @@ static void load_gold(void) {
 static lgpu_model *load_path(const char *path, const char *device) {
     lgpu_model *m = NULL;
     lgpu_model_params mp = {.path = path, .device = device};
-    TU_OK(lgpu_model_load(&mp, &m));
+    TU_OK(lgpu_model_create(&mp, &m));
     return m;
 }
 
 static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_ctx, uint32_t n_seq, uint32_t n_batch) {
     lgpu_ctx *c = NULL;
-    lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = n_seq, .n_batch = n_batch};
+    lgpu_ctx_params cp = lgpu_ctx_params_default();
+    cp.n_ctx = n_ctx, cp.n_seq_max = n_seq, cp.n_batch = n_batch;
     TU_OK(lgpu_ctx_create(m, &cp, &c));
     return c;
 }
@@ -87,9 +88,9 @@ static void test_golden_text(void **state) {
     size_t len;
     assert_string_equal(lgpu_gen_text(g, false, &len), gold_text);
     assert_int_equal(lgpu_gen_stats_of(g)->n_gen, N_GOLD);
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* Stop strings cut the text; n_predict limits; a later run continues. */
@@ -109,7 +110,7 @@ static void test_stop_and_continue(void **state) {
                        &why));
     assert_int_equal(why, LGPU_GEN_STOP);
     assert_string_equal(out.buf, "Once upon a time, there was a little girl named ");
-    lgpu_gen_free(g);
+    lgpu_gen_destroy(g);
 
     /* 10 + 10 tokens = the first 20 golden tokens */
     TU_OK(lgpu_gen_create(c, NULL, &g));
@@ -124,8 +125,8 @@ static void test_stop_and_continue(void **state) {
     assert_int_equal(n, 10);
     /* context full ends a run */
     TU_OK(lgpu_gen_reset(g));
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
     c = make_ctx(m, 24, 1, 64);
     TU_OK(lgpu_gen_create(c, NULL, &g));
     TU_OK(lgpu_gen_feed(g, &bos, 1, NULL, NULL));
@@ -133,9 +134,9 @@ static void test_stop_and_continue(void **state) {
     assert_int_equal(why, LGPU_GEN_CTX);
     assert_memory_equal(lgpu_gen_tokens(g, &n), gold, 24 * sizeof(int32_t));
     assert_int_equal(n, 24);
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* A text prompt, chunked prefill (n_batch 8), and a second sequence that
@@ -166,10 +167,10 @@ static void test_text_prompt_reuse(void **state) {
     assert_int_equal(la, lb);
     assert_memory_equal(xa, xb, la);
     assert_true(xa[0] == ' '); /* a continuation keeps its leading space */
-    lgpu_gen_free(a);
-    lgpu_gen_free(b);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_gen_destroy(a);
+    lgpu_gen_destroy(b);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 static void quantized_run(int type, int min_match) {
@@ -203,9 +204,9 @@ static void quantized_run(int type, int min_match) {
             lgpu_gen_text(g, false, &len));
     assert_true(distinct >= 16); /* not degenerate */
     assert_true(match >= min_match);
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
     assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
 
@@ -235,7 +236,7 @@ static void test_perplexity(void **state) {
     float logits[V260];
     for (int ch = 0; ch < NT / CH; ch++) {
         int seq;
-        TU_OK(lgpu_seq_open(c, &seq));
+        TU_OK(lgpu_seq_create(c, &seq));
         for (int j = 0; j < CH - 1; j++) {
             int32_t t = j == 0 ? 1 : toks[ch * CH + j], pos = j;
             lgpu_batch b = {.n = 1, .token = &t, .seq = &seq, .pos = &pos, .logits = NULL};
@@ -249,7 +250,7 @@ static void test_perplexity(void **state) {
             nll2 += v * v;
             count++;
         }
-        lgpu_seq_close(c, seq);
+        lgpu_seq_destroy(c, seq);
     }
     assert_int_equal(count, r.count);
     double mean = nll / count, ppl = exp(mean);
@@ -260,8 +261,8 @@ static void test_perplexity(void **state) {
     assert_true(r.ppl > 1 && r.ppl < 10); /* the model's own greedy text is predictable */
     /* too little text */
     assert_int_equal(lgpu_perplexity(c, toks, CH + 10, CH, 0, 1, NULL, NULL, &r), LGPU_EINVAL);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 int main(void) {

@@ -5,7 +5,7 @@
  * the binding limit is lowered for it, so this bites on any Vulkan device). */
 #include <math.h>
 
-#include "ops/device_impl.h"
+#include "dev/device_impl.h"
 #include "ops_harness.h"
 #include "quant/quant.h"
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "model/convert.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "model/model_file.h"
 #include "quant/quant.h"
 #include "test_util.h"
@@ -38,7 +38,7 @@ static bool file_exists(const char *p) {
 static void test_read_stories260k(void **state) {
     (void)state;
     lgpu_gguf *g;
-    TU_OK(lgpu_gguf_open(tu_model_path("stories260K.gguf"), &g));
+    TU_OK(lgpu_gguf_create(tu_model_path("stories260K.gguf"), &g));
     assert_int_equal(lgpu_gguf_version(g), 3);
     assert_int_equal(lgpu_gguf_n_kv(g), 19);
     assert_int_equal(lgpu_gguf_n_tensors(g), 48);
@@ -104,16 +104,16 @@ static void test_read_stories260k(void **state) {
     assert_int_equal(t->ne[0], 172);
     assert_int_equal(t->ne[1], 64);
     assert_null(lgpu_gguf_find_tensor(g, "blk.5.ffn_down.weight"));
-    lgpu_gguf_close(g);
-    lgpu_gguf_close(NULL);
+    lgpu_gguf_destroy(g);
+    lgpu_gguf_destroy(NULL);
 }
 
 /* The llama2.c checkpoint and llama.cpp's GGUF of it hold the same bits. */
 static void test_llama2c_equals_gguf(void **state) {
     (void)state;
     lgpu_model_file *a, *b;
-    TU_OK(lgpu_model_file_open(tu_model_path("stories260K.bin"), &a));
-    TU_OK(lgpu_model_file_open(tu_model_path("stories260K.gguf"), &b));
+    TU_OK(lgpu_model_file_create(tu_model_path("stories260K.bin"), &a));
+    TU_OK(lgpu_model_file_create(tu_model_path("stories260K.gguf"), &b));
     assert_int_equal(lgpu_model_file_source(a), LGPU_MODEL_SRC_LLAMA2C);
     assert_int_equal(lgpu_model_file_source(b), LGPU_MODEL_SRC_GGUF);
     assert_null(lgpu_model_file_gguf(a));
@@ -158,9 +158,9 @@ static void test_llama2c_equals_gguf(void **state) {
     assert_int_equal(lgpu_model_file_tensor(a, "output.weight", &out), LGPU_ENOTFOUND);
     assert_non_null(strstr(lgpu_last_error(), "output.weight"));
     assert_int_equal(lgpu_model_file_ftype(a), LGPU_TYPE_F32);
-    lgpu_model_file_close(a);
-    lgpu_model_file_close(b);
-    lgpu_model_file_close(NULL);
+    lgpu_model_file_destroy(a);
+    lgpu_model_file_destroy(b);
+    lgpu_model_file_destroy(NULL);
 }
 
 /* ---- writer round trip ------------------------------------------------- */
@@ -238,7 +238,7 @@ static void test_write_read_roundtrip(void **state) {
         lgpu_gguf_writer_destroy(w);
 
         lgpu_gguf *g;
-        TU_OK(lgpu_gguf_open(path, &g));
+        TU_OK(lgpu_gguf_create(path, &g));
         assert_int_equal(lgpu_gguf_alignment(g), pass ? 64 : 32);
         assert_int_equal(lgpu_gguf_find_key(g, "general.alignment") >= 0, pass);
         assert_int_equal(lgpu_gguf_n_kv(g), 23 + pass);
@@ -336,7 +336,7 @@ static void test_write_read_roundtrip(void **state) {
         assert_int_equal(lgpu_gguf_tensor_at(g, 3)->ne[3], 2);
         /* padded after the last tensor too, like ggml */
         assert_int_equal(lgpu_gguf_file_size(g) % (pass ? 64 : 32), 0);
-        lgpu_gguf_close(g);
+        lgpu_gguf_destroy(g);
     }
 }
 
@@ -345,12 +345,12 @@ static void test_copy_kv(void **state) {
     (void)state;
     lgpu_gguf *src, *g;
     lgpu_gguf_writer *w;
-    TU_OK(lgpu_gguf_open(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &src));
+    TU_OK(lgpu_gguf_create(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &src));
     TU_OK(lgpu_gguf_writer_create(&w));
     for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++) TU_OK(lgpu_gguf_writer_copy_kv(w, src, i));
     TU_OK(lgpu_gguf_writer_write_file(w, tmp("copy.gguf")));
     lgpu_gguf_writer_destroy(w);
-    TU_OK(lgpu_gguf_open(tmp("copy.gguf"), &g));
+    TU_OK(lgpu_gguf_create(tmp("copy.gguf"), &g));
     assert_int_equal(lgpu_gguf_n_kv(g), lgpu_gguf_n_kv(src));
     for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++) {
         assert_string_equal(lgpu_gguf_key(g, i), lgpu_gguf_key(src, i));
@@ -369,8 +369,8 @@ static void test_copy_kv(void **state) {
     assert_true(lgpu_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", false));
     assert_int_equal(lgpu_gguf_get_u32(g, "llama.vocab_size", 0), 32000);
     assert_string_equal(lgpu_gguf_get_str(g, "general.name", ""), "llama-spm");
-    lgpu_gguf_close(g);
-    lgpu_gguf_close(src);
+    lgpu_gguf_destroy(g);
+    lgpu_gguf_destroy(src);
 }
 
 /* Rewriting llama.cpp's own file key by key and tensor by tensor reproduces
@@ -381,7 +381,7 @@ static void test_rewrite_identical(void **state) {
     for (int f = 0; f < 2; f++) {
         lgpu_gguf *src;
         lgpu_gguf_writer *w;
-        TU_OK(lgpu_gguf_open(tu_model_path(names[f]), &src));
+        TU_OK(lgpu_gguf_create(tu_model_path(names[f]), &src));
         TU_OK(lgpu_gguf_writer_create(&w));
         for (int64_t i = 0; i < lgpu_gguf_n_kv(src); i++) TU_OK(lgpu_gguf_writer_copy_kv(w, src, i));
         for (int64_t i = 0; i < lgpu_gguf_n_tensors(src); i++) {
@@ -402,7 +402,7 @@ static void test_rewrite_identical(void **state) {
         } while (ca != EOF);
         fclose(a);
         fclose(b);
-        lgpu_gguf_close(src);
+        lgpu_gguf_destroy(src);
     }
 }
 
@@ -456,8 +456,8 @@ static void test_convert_llama2c(void **state) {
     lgpu_convert_opts o = {.tokenizer = tu_model_path("tok512.bin"), .out_type = -1};
     TU_OK(lgpu_convert_to_gguf(tu_model_path("stories260K.bin"), tmp("conv.gguf"), &o));
     lgpu_gguf *ref, *g;
-    TU_OK(lgpu_gguf_open(tu_model_path("stories260K.gguf"), &ref));
-    TU_OK(lgpu_gguf_open(tmp("conv.gguf"), &g));
+    TU_OK(lgpu_gguf_create(tu_model_path("stories260K.gguf"), &ref));
+    TU_OK(lgpu_gguf_create(tmp("conv.gguf"), &g));
     /* tensors: every one of llama.cpp's file except its output.weight copy */
     assert_int_equal(lgpu_gguf_n_tensors(g), 47);
     for (int64_t i = 0; i < lgpu_gguf_n_tensors(ref); i++) {
@@ -496,15 +496,15 @@ static void test_convert_llama2c(void **state) {
         assert_true(lgpu_gguf_arr_float(ref, sa, i, 1) == lgpu_gguf_arr_float(g, sb, i, 2));
         assert_int_equal(lgpu_gguf_arr_int(ref, ta, i, -1), lgpu_gguf_arr_int(g, tb, i, -2));
     }
-    lgpu_gguf_close(g);
-    lgpu_gguf_close(ref);
+    lgpu_gguf_destroy(g);
+    lgpu_gguf_destroy(ref);
 
     /* --type f16: matrices rounded to f16 (|err| <= 2^-11 relative), norms stay F32 */
     o.out_type = LGPU_TYPE_F16;
     TU_OK(lgpu_convert_to_gguf(tu_model_path("stories260K.bin"), tmp("conv16.gguf"), &o));
     lgpu_model_file *a, *b;
-    TU_OK(lgpu_model_file_open(tu_model_path("stories260K.bin"), &a));
-    TU_OK(lgpu_model_file_open(tmp("conv16.gguf"), &b));
+    TU_OK(lgpu_model_file_create(tu_model_path("stories260K.bin"), &a));
+    TU_OK(lgpu_model_file_create(tmp("conv16.gguf"), &b));
     assert_int_equal(lgpu_model_file_ftype(b), LGPU_TYPE_F16);
     for (int64_t i = 0; i < lgpu_model_file_n_tensors(a); i++) {
         const lgpu_model_tensor *x = lgpu_model_file_tensor_at(a, i);
@@ -516,8 +516,8 @@ static void test_convert_llama2c(void **state) {
         assert_int_equal(tu_compare(x->name, deq, x->data, (size_t)(x->ne0 * x->n_rows), 1e-7, 1.0 / 2048), 0);
         free(deq);
     }
-    lgpu_model_file_close(a);
-    lgpu_model_file_close(b);
+    lgpu_model_file_destroy(a);
+    lgpu_model_file_destroy(b);
 
     /* no tokenizer: a note, and a file without tokenizer.* keys */
     notes nn = {0};
@@ -525,9 +525,9 @@ static void test_convert_llama2c(void **state) {
     TU_OK(lgpu_convert_to_gguf(tu_model_path("stories260K.bin"), tmp("notok.gguf"), &o2));
     assert_int_equal(nn.n, 1);
     assert_non_null(strstr(nn.msgs[0], "no tokenizer"));
-    TU_OK(lgpu_gguf_open(tmp("notok.gguf"), &g));
+    TU_OK(lgpu_gguf_create(tmp("notok.gguf"), &g));
     assert_int_equal(lgpu_gguf_find_key(g, "tokenizer.ggml.tokens"), -1);
-    lgpu_gguf_close(g);
+    lgpu_gguf_destroy(g);
     /* a vocabulary whose size does not match the model */
     o2.tokenizer = tu_model_path("tokenizer.bin");
     assert_int_equal(lgpu_convert_to_gguf(tu_model_path("stories260K.bin"), tmp("badtok.gguf"), &o2), LGPU_EFORMAT);
@@ -539,8 +539,8 @@ static void test_convert_llama2c(void **state) {
 
 static void check_quantized(const char *path, int type, double max_nmse) {
     lgpu_model_file *ref, *q;
-    TU_OK(lgpu_model_file_open(tu_model_path("stories260K.gguf"), &ref));
-    TU_OK(lgpu_model_file_open(path, &q));
+    TU_OK(lgpu_model_file_create(tu_model_path("stories260K.gguf"), &ref));
+    TU_OK(lgpu_model_file_create(path, &q));
     assert_int_equal(lgpu_model_file_n_tensors(q), 48);
     assert_int_equal(lgpu_model_file_ftype(q), type);
     for (int64_t i = 0; i < lgpu_model_file_n_tensors(ref); i++) {
@@ -555,8 +555,8 @@ static void check_quantized(const char *path, int type, double max_nmse) {
         TU_ASSERT_NMSE(x->name, deq, (const float *)x->data, n, y.type == type ? max_nmse : 1e-6);
         free(deq);
     }
-    lgpu_model_file_close(q);
-    lgpu_model_file_close(ref);
+    lgpu_model_file_destroy(q);
+    lgpu_model_file_destroy(ref);
 }
 
 static void test_quantize(void **state) {
@@ -585,11 +585,11 @@ static void test_quantize(void **state) {
         }
         check_quantized(tmp(cases[c].name), cases[c].type, cases[c].nmse);
         lgpu_gguf *g;
-        TU_OK(lgpu_gguf_open(tmp(cases[c].name), &g));
+        TU_OK(lgpu_gguf_create(tmp(cases[c].name), &g));
         assert_int_equal(lgpu_gguf_get_u32(g, "general.file_type", 0), cases[c].type == LGPU_TYPE_Q8_0 ? 7 : 2);
         assert_int_equal(lgpu_gguf_n_kv(g), 19 + 2); /* + file_type, quantization_version */
         assert_int_equal(lgpu_gguf_get_u32(g, "general.quantization_version", 0), 2);
-        lgpu_gguf_close(g);
+        lgpu_gguf_destroy(g);
     }
     /* K-quants need rows of 256: every stories260K matrix falls back (64 -> q8_0, 172 -> f16) */
     notes n = {0};
@@ -612,7 +612,7 @@ static void test_synth(void **state) {
                          .seed = 42, .out = tmp("s15.gguf")};
     TU_OK(lgpu_synth(&o));
     lgpu_model_file *mf;
-    TU_OK(lgpu_model_file_open(tmp("s15.gguf"), &mf));
+    TU_OK(lgpu_model_file_create(tmp("s15.gguf"), &mf));
     const lgpu_file_hparams *h = lgpu_model_file_hparams(mf);
     assert_int_equal(h->dim, 288);
     assert_int_equal(h->hidden_dim, 768);
@@ -647,19 +647,19 @@ static void test_synth(void **state) {
     const char *s = lgpu_gguf_arr_str(g, lgpu_gguf_find_key(g, "tokenizer.ggml.tokens"), 29871, &len);
     assert_int_equal(len, 3);
     assert_memory_equal(s, "\xe2\x96\x81", 3); /* llama's "▁" piece */
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
 
     /* deterministic for a seed and a thread count; another seed differs */
     o.out = tmp("s15b.gguf");
     o.nthreads = 1;
     TU_OK(lgpu_synth(&o));
     lgpu_gguf *a, *b;
-    TU_OK(lgpu_gguf_open(tmp("s15.gguf"), &a));
-    TU_OK(lgpu_gguf_open(tmp("s15b.gguf"), &b));
+    TU_OK(lgpu_gguf_create(tmp("s15.gguf"), &a));
+    TU_OK(lgpu_gguf_create(tmp("s15b.gguf"), &b));
     assert_int_equal(lgpu_gguf_file_size(a), lgpu_gguf_file_size(b));
     for (int64_t i = 0; i < lgpu_gguf_n_tensors(a); i++)
         assert_memory_equal(lgpu_gguf_tensor_at(a, i)->data, lgpu_gguf_tensor_at(b, i)->data, lgpu_gguf_tensor_at(a, i)->nbytes);
-    lgpu_gguf_close(b);
+    lgpu_gguf_destroy(b);
     o.seed = 43;
     o.vocab = NULL; /* synthetic vocab */
     o.type = LGPU_TYPE_Q4_K;
@@ -669,15 +669,15 @@ static void test_synth(void **state) {
     TU_OK(lgpu_synth(&o));
     assert_true(nn.n >= 1); /* rows of 288 do not fit q4_k */
     assert_non_null(strstr(nn.msgs[0], "288"));
-    TU_OK(lgpu_gguf_open(tmp("s15b.gguf"), &b));
+    TU_OK(lgpu_gguf_create(tmp("s15b.gguf"), &b));
     const lgpu_gguf_tensor *ta = lgpu_gguf_find_tensor(a, "blk.0.attn_q.weight"), *tb = lgpu_gguf_find_tensor(b, "blk.0.attn_q.weight");
     assert_int_equal(tb->type, LGPU_TYPE_Q8_0);
     assert_int_equal(lgpu_gguf_find_tensor(b, "blk.0.ffn_down.weight")->type, LGPU_TYPE_Q4_K); /* 768 = 3 x 256 */
     assert_true(memcmp(ta->data, tb->data, 64) != 0);
     assert_string_equal(lgpu_gguf_get_str(b, "tokenizer.ggml.model", ""), "llama");
     assert_int_equal(lgpu_gguf_get_u32(b, "llama.vocab_size", 0), 32000);
-    lgpu_gguf_close(a);
-    lgpu_gguf_close(b);
+    lgpu_gguf_destroy(a);
+    lgpu_gguf_destroy(b);
 
     lgpu_file_hparams hp;
     TU_OK(lgpu_synth_shape("llama3-8b", &hp));

@@ -8,7 +8,7 @@
 
 #include "lgpu/llama.h"
 #include "model/kv_cache.h"
-#include "ops/device.h"
+#include "dev/device.h"
 #include "test_util.h"
 
 #define N_GOLD 256
@@ -35,13 +35,14 @@ static lgpu_model *load(const char *file, const char *tok, const char *device) {
     lgpu_model *m = NULL;
     lgpu_model_params mp = {.path = tu_model_path(file), .tokenizer_path = tok ? tu_model_path(tok) : NULL,
                             .device = device};
-    TU_OK(lgpu_model_load(&mp, &m));
+    TU_OK(lgpu_model_create(&mp, &m));
     return m;
 }
 
 static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_ctx, uint32_t n_seq, uint32_t n_blocks) {
     lgpu_ctx *c = NULL;
-    lgpu_ctx_params cp = {.n_ctx = n_ctx, .n_seq_max = n_seq, .n_batch = 128, .block_size = 16, .n_blocks = n_blocks};
+    lgpu_ctx_params cp = lgpu_ctx_params_default();
+    cp.n_ctx = n_ctx, cp.n_seq_max = n_seq, cp.n_batch = 128, cp.block_size = 16, cp.n_blocks = n_blocks;
     TU_OK(lgpu_ctx_create(m, &cp, &c));
     return c;
 }
@@ -76,18 +77,19 @@ static void greedy(lgpu_ctx *c, int seq, float *logits, int n, int32_t *out) {
 }
 
 /* threads > 0: the C path's thread count for this context (results must not depend on it);
- * kv_type: the cache's lgpu_kv_type (LGPU_KV_AUTO: the device's default). */
-static void golden_run_kv(const char *file, const char *tok, const char *device, int threads, uint32_t kv_type) {
+ * kv_type: the cache's type (LGPU_TYPE_AUTO: the device's default). */
+static void golden_run_kv(const char *file, const char *tok, const char *device, int threads, lgpu_type kv_type) {
     lgpu_model *m = load(file, tok, device);
     assert_int_equal(lgpu_model_hparams(m)->n_vocab, V260);
     lgpu_ctx *c = NULL;
     lgpu_ctx_params cp = {.n_ctx = 512, .n_seq_max = 1, .n_batch = 128, .block_size = 16, .kv_type = kv_type};
     TU_OK(lgpu_ctx_create(m, &cp, &c));
     assert_int_equal(lgpu_ctx_params_of(c)->kv_type,
-                     kv_type ? kv_type : lgpu_dev_kind_of(lgpu_model_dev(m)) == LGPU_DEV_CPU ? LGPU_KV_F32 : LGPU_KV_F16);
+                     kv_type != LGPU_TYPE_AUTO ? kv_type
+                     : lgpu_dev_kind_of(lgpu_model_dev(m)) == LGPU_DEV_CPU ? LGPU_TYPE_F32 : LGPU_TYPE_F16);
     if (threads > 0) lgpu_ctx_set_threads(c, threads);
     int seq;
-    TU_OK(lgpu_seq_open(c, &seq));
+    TU_OK(lgpu_seq_create(c, &seq));
     float logits[V260];
     int32_t bos = 1, out[N_GOLD];
     TU_OK(decode_run(c, seq, &bos, 1, 0, logits));
@@ -99,18 +101,18 @@ static void golden_run_kv(const char *file, const char *tok, const char *device,
                                     out[first_bad], gold[first_bad]);
     assert_int_equal(first_bad, -1);
     assert_int_equal(lgpu_seq_len(c, seq), N_GOLD); /* BOS + 255 decoded */
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 static void golden_run(const char *file, const char *tok, const char *device, int threads) {
-    golden_run_kv(file, tok, device, threads, LGPU_KV_AUTO);
+    golden_run_kv(file, tok, device, threads, LGPU_TYPE_AUTO);
 }
 
 static void test_golden_bin_default(void **state) { golden_run("stories260K.bin", "tok512.bin", NULL, 0); }
 /* the cache type the device does not choose by default: F32 on Vulkan, F16 on the C path */
-static void test_golden_gguf_default_f32(void **state) { golden_run_kv("stories260K.gguf", NULL, NULL, 0, LGPU_KV_F32); }
-static void test_golden_gguf_cpu_f16(void **state) { golden_run_kv("stories260K.gguf", NULL, "cpu", 0, LGPU_KV_F16); }
+static void test_golden_gguf_default_f32(void **state) { golden_run_kv("stories260K.gguf", NULL, NULL, 0, LGPU_TYPE_F32); }
+static void test_golden_gguf_cpu_f16(void **state) { golden_run_kv("stories260K.gguf", NULL, "cpu", 0, LGPU_TYPE_F16); }
 static void test_golden_bin_cpu(void **state) { golden_run("stories260K.bin", "tok512.bin", "cpu", 0); }
 static void test_golden_gguf_default(void **state) { golden_run("stories260K.gguf", NULL, NULL, 0); }
 static void test_golden_gguf_cpu(void **state) { golden_run("stories260K.gguf", NULL, "cpu", 0); }
@@ -130,11 +132,11 @@ static void test_model_info(void **state) {
     assert_non_null(lgpu_model_tokenizer(m));
     assert_non_null(strstr(lgpu_model_desc(m), "llama"));
     assert_true(lgpu_model_weight_bytes(m) > 1000000);
-    lgpu_model_free(m);
+    lgpu_model_destroy(m);
     /* a missing file fails cleanly */
     lgpu_model *bad = NULL;
     lgpu_model_params mp = {.path = "/nonexistent/model.gguf"};
-    assert_true(lgpu_model_load(&mp, &bad) < 0);
+    assert_true(lgpu_model_create(&mp, &bad) < 0);
     assert_null(bad);
 }
 
@@ -158,17 +160,17 @@ static void test_batched_equivalence(void **state) {
     lgpu_ctx *c = make_ctx(m, 256, 1, 0);
     for (int s = 0; s < NS; s++) {
         int seq;
-        TU_OK(lgpu_seq_open(c, &seq));
+        TU_OK(lgpu_seq_create(c, &seq));
         TU_OK(decode_run(c, seq, prompts[s], plen[s], 0, logits));
         greedy(c, seq, logits, NG, alone[s]);
-        lgpu_seq_close(c, seq);
+        lgpu_seq_destroy(c, seq);
     }
-    lgpu_ctx_free(c);
+    lgpu_ctx_destroy(c);
 
     /* together: prompts interleaved in one batch, then one token of each per step */
     c = make_ctx(m, 256, NS, 0);
     int seq[NS];
-    for (int s = 0; s < NS; s++) TU_OK(lgpu_seq_open(c, &seq[s]));
+    for (int s = 0; s < NS; s++) TU_OK(lgpu_seq_create(c, &seq[s]));
     int32_t tk[64], sq[64], ps[64];
     int8_t lg[64];
     int n = 0, last[NS];
@@ -200,8 +202,8 @@ static void test_batched_equivalence(void **state) {
         memcpy(reordered, rows, sizeof reordered);
     }
     for (int s = 0; s < NS; s++) assert_memory_equal(alone[s], together[s], sizeof alone[s]);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* A prompt split over several decode calls = one-shot prefill. */
@@ -213,8 +215,8 @@ static void test_chunked_prefill(void **state) {
     memcpy(prompt + 1, gold, 39 * sizeof(int32_t));
     float one[V260], chunked[V260];
     int a, b;
-    TU_OK(lgpu_seq_open(c, &a));
-    TU_OK(lgpu_seq_open(c, &b));
+    TU_OK(lgpu_seq_create(c, &a));
+    TU_OK(lgpu_seq_create(c, &b));
     TU_OK(decode_run(c, a, prompt, 40, 0, one));
     const int cuts[] = {0, 4, 8, 9, 25, 40}; /* batch sizes 4, 4, 1, 16, 15 */
     for (int i = 0; i + 1 < 6; i++) TU_OK(decode_run(c, b, prompt + cuts[i], cuts[i + 1] - cuts[i], cuts[i], chunked));
@@ -226,8 +228,8 @@ static void test_chunked_prefill(void **state) {
     assert_memory_equal(ga, gb, sizeof ga);
     /* the golden sequence continues: prompt is BOS + gold[0..39) */
     assert_memory_equal(ga, gold + 39, sizeof ga);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* Prefix reuse: attached blocks give the same logits as computing them. */
@@ -240,13 +242,13 @@ static void test_prefix_reuse(void **state) {
     float la[V260], lb[V260];
     int a, b, d;
     uint32_t used0, used1, total;
-    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(lgpu_seq_create(c, &a));
     TU_OK(decode_run(c, a, prompt, 32, 0, la));
     TU_OK(decode_run(c, a, prompt + 32, 4, 32, la));
     lgpu_ctx_kv_usage(c, &used0, &total);
     assert_int_equal(used0, 3);
 
-    TU_OK(lgpu_seq_open(c, &b));
+    TU_OK(lgpu_seq_create(c, &b));
     assert_int_equal(lgpu_seq_reuse_prefix(c, b, prompt, 36), 32);
     assert_int_equal(lgpu_seq_len(c, b), 32);
     lgpu_ctx_kv_usage(c, &used1, &total);
@@ -255,16 +257,16 @@ static void test_prefix_reuse(void **state) {
     assert_memory_equal(la, lb, sizeof la); /* same blocks, same computation */
 
     /* at least one token is always left to compute */
-    TU_OK(lgpu_seq_open(c, &d));
+    TU_OK(lgpu_seq_create(c, &d));
     assert_int_equal(lgpu_seq_reuse_prefix(c, d, prompt, 32), 16);
-    lgpu_seq_close(c, d);
+    lgpu_seq_destroy(c, d);
     /* a different prompt shares nothing */
-    TU_OK(lgpu_seq_open(c, &d));
+    TU_OK(lgpu_seq_create(c, &d));
     int32_t other[40];
     memcpy(other, prompt, sizeof other);
     other[3] ^= 1;
     assert_int_equal(lgpu_seq_reuse_prefix(c, d, other, 40), 0);
-    lgpu_seq_close(c, d);
+    lgpu_seq_destroy(c, d);
 
     /* both continue identically; the shared blocks are never written */
     float la0[V260];
@@ -276,16 +278,16 @@ static void test_prefix_reuse(void **state) {
     assert_memory_equal(ga, gold + 35, sizeof ga); /* prompt = BOS + gold[0..35) */
 
     /* closed sequences' full blocks stay cached: a new sequence finds them */
-    lgpu_seq_close(c, a);
-    lgpu_seq_close(c, b);
+    lgpu_seq_destroy(c, a);
+    lgpu_seq_destroy(c, b);
     lgpu_ctx_kv_usage(c, &used1, &total);
     assert_int_equal(used1, 0);
-    TU_OK(lgpu_seq_open(c, &d));
+    TU_OK(lgpu_seq_create(c, &d));
     assert_int_equal(lgpu_seq_reuse_prefix(c, d, prompt, 36), 32);
     TU_OK(decode_run(c, d, prompt + 32, 4, 32, lb));
     assert_memory_equal(la0, lb, sizeof la0);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* KV exhaustion fails with EFULL and changes nothing; n_ctx overflow is ERANGE. */
@@ -293,8 +295,8 @@ static void test_kv_full(void **state) {
     lgpu_model *m = load("stories260K.gguf", NULL, NULL);
     lgpu_ctx *c = make_ctx(m, 256, 2, 4); /* 4 blocks of 16 = 64 slots in all */
     int a, b;
-    TU_OK(lgpu_seq_open(c, &a));
-    TU_OK(lgpu_seq_open(c, &b));
+    TU_OK(lgpu_seq_create(c, &a));
+    TU_OK(lgpu_seq_create(c, &b));
     int32_t prompt[60];
     prompt[0] = 1;
     memcpy(prompt + 1, gold, 59 * sizeof(int32_t));
@@ -329,26 +331,26 @@ static void test_kv_full(void **state) {
     greedy(c, b, lb, 6, gb); /* decodes positions 10..14 */
     assert_memory_equal(gb, gold + 9, sizeof gb);
     /* after closing a, b can grow again */
-    lgpu_seq_close(c, a);
+    lgpu_seq_destroy(c, a);
     TU_OK(decode_run(c, b, prompt + 15, 10, 15, lb));
     assert_int_equal(argmax(lb, V260), gold[24]);
-    lgpu_ctx_free(c);
+    lgpu_ctx_destroy(c);
 
     /* n_ctx: a sequence cannot grow past it */
     c = make_ctx(m, 20, 1, 0);
-    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(lgpu_seq_create(c, &a));
     TU_OK(decode_run(c, a, prompt, 20, 0, la));
     assert_int_equal(decode_run(c, a, prompt + 20, 1, 20, la), LGPU_ERANGE);
     assert_int_equal(lgpu_seq_len(c, a), 20);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 static void test_bad_batch(void **state) {
     lgpu_model *m = load("stories260K.gguf", NULL, NULL);
     lgpu_ctx *c = make_ctx(m, 64, 2, 0);
     int a;
-    TU_OK(lgpu_seq_open(c, &a));
+    TU_OK(lgpu_seq_create(c, &a));
     float l[V260];
     int32_t t[4] = {1, 300, 301, 302};
     assert_int_equal(decode_run(c, a, t, 4, 1, l), LGPU_EINVAL); /* wrong position */
@@ -360,8 +362,8 @@ static void test_bad_batch(void **state) {
     assert_int_equal(lgpu_seq_len(c, a), 4);
     /* too many sequences */
     int b, x;
-    TU_OK(lgpu_seq_open(c, &b));
-    assert_int_equal(lgpu_seq_open(c, &x), LGPU_EFULL);
+    TU_OK(lgpu_seq_create(c, &b));
+    assert_int_equal(lgpu_seq_create(c, &x), LGPU_EFULL);
     /* NULL logits flags: the last token's row */
     int32_t sq = b, ps = 0, tok = 1;
     lgpu_batch nb = {.n = 1, .token = &tok, .seq = &sq, .pos = &ps, .logits = NULL};
@@ -371,8 +373,8 @@ static void test_bad_batch(void **state) {
     ps = 1;
     assert_int_equal(lgpu_decode_rows(c, &nb, NULL), LGPU_EINVAL);
     assert_int_equal(lgpu_seq_len(c, b), 1);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
 }
 
 /* Block bookkeeping without a device. */
@@ -380,8 +382,8 @@ static void test_kv_bookkeeping(void **state) {
     lgpu_kv_cache kv;
     TU_OK(lgpu_kv_init(&kv, 3, 64, 4, 6));
     int a, b, c;
-    TU_OK(lgpu_kv_seq_open(&kv, &a));
-    TU_OK(lgpu_kv_seq_open(&kv, &b));
+    TU_OK(lgpu_kv_seq_create(&kv, &a));
+    TU_OK(lgpu_kv_seq_create(&kv, &b));
     const int32_t t[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     assert_int_equal(lgpu_kv_blocks_needed(&kv, a, 10), 3);
     lgpu_kv_grow(&kv, a, 10);
@@ -395,29 +397,29 @@ static void test_kv_bookkeeping(void **state) {
     assert_int_equal(kv.n_free, 2);
     lgpu_kv_shrink(&kv, b, 2);
     assert_int_equal(kv.n_free, 3);
-    lgpu_kv_seq_close(&kv, a);
-    lgpu_kv_seq_close(&kv, b);
+    lgpu_kv_seq_destroy(&kv, a);
+    lgpu_kv_seq_destroy(&kv, b);
     assert_int_equal(kv.n_free, 6);
     /* cached blocks are reused last: 4 fresh allocations keep the prefix */
-    TU_OK(lgpu_kv_seq_open(&kv, &c));
+    TU_OK(lgpu_kv_seq_create(&kv, &c));
     lgpu_kv_grow(&kv, c, 16);
     lgpu_kv_commit(&kv, c, (const int32_t[16]){50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65}, 16);
-    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    TU_OK(lgpu_kv_seq_create(&kv, &a));
     assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, t, 12), 8);
-    lgpu_kv_seq_close(&kv, a);
+    lgpu_kv_seq_destroy(&kv, a);
     /* now exhaust the pool: the cached prefix gets evicted */
-    TU_OK(lgpu_kv_seq_open(&kv, &b));
+    TU_OK(lgpu_kv_seq_create(&kv, &b));
     lgpu_kv_grow(&kv, b, 8);
     lgpu_kv_commit(&kv, b, (const int32_t[8]){70, 71, 72, 73, 74, 75, 76, 77}, 8);
     assert_int_equal(kv.n_free, 0);
-    lgpu_kv_seq_close(&kv, b);
-    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    lgpu_kv_seq_destroy(&kv, b);
+    TU_OK(lgpu_kv_seq_create(&kv, &a));
     assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, t, 12), 0);
     /* b's blocks are cached now */
-    lgpu_kv_seq_close(&kv, a);
-    TU_OK(lgpu_kv_seq_open(&kv, &a));
+    lgpu_kv_seq_destroy(&kv, a);
+    TU_OK(lgpu_kv_seq_create(&kv, &a));
     assert_int_equal(lgpu_kv_reuse_prefix(&kv, a, (const int32_t[9]){70, 71, 72, 73, 74, 75, 76, 77, 0}, 9), 8);
-    lgpu_kv_release(&kv);
+    lgpu_kv_destroy(&kv);
 }
 
 int main(void) {

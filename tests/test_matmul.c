@@ -15,8 +15,8 @@
  * blocks for quantized W on AVX2 CPUs: 1e-3 there. */
 #include <math.h>
 
-#include "ops/device_impl.h"
-#include "ops/op_internal.h"
+#include "dev/device_impl.h"
+#include "dev/dispatch.h"
 #include "ops_harness.h"
 #include "vk/vk.h"
 #include "quant/quant.h"

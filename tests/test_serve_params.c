@@ -129,12 +129,12 @@ static lgpu_tokenizer *tok;
 
 static int setup_tok(void **state) {
     (void)state;
-    return lgpu_tokenizer_load(tu_model_path("stories260K.gguf"), &tok) ? -1 : 0;
+    return lgpu_tokenizer_create(tu_model_path("stories260K.gguf"), &tok) ? -1 : 0;
 }
 
 static int teardown_tok(void **state) {
     (void)state;
-    lgpu_tokenizer_free(tok);
+    lgpu_tokenizer_destroy(tok);
     return 0;
 }
 

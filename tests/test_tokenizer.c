@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "model/gguf_llama.h"
 #include "tok/tokenizer.h"
 
@@ -45,7 +45,7 @@ static bool exists(const char *path) {
 }
 
 static lgpu_tokenizer *get_spm_gguf(void) {
-    if (!spm_gguf) TU_OK(lgpu_tokenizer_load(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &spm_gguf));
+    if (!spm_gguf) TU_OK(lgpu_tokenizer_create(tu_model_path("vocab/ggml-vocab-llama-spm.gguf"), &spm_gguf));
     return spm_gguf;
 }
 
@@ -55,7 +55,7 @@ static lgpu_tokenizer *get_spm_bin(void) {
 }
 
 static lgpu_tokenizer *get_tok512(void) {
-    if (!tok512) TU_OK(lgpu_tokenizer_load(tu_model_path("tok512.bin"), &tok512));
+    if (!tok512) TU_OK(lgpu_tokenizer_create(tu_model_path("tok512.bin"), &tok512));
     return tok512;
 }
 
@@ -65,7 +65,7 @@ static lgpu_tokenizer *get_npm(const char *dir_rel, lgpu_tokenizer **tok, bool *
     if (!*tried) {
         *tried = true;
         const char *dir = tu_source_path(dir_rel);
-        if (exists(dir)) TU_OK(lgpu_tokenizer_load(dir, tok));
+        if (exists(dir)) TU_OK(lgpu_tokenizer_create(dir, tok));
     }
     if (!*tok) {
         const char *ci = getenv("CI");
@@ -81,11 +81,11 @@ static lgpu_tokenizer *get_llama2_json(void) { return get_npm(LLAMA2_DIR, &llama
 
 static int teardown(void **state) {
     (void)state;
-    lgpu_tokenizer_free(spm_gguf);
-    lgpu_tokenizer_free(spm_bin);
-    lgpu_tokenizer_free(tok512);
-    lgpu_tokenizer_free(llama3);
-    lgpu_tokenizer_free(llama2_json);
+    lgpu_tokenizer_destroy(spm_gguf);
+    lgpu_tokenizer_destroy(spm_bin);
+    lgpu_tokenizer_destroy(tok512);
+    lgpu_tokenizer_destroy(llama3);
+    lgpu_tokenizer_destroy(llama2_json);
     return 0;
 }
 
@@ -143,7 +143,7 @@ static void check_vocab_vectors(const lgpu_tokenizer *tok, const char *name, boo
         TU_OK(lgpu_tokenizer_encode(tok, p, strlen(p), false, false, &ids));
         if (!ids_equal(name, p, ids.ids, ids.n, want, nw)) bad++;
         else if (check_decode && !round_trips(tok, p, strlen(p), &ids, false)) bad++;
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
         line = nl + 1;
         cases++;
     }
@@ -241,7 +241,7 @@ static void test_spm_special_and_bos(void **state) {
     TU_OK(lgpu_tokenizer_decode(t, ids.ids, ids.n, true, &s, NULL));
     assert_string_equal(s, "<s> Hello world"); /* as llama.cpp and HF render it */
     free(s);
-    lgpu_tokens_free(&ids);
+    lgpu_tokens_destroy(&ids);
 }
 
 /* The stories260K golden run: BOS then 256 sampled ids decode to the text
@@ -275,7 +275,7 @@ static void test_tok512_golden(void **state) {
     assert_int_equal(enc.ids[0], 1);
     assert_int_equal(enc.ids[1], 403); /* "Once": the first sampled id of the golden run */
     assert_true(round_trips(t, want, tlen, &enc, false));
-    lgpu_tokens_free(&enc);
+    lgpu_tokens_destroy(&enc);
     free(got);
     free(ids_txt);
     free(want);
@@ -330,8 +330,8 @@ static void stream_check(const lgpu_tokenizer *t, const char *text, bool expect_
     lgpu_detok_reset(d, true);
     TU_OK(lgpu_detok_push(d, world, &s, &n));
     assert_string_equal(s, lgpu_tokenizer_kind(t) == LGPU_TOK_SPM ? "world" : " world");
-    lgpu_detok_free(d);
-    lgpu_tokens_free(&ids);
+    lgpu_detok_destroy(d);
+    lgpu_tokens_destroy(&ids);
 }
 
 static void test_detok_stream_spm(void **state) {
@@ -366,7 +366,7 @@ static void test_random_bytes(void **state) {
         TU_OK(lgpu_tokenizer_encode(t, buf, n, false, false, &ids));
         for (size_t i = 0; i < ids.n; i++) assert_true(ids.ids[i] >= 0 && ids.ids[i] < 32000);
         assert_true(round_trips(t, buf, n, &ids, false));
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
     }
     lgpu_tokenizer *b = llama3 ? llama3 : NULL;
     if (!b && exists(tu_source_path(LLAMA3_DIR))) b = get_llama3();
@@ -380,7 +380,7 @@ static void test_random_bytes(void **state) {
         TU_OK(lgpu_tokenizer_decode(b, ids.ids, ids.n, false, &s, &sn));
         assert_true(valid_utf8(s, sn));
         free(s);
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
     }
 }
 
@@ -409,7 +409,7 @@ static void check_expected_ids(const lgpu_tokenizer *t, const char *name, bool s
         TU_OK(lgpu_tokenizer_encode(t, text, len, false, ps, &ids));
         if (!ids_equal(name, text, ids.ids, ids.n, want, nw)) bad++;
         else if ((!ps || special_round_trip) && !round_trips(t, text, len, &ids, ps)) bad++;
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
     }
     printf("%s: %zu/%zu cases match @lenml/tokenizers\n", name, json_array_size(cases) - (size_t)bad,
            json_array_size(cases));
@@ -457,7 +457,7 @@ static lgpu_tokenizer *via_gguf(const char *src_dir, uint32_t *n_vocab) {
     unlink(json);
     unlink(cfg);
     lgpu_tokenizer *t;
-    TU_OK(lgpu_tokenizer_load(path, &t));
+    TU_OK(lgpu_tokenizer_create(path, &t));
     unlink(path);
     rmdir(dir);
     return t;
@@ -477,7 +477,7 @@ static void test_llama3_via_gguf(void **state) {
     assert_true(lgpu_tokenizer_add_bos(t));
     assert_int_equal(lgpu_chat_detect(lgpu_tokenizer_chat_template(t)), LGPU_CHAT_LLAMA3);
     check_expected_ids(t, "llama3_expected.json", true);
-    lgpu_tokenizer_free(t);
+    lgpu_tokenizer_destroy(t);
 }
 
 /* The SentencePiece-style tokenizer.json through GGUF (model llama, scores
@@ -501,7 +501,7 @@ static void test_spm_hf_via_gguf(void **state) {
     assert_string_equal(lgpu_tokenizer_chat_template(t) ? lgpu_tokenizer_chat_template(t) : "",
                         lgpu_tokenizer_chat_template(hf) ? lgpu_tokenizer_chat_template(hf) : "");
     check_expected_ids(t, "spm_hf_expected.json", false);
-    lgpu_tokenizer_free(t);
+    lgpu_tokenizer_destroy(t);
 }
 
 static void test_llama3_llamacpp_vectors(void **state) {
@@ -543,7 +543,7 @@ static void test_llama3_specials(void **state) {
     TU_OK(lgpu_tokenizer_piece(t, 128009, true, piece, sizeof piece, &pn));
     assert_int_equal(pn, 10);
     assert_memory_equal(piece, "<|eot_id|>", 10);
-    lgpu_tokens_free(&ids);
+    lgpu_tokens_destroy(&ids);
 }
 
 static void test_encode_buf_and_errors(void **state) {
@@ -563,19 +563,19 @@ static void test_encode_buf_and_errors(void **state) {
     assert_int_equal(lgpu_tokenizer_piece(t, 15043, false, piece, sizeof piece, &pn), LGPU_EFULL);
     assert_int_equal(pn, 6); /* " Hello" */
     lgpu_tokenizer *bad = NULL;
-    assert_int_equal(lgpu_tokenizer_load("/nonexistent/tokenizer.bin", &bad), LGPU_ENOTFOUND);
+    assert_int_equal(lgpu_tokenizer_create("/nonexistent/tokenizer.bin", &bad), LGPU_ENOTFOUND);
     assert_null(bad);
     /* stories260K.bin is a checkpoint, not a tokenizer: its header is no llama2.c tokenizer */
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("stories260K.bin"), 0, &bad), LGPU_EFORMAT);
-    assert_int_equal(lgpu_tokenizer_load(tu_model_path("tok512.model"), &bad), LGPU_EUNSUPPORTED);
+    assert_int_equal(lgpu_tokenizer_create(tu_model_path("tok512.model"), &bad), LGPU_EUNSUPPORTED);
     /* a vocab_size other than the file's token count is refused (picks the right file beside a checkpoint) */
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("tok512.bin"), 600, &bad), LGPU_EFORMAT);
     assert_int_equal(lgpu_tokenizer_from_llama2c(tu_model_path("tokenizer.bin"), 512, &bad), LGPU_EFORMAT);
     assert_null(bad);
     TU_OK(lgpu_tokenizer_from_llama2c(tu_model_path("tok512.bin"), 512, &bad));
-    lgpu_tokenizer_free(bad);
-    lgpu_tokenizer_free(NULL);
-    lgpu_detok_free(NULL);
+    lgpu_tokenizer_destroy(bad);
+    lgpu_tokenizer_destroy(NULL);
+    lgpu_detok_destroy(NULL);
 }
 
 /* ~1 MB of varied text: encoding must be near-linear. Bounds are loose (ASan,
@@ -612,7 +612,7 @@ static void test_speed_1mb(void **state) {
                n / 1e6 / s);
         assert_true(s < 20.0);
         assert_true(round_trips(toks[k], text, n, &ids, false));
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
     }
     free(text);
 }

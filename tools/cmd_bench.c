@@ -12,7 +12,7 @@
 
 #include "cmd_gen_opts.h"
 #include "core/clock.h"
-#include "ops/device.h"
+#include "dev/device.h"
 
 typedef struct bench {
     lgpu_ctx *c;
@@ -33,7 +33,7 @@ static int32_t rand_token(bench *b) {
 /* One repetition on a fresh sequence; returns tokens/s or a negative status. */
 static double run_pp(bench *b, int n) {
     int s, st;
-    if ((st = lgpu_seq_open(b->c, &s))) return st;
+    if ((st = lgpu_seq_create(b->c, &s))) return st;
     for (int i = 0; i < n; i++) {
         b->tok[i] = rand_token(b), b->seq[i] = s, b->pos[i] = i, b->want[i] = i == n - 1;
     }
@@ -42,14 +42,14 @@ static double run_pp(bench *b, int n) {
     double t0 = lgpu_now_s();
     st = lgpu_decode_rows(b->c, &batch, &logits);
     double dt = lgpu_now_s() - t0;
-    lgpu_seq_close(b->c, s);
+    lgpu_seq_destroy(b->c, s);
     return st ? st : n / dt;
 }
 
 static double run_tg(bench *b, int n) {
     const int S = b->n_seqs;
     int st = 0, opened = 0;
-    for (; opened < S && !st; opened++) st = lgpu_seq_open(b->c, &b->seq[opened]);
+    for (; opened < S && !st; opened++) st = lgpu_seq_create(b->c, &b->seq[opened]);
     if (st) opened--;
     double t0 = lgpu_now_s();
     for (int i = 0; i < n && !st; i++) {
@@ -59,7 +59,7 @@ static double run_tg(bench *b, int n) {
         st = lgpu_decode_rows(b->c, &batch, &logits);
     }
     double dt = lgpu_now_s() - t0;
-    for (int j = 0; j < opened; j++) lgpu_seq_close(b->c, b->seq[j]);
+    for (int j = 0; j < opened; j++) lgpu_seq_destroy(b->c, b->seq[j]);
     return st ? st : (double)S * n / dt;
 }
 
@@ -145,7 +145,7 @@ out:
     free(b.seq);
     free(b.pos);
     free(b.want);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
     return rc;
 }

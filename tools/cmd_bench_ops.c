@@ -147,15 +147,15 @@ int lgpu_cmd_bench_ops(int argc, char **argv) {
 
     lgpu_dev *devs[2] = {NULL, NULL};
     int nd = 0, st;
-    if ((st = lgpu_dev_open(sel, &devs[0]))) {
+    if ((st = lgpu_dev_create(sel, &devs[0]))) {
         fprintf(stderr, "lgpu bench-ops: %s: %s\n", lgpu_strerror(st), lgpu_last_error());
         return 1;
     }
     nd = 1;
     if (cpu && lgpu_dev_kind_of(devs[0]) != LGPU_DEV_CPU) {
-        if ((st = lgpu_dev_open("cpu", &devs[1]))) {
+        if ((st = lgpu_dev_create("cpu", &devs[1]))) {
             fprintf(stderr, "lgpu bench-ops: host device: %s\n", lgpu_last_error());
-            lgpu_dev_close(devs[0]);
+            lgpu_dev_destroy(devs[0]);
             return 1;
         }
         nd = 2;
@@ -208,6 +208,6 @@ int lgpu_cmd_bench_ops(int argc, char **argv) {
         }
     }
 out:
-    for (int d = nd - 1; d >= 0; d--) lgpu_dev_close(devs[d]);
+    for (int d = nd - 1; d >= 0; d--) lgpu_dev_destroy(devs[d]);
     return rc;
 }

@@ -114,7 +114,7 @@ int lgpu_cmd_chat(int argc, char **argv) {
                        (ids.n == 0 || ids.ids[0] != bos);
         if (!st && add_bos) st = lgpu_gen_feed(g, &bos, 1, NULL, NULL);
         if (!st) st = lgpu_gen_feed(g, ids.ids, (int)ids.n, NULL, NULL);
-        lgpu_tokens_free(&ids);
+        lgpu_tokens_destroy(&ids);
         if (!st && append_cached(&ch, delta, strlen(delta))) st = LGPU_ENOMEM;
         free(rendered);
         if (st == LGPU_ERANGE) {
@@ -155,8 +155,8 @@ out:
     free(ch.msgs);
     free(ch.cached);
     free(line);
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
     return rc;
 }

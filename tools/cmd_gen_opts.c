@@ -192,16 +192,17 @@ int gen_opts_load(const gen_opts *o, uint32_t n_seq, bool progress, lgpu_model *
     *m = NULL;
     *c = NULL;
     lgpu_model_params mp = {.path = o->model, .tokenizer_path = o->tokenizer, .device = o->device, .progress = progress};
-    int st = lgpu_model_load(&mp, m);
+    int st = lgpu_model_create(&mp, m);
     if (st) {
         fprintf(stderr, "lgpu: cannot load %s: %s (%s)\n", o->model, lgpu_last_error(), lgpu_strerror(st));
         return 1;
     }
-    lgpu_ctx_params cp = {.n_ctx = o->n_ctx, .n_seq_max = n_seq, .n_batch = o->n_batch};
+    lgpu_ctx_params cp = lgpu_ctx_params_default();
+    cp.n_ctx = o->n_ctx, cp.n_seq_max = n_seq, cp.n_batch = o->n_batch;
     if (!(st = lgpu_ctx_params_kv_type(&cp, o->kv_type))) st = lgpu_ctx_create(*m, &cp, c);
     if (st) {
         fprintf(stderr, "lgpu: cannot create a context: %s (%s)\n", lgpu_last_error(), lgpu_strerror(st));
-        lgpu_model_free(*m);
+        lgpu_model_destroy(*m);
         *m = NULL;
         return 1;
     }

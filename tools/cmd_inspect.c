@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "lgpu/lgpu.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "model/model_file.h"
 
 static void print_escaped(const char *s, size_t n, size_t max) {
@@ -75,7 +75,7 @@ static void type_col(const lgpu_gguf *g, int64_t i, char *buf, size_t n) {
 
 static int inspect_gguf(const char *path, int max_elems) {
     lgpu_gguf *g;
-    int st = lgpu_gguf_open(path, &g);
+    int st = lgpu_gguf_create(path, &g);
     if (st) {
         fprintf(stderr, "lgpu inspect: %s (%s)\n", lgpu_last_error(), lgpu_err_name(st));
         return 1;
@@ -105,13 +105,13 @@ static int inspect_gguf(const char *path, int max_elems) {
         total += t->nbytes;
     }
     if (nt) printf("  total %.2f MiB of tensor data\n", (double)total / (1 << 20));
-    lgpu_gguf_close(g);
+    lgpu_gguf_destroy(g);
     return 0;
 }
 
 static int inspect_model(const char *path) {
     lgpu_model_file *mf;
-    int st = lgpu_model_file_open(path, &mf);
+    int st = lgpu_model_file_create(path, &mf);
     if (st) {
         fprintf(stderr, "lgpu inspect: %s (%s)\n", lgpu_last_error(), lgpu_err_name(st));
         return 1;
@@ -132,7 +132,7 @@ static int inspect_model(const char *path) {
         printf("  %4" PRId64 "  %-34s %-6s %8" PRId64 " x %-8" PRId64 " %12zu\n", i, t->name, lgpu_type_name(t->type), t->ne0,
                t->n_rows, t->nbytes);
     }
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
     return 0;
 }
 

@@ -79,10 +79,10 @@ int lgpu_cmd_run(int argc, char **argv) {
 fail:
     fprintf(stderr, "\nlgpu run: %s (%s)\n", lgpu_last_error(), lgpu_strerror(st));
 out:
-    lgpu_tokens_free(&pt);
-    lgpu_gen_free(g);
-    lgpu_ctx_free(c);
-    lgpu_model_free(m);
+    lgpu_tokens_destroy(&pt);
+    lgpu_gen_destroy(g);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
     free(file_prompt);
     return rc;
 }

@@ -26,11 +26,11 @@ static const char usage_text[] =
 /* A llama2.c checkpoint: the tokenizer file beside it with vocab_size tokens. */
 static int tokenizer_beside(const char *model, lgpu_tokenizer **out) {
     lgpu_model_file *mf;
-    int st = lgpu_model_file_open(model, &mf);
+    int st = lgpu_model_file_create(model, &mf);
     if (st) return st;
     uint32_t n_vocab = lgpu_model_file_hparams(mf)->n_vocab;
     bool l2c = lgpu_model_file_source(mf) == LGPU_MODEL_SRC_LLAMA2C;
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
     if (!l2c) return lgpu_set_error(LGPU_ENOTFOUND, "%s: no tokenizer in this model file", model);
     const char *slash = strrchr(model, '/');
     int dir = slash ? (int)(slash - model) : 1;
@@ -47,8 +47,8 @@ static int tokenizer_beside(const char *model, lgpu_tokenizer **out) {
 }
 
 static int open_tokenizer(const char *model, const char *tok_path, lgpu_tokenizer **out) {
-    if (tok_path) return lgpu_tokenizer_load(tok_path, out);
-    int st = lgpu_tokenizer_load(model, out);
+    if (tok_path) return lgpu_tokenizer_create(tok_path, out);
+    int st = lgpu_tokenizer_create(model, out);
     if (st != LGPU_EFORMAT) return st;
     /* not a tokenizer file itself: maybe a llama2.c checkpoint */
     char first[1024];
@@ -95,7 +95,7 @@ int lgpu_cmd_tokenize(int argc, char **argv) {
     if (!st) st = lgpu_tokenizer_encode(tok, text ? text : prompt, len, add_special, parse_special, &ids);
     if (st) {
         fprintf(stderr, "lgpu tokenize: %s (%s)\n", lgpu_last_error(), lgpu_err_name(st));
-        lgpu_tokenizer_free(tok);
+        lgpu_tokenizer_destroy(tok);
         free(text);
         return 1;
     }
@@ -117,8 +117,8 @@ int lgpu_cmd_tokenize(int argc, char **argv) {
         }
     }
     if (show_count) printf("Total number of tokens: %zu\n", ids.n);
-    lgpu_tokens_free(&ids);
-    lgpu_tokenizer_free(tok);
+    lgpu_tokens_destroy(&ids);
+    lgpu_tokenizer_destroy(tok);
     free(text);
     return 0;
 }

@@ -52,7 +52,7 @@ int lgpu_gen_create(lgpu_ctx *ctx, const lgpu_sampler_params *sp, lgpu_gen **out
     }
     int st = lgpu_sampler_create(sp, &g->smp);
     if (!st && g->tok) st = lgpu_detok_create(g->tok, false, &g->detok);
-    if (!st) st = lgpu_seq_open(ctx, &g->seq);
+    if (!st) st = lgpu_seq_create(ctx, &g->seq);
     if (st) goto fail;
     g->logits = malloc(g->n_vocab * sizeof *g->logits);
     g->b_tok = malloc(g->n_batch * sizeof *g->b_tok);
@@ -66,15 +66,15 @@ int lgpu_gen_create(lgpu_ctx *ctx, const lgpu_sampler_params *sp, lgpu_gen **out
     *out = g;
     return 0;
 fail:
-    lgpu_gen_free(g);
+    lgpu_gen_destroy(g);
     return st;
 }
 
-void lgpu_gen_free(lgpu_gen *g) {
+void lgpu_gen_destroy(lgpu_gen *g) {
     if (!g) return;
-    if (g->seq >= 0) lgpu_seq_close(g->ctx, g->seq);
+    if (g->seq >= 0) lgpu_seq_destroy(g->ctx, g->seq);
     lgpu_sampler_destroy(g->smp);
-    lgpu_detok_free(g->detok);
+    lgpu_detok_destroy(g->detok);
     free(g->logits);
     free(g->b_tok);
     free(g->b_seq);
@@ -100,9 +100,9 @@ const char *lgpu_gen_text(const lgpu_gen *g, bool full, size_t *len) {
 
 int lgpu_gen_reset(lgpu_gen *g) {
     if (!g) return lgpu_set_error(LGPU_EINVAL, "lgpu_gen_reset: NULL");
-    lgpu_seq_close(g->ctx, g->seq);
+    lgpu_seq_destroy(g->ctx, g->seq);
     g->seq = -1;
-    int st = lgpu_seq_open(g->ctx, &g->seq);
+    int st = lgpu_seq_create(g->ctx, &g->seq);
     if (st) return st;
     lgpu_sampler_reset(g->smp);
     if (g->detok) lgpu_detok_reset(g->detok, true);
@@ -176,7 +176,7 @@ int lgpu_gen_feed_text(lgpu_gen *g, const char *text, bool add_special, bool par
     lgpu_tokens t = {0};
     int st = lgpu_tokenizer_encode(g->tok, text, (size_t)-1, add_special, parse_special, &t);
     if (!st) st = lgpu_gen_feed(g, t.ids, (int)t.n, on_text, user);
-    lgpu_tokens_free(&t);
+    lgpu_tokens_destroy(&t);
     return st;
 }
 

@@ -52,7 +52,7 @@ typedef struct lgpu_gen lgpu_gen;
 
 /* Opens a sequence of ctx. sampler NULL: greedy. */
 int lgpu_gen_create(lgpu_ctx *ctx, const lgpu_sampler_params *sampler, lgpu_gen **out);
-void lgpu_gen_free(lgpu_gen *g);
+void lgpu_gen_destroy(lgpu_gen *g);
 int lgpu_gen_seq(const lgpu_gen *g);
 /* Empties the sequence (KV blocks released, cached prefixes kept) and resets
  * the sampler and the detokenizer. */

@@ -43,7 +43,7 @@ int lgpu_perplexity(lgpu_ctx *ctx, const int32_t *tokens, int64_t n_tokens, int 
     for (int c = 0; c < n_chunks; c++) {
         const int32_t *t = tokens + (int64_t)c * chunk;
         int seq;
-        if ((st = lgpu_seq_open(ctx, &seq))) goto done;
+        if ((st = lgpu_seq_create(ctx, &seq))) goto done;
         for (int b0 = 0, rows = 0; b0 < chunk && !st; b0 += nb) {
             int n = chunk - b0 < nb ? chunk - b0 : nb, want = 0;
             for (int i = 0; i < n; i++) {
@@ -58,7 +58,7 @@ int lgpu_perplexity(lgpu_ctx *ctx, const int32_t *tokens, int64_t n_tokens, int 
             st = lgpu_decode(ctx, &b, logits + (size_t)rows * n_vocab);
             rows += want;
         }
-        lgpu_seq_close(ctx, seq);
+        lgpu_seq_destroy(ctx, seq);
         if (st) goto done;
         for (int j = first; j < chunk - 1; j++) {
             double v = nll_of(logits + (size_t)(j - first) * n_vocab, n_vocab, t[j + 1]);

@@ -132,7 +132,7 @@ static int transfer(hub_ctx *h, const char *url, const char *what, xfer *x) {
         hub_headers hd;
         char err[CURL_ERROR_SIZE], range[32];
         struct curl_slist *list;
-        CURL *c = hub_easy(h, url, &hd, &list, err);
+        CURL *c = lgpu_hub_easy(h, url, &hd, &list, err);
         if (!c) return lgpu_set_error(LGPU_ENOMEM, "hub: curl handle for %s", url);
         x->curl = c;
         x->hd = &hd;
@@ -147,8 +147,8 @@ static int transfer(hub_ctx *h, const char *url, const char *what, xfer *x) {
             snprintf(range, sizeof range, "%lld-", (long long)x->have);
             curl_easy_setopt(c, CURLOPT_RANGE, range);
         }
-        hub_progress_begin(&x->prog, h->progress, what, x->expected, x->have);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, hub_progress_cb);
+        lgpu_hub_progress_begin(&x->prog, h->progress, what, x->expected, x->have);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, lgpu_hub_progress_cb);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x->prog);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         CURLcode rc = curl_easy_perform(c);
@@ -157,7 +157,7 @@ static int transfer(hub_ctx *h, const char *url, const char *what, xfer *x) {
         curl_easy_cleanup(c);
         curl_slist_free_all(list);
         bool ok = rc == CURLE_OK && (code == 200 || code == 206);
-        hub_progress_end(&x->prog, ok);
+        lgpu_hub_progress_end(&x->prog, ok);
         if (x->err) return x->err;
         if (ok) return 0;
         if (rc == CURLE_OK && code == 416 && x->have > 0 && !restarted) {
@@ -167,9 +167,9 @@ static int transfer(hub_ctx *h, const char *url, const char *what, xfer *x) {
             restarted = true;
             continue;
         }
-        if (rc == CURLE_OK) return hub_http_error(h, &hd, what);
+        if (rc == CURLE_OK) return lgpu_hub_http_error(h, &hd, what);
         if (!transient(rc) || attempt >= h->retries) {
-            int st = hub_curl_error(h, rc, err, url);
+            int st = lgpu_hub_curl_error(h, rc, err, url);
             if (x->have > 0) {
                 char why[1024];
                 snprintf(why, sizeof why, "%s", lgpu_last_error());
@@ -192,12 +192,12 @@ static int download_blob(hub_ctx *h, const char *url, const char *what, const ch
                          int64_t size) {
     char blob[HUB_PATH], part[HUB_PATH + 16], lock[HUB_PATH];
     const char *folder = strrchr(repo_dir, '/') + 1;
-    if (hub_pathf(blob, sizeof blob, "%s/blobs/%s", repo_dir, etag) ||
-        hub_pathf(part, sizeof part, "%s.incomplete", blob) ||
-        hub_pathf(lock, sizeof lock, "%s/.locks/%s/%s.lock", h->cache, folder, etag))
+    if (lgpu_hub_pathf(blob, sizeof blob, "%s/blobs/%s", repo_dir, etag) ||
+        lgpu_hub_pathf(part, sizeof part, "%s.incomplete", blob) ||
+        lgpu_hub_pathf(lock, sizeof lock, "%s/.locks/%s/%s.lock", h->cache, folder, etag))
         return LGPU_ERANGE;
-    int st = hub_mkparents(lock);
-    if (!st) st = hub_mkparents(blob);
+    int st = lgpu_hub_mkparents(lock);
+    if (!st) st = lgpu_hub_mkparents(blob);
     if (st) return st;
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lfd < 0) return lgpu_set_error(LGPU_EIO, "hub: open %s: %s", lock, strerror(errno));
@@ -243,36 +243,36 @@ static int download_blob(hub_ctx *h, const char *url, const char *what, const ch
     return st;
 }
 
-int hub_fetch(hub_ctx *h, const char *repo, const char *file, const char *url_rev, char *path_out, size_t cap,
+int lgpu_hub_fetch(hub_ctx *h, const char *repo, const char *file, const char *url_rev, char *path_out, size_t cap,
               char *commit_out, size_t commit_cap) {
     char what[1024], qrev[512], qfile[2048], url[HUB_PATH], repo_dir[HUB_PATH];
     snprintf(what, sizeof what, "%s:%s", repo, file);
-    int st = hub_quote(url_rev, false, qrev, sizeof qrev);
-    if (!st) st = hub_quote(file, true, qfile, sizeof qfile);
-    if (!st) st = hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
+    int st = lgpu_hub_quote(url_rev, false, qrev, sizeof qrev);
+    if (!st) st = lgpu_hub_quote(file, true, qfile, sizeof qfile);
+    if (!st) st = lgpu_hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
     if (st) return st;
-    if (hub_pathf(url, sizeof url, "%s/%s/resolve/%s/%s", h->endpoint, repo, qrev, qfile)) return LGPU_ERANGE;
+    if (lgpu_hub_pathf(url, sizeof url, "%s/%s/resolve/%s/%s", h->endpoint, repo, qrev, qfile)) return LGPU_ERANGE;
 
     hub_headers hd;
-    if ((st = hub_head(h, url, what, &hd))) return st;
+    if ((st = lgpu_hub_head(h, url, what, &hd))) return st;
     char etag[256];
     normalize_etag(hd.linked_etag[0] ? hd.linked_etag : hd.etag, etag, sizeof etag);
     int64_t size = hd.linked_size >= 0 ? hd.linked_size : hd.content_length;
-    if (!hub_safe_name(hd.commit))
+    if (!lgpu_hub_safe_name(hd.commit))
         return lgpu_set_error(LGPU_EFORMAT, "hub: %s: missing or bad X-Repo-Commit header '%s'", url, hd.commit);
-    if (!hub_safe_name(etag)) return lgpu_set_error(LGPU_EFORMAT, "hub: %s: missing or bad ETag '%s'", url, etag);
+    if (!lgpu_hub_safe_name(etag)) return lgpu_set_error(LGPU_EFORMAT, "hub: %s: missing or bad ETag '%s'", url, etag);
 
     char ptr[HUB_PATH], blob[HUB_PATH];
-    if (hub_pathf(ptr, sizeof ptr, "%s/snapshots/%s/%s", repo_dir, hd.commit, file) ||
-        hub_pathf(blob, sizeof blob, "%s/blobs/%s", repo_dir, etag))
+    if (lgpu_hub_pathf(ptr, sizeof ptr, "%s/snapshots/%s/%s", repo_dir, hd.commit, file) ||
+        lgpu_hub_pathf(blob, sizeof blob, "%s/blobs/%s", repo_dir, etag))
         return LGPU_ERANGE;
-    if ((st = hub_mkdirs(repo_dir))) return st;
-    if (strcmp(h->revision, hd.commit) && (st = hub_write_ref(repo_dir, h->revision, hd.commit))) return st;
+    if ((st = lgpu_hub_mkdirs(repo_dir))) return st;
+    if (strcmp(h->revision, hd.commit) && (st = lgpu_hub_write_ref(repo_dir, h->revision, hd.commit))) return st;
 
     struct stat sb;
     bool have_blob = !stat(blob, &sb) && (size < 0 || (int64_t)sb.st_size == size);
     if (!have_blob && (st = download_blob(h, url, what, repo_dir, etag, size))) return st;
-    if ((st = hub_link_snapshot(repo_dir, hd.commit, file, etag))) return st;
+    if ((st = lgpu_hub_link_snapshot(repo_dir, hd.commit, file, etag))) return st;
     if (strlen(ptr) >= cap) return lgpu_set_error(LGPU_ERANGE, "hub: path buffer too small for %s", ptr);
     memcpy(path_out, ptr, strlen(ptr) + 1);
     if (commit_out) snprintf(commit_out, commit_cap, "%s", hd.commit);

@@ -10,7 +10,7 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-void hub_curl_init(void) { pthread_once(&curl_once, curl_init_once); }
+void lgpu_hub_curl_init(void) { pthread_once(&curl_once, curl_init_once); }
 
 static void copy_value(char *dst, size_t cap, const char *v, size_t n) {
     if (n >= cap) n = cap - 1;
@@ -64,8 +64,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud) {
     return n;
 }
 
-CURL *hub_easy(hub_ctx *h, const char *url, hub_headers *hd, struct curl_slist **list, char *errbuf) {
-    hub_curl_init();
+CURL *lgpu_hub_easy(hub_ctx *h, const char *url, hub_headers *hd, struct curl_slist **list, char *errbuf) {
+    lgpu_hub_curl_init();
     *list = NULL;
     memset(hd, 0, sizeof *hd);
     hd->content_length = hd->linked_size = -1;
@@ -104,12 +104,12 @@ CURL *hub_easy(hub_ctx *h, const char *url, hub_headers *hd, struct curl_slist *
     return c;
 }
 
-int hub_curl_error(hub_ctx *h, CURLcode rc, const char *errbuf, const char *url) {
+int lgpu_hub_curl_error(hub_ctx *h, CURLcode rc, const char *errbuf, const char *url) {
     h->unreachable = true;
     return lgpu_set_error(LGPU_ENET, "cannot fetch %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
 
-int hub_http_error(hub_ctx *h, const hub_headers *hd, const char *what) {
+int lgpu_hub_http_error(hub_ctx *h, const hub_headers *hd, const char *what) {
     const char *msg = hd->error_message[0] ? hd->error_message : "";
     const char *sep = msg[0] ? " (" : "", *end = msg[0] ? ")" : "";
     if (!strcasecmp(hd->error_code, "RepoNotFound") || !strcasecmp(hd->error_code, "EntryNotFound") ||
@@ -129,13 +129,13 @@ int hub_http_error(hub_ctx *h, const hub_headers *hd, const char *what) {
     return lgpu_set_error(LGPU_ENET, "HTTP %ld fetching %s%s%s%s", hd->status, what, sep, msg, end);
 }
 
-int hub_head(hub_ctx *h, const char *url, const char *what, hub_headers *hd) {
+int lgpu_hub_head(hub_ctx *h, const char *url, const char *what, hub_headers *hd) {
     char cur[HUB_PATH];
     snprintf(cur, sizeof cur, "%s", url);
     for (int hop = 0; hop < 10; hop++) {
         char err[CURL_ERROR_SIZE];
         struct curl_slist *list;
-        CURL *c = hub_easy(h, cur, hd, &list, err);
+        CURL *c = lgpu_hub_easy(h, cur, hd, &list, err);
         if (!c) return lgpu_set_error(LGPU_ENOMEM, "hub: curl handle for %s", url);
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
         CURLcode rc = curl_easy_perform(c);
@@ -145,9 +145,9 @@ int hub_head(hub_ctx *h, const char *url, const char *what, hub_headers *hd) {
         if (relative) snprintf(cur, sizeof cur, "%s", next);
         curl_easy_cleanup(c);
         curl_slist_free_all(list);
-        if (rc != CURLE_OK) return hub_curl_error(h, rc, err, cur);
+        if (rc != CURLE_OK) return lgpu_hub_curl_error(h, rc, err, cur);
         if (relative) continue;
-        if (hd->status >= 400) return hub_http_error(h, hd, what);
+        if (hd->status >= 400) return lgpu_hub_http_error(h, hd, what);
         return 0;
     }
     return lgpu_set_error(LGPU_ENET, "hub: too many redirects for %s", url);
@@ -176,13 +176,13 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *ud) {
     return n;
 }
 
-int hub_get_json(hub_ctx *h, const char *url, const char *what, json_t **out) {
+int lgpu_hub_get_json(hub_ctx *h, const char *url, const char *what, json_t **out) {
     *out = NULL;
     hub_headers hd;
     char err[CURL_ERROR_SIZE];
     struct curl_slist *list;
     membuf b = {0};
-    CURL *c = hub_easy(h, url, &hd, &list, err);
+    CURL *c = lgpu_hub_easy(h, url, &hd, &list, err);
     if (!c) return lgpu_set_error(LGPU_ENOMEM, "hub: curl handle for %s", url);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -191,8 +191,8 @@ int hub_get_json(hub_ctx *h, const char *url, const char *what, json_t **out) {
     curl_easy_cleanup(c);
     curl_slist_free_all(list);
     int st = 0;
-    if (rc != CURLE_OK) st = hub_curl_error(h, rc, err, url);
-    else if (hd.status >= 400) st = hub_http_error(h, &hd, what);
+    if (rc != CURLE_OK) st = lgpu_hub_curl_error(h, rc, err, url);
+    else if (hd.status >= 400) st = lgpu_hub_http_error(h, &hd, what);
     else {
         json_error_t je;
         *out = json_loadb(b.data ? b.data : "", b.len, 0, &je);
@@ -202,7 +202,7 @@ int hub_get_json(hub_ctx *h, const char *url, const char *what, json_t **out) {
     return st;
 }
 
-int hub_quote(const char *s, bool keep_slash, char *out, size_t cap) {
+int lgpu_hub_quote(const char *s, bool keep_slash, char *out, size_t cap) {
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||

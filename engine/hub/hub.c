@@ -32,7 +32,7 @@ static int expand_home(const char *p, char *out, size_t cap) {
         }
         p++;
     }
-    return hub_pathf(out, cap, "%s%s", home, p);
+    return lgpu_hub_pathf(out, cap, "%s%s", home, p);
 }
 
 /* $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface */
@@ -40,7 +40,7 @@ static int hf_home(char *out, size_t cap) {
     char tmp[HUB_PATH];
     if (env("HF_HOME")) return expand_home(env("HF_HOME"), out, cap);
     if (env("XDG_CACHE_HOME")) {
-        if (hub_pathf(tmp, sizeof tmp, "%s/huggingface", env("XDG_CACHE_HOME"))) return LGPU_ERANGE;
+        if (lgpu_hub_pathf(tmp, sizeof tmp, "%s/huggingface", env("XDG_CACHE_HOME"))) return LGPU_ERANGE;
     } else {
         snprintf(tmp, sizeof tmp, "~/.cache/huggingface");
     }
@@ -55,7 +55,7 @@ int lgpu_hub_cache_dir(const lgpu_hub_opts *o, char *out, size_t cap) {
     char home[HUB_PATH];
     int st = hf_home(home, sizeof home);
     if (st) return st;
-    return hub_pathf(out, cap, "%s/hub", home);
+    return lgpu_hub_pathf(out, cap, "%s/hub", home);
 }
 
 static void read_token(const lgpu_hub_opts *o, char *out, size_t cap) {
@@ -75,7 +75,7 @@ static void read_token(const lgpu_hub_opts *o, char *out, size_t cap) {
         if (expand_home(env("HF_TOKEN_PATH"), path, sizeof path)) return;
     } else {
         if (hf_home(home, sizeof home)) return;
-        if (hub_pathf(path, sizeof path, "%s/token", home)) return;
+        if (lgpu_hub_pathf(path, sizeof path, "%s/token", home)) return;
     }
     FILE *f = fopen(path, "rb");
     if (!f) return;
@@ -84,7 +84,7 @@ static void read_token(const lgpu_hub_opts *o, char *out, size_t cap) {
     out[strcspn(out, "\r\n \t")] = 0;
 }
 
-int hub_ctx_init(hub_ctx *h, const lgpu_hub_opts *o) {
+int lgpu_hub_ctx_init(hub_ctx *h, const lgpu_hub_opts *o) {
     static const lgpu_hub_opts none = {0};
     if (!o) o = &none;
     memset(h, 0, sizeof *h);
@@ -92,7 +92,7 @@ int hub_ctx_init(hub_ctx *h, const lgpu_hub_opts *o) {
     snprintf(h->endpoint, sizeof h->endpoint, "%s", ep ? ep : "https://huggingface.co");
     for (size_t n = strlen(h->endpoint); n && h->endpoint[n - 1] == '/';) h->endpoint[--n] = 0;
     const char *rev = o->revision && o->revision[0] ? o->revision : "main";
-    if (strlen(rev) >= sizeof h->revision || !hub_safe_relpath(rev))
+    if (strlen(rev) >= sizeof h->revision || !lgpu_hub_safe_relpath(rev))
         return lgpu_set_error(LGPU_EINVAL, "hub: bad revision '%s'", rev);
     snprintf(h->revision, sizeof h->revision, "%s", rev);
     int st = lgpu_hub_cache_dir(o, h->cache, sizeof h->cache);
@@ -126,7 +126,7 @@ int lgpu_hub_parse_spec(const char *spec, char *repo, size_t repo_cap, char *fil
         !repo_part_ok(slash + 1, rlen - (size_t)(slash - spec) - 1))
         return lgpu_set_error(LGPU_EINVAL, "'%s' is not a Hub model spec ORG/NAME[:FILE]", spec);
     const char *f = colon ? colon + 1 : "";
-    if (colon && !hub_safe_relpath(f))
+    if (colon && !lgpu_hub_safe_relpath(f))
         return lgpu_set_error(LGPU_EINVAL, "'%s': bad file name '%s' after ':'", spec, f);
     if (rlen >= repo_cap || strlen(f) >= file_cap) return lgpu_set_error(LGPU_ERANGE, "'%s': too long", spec);
     memcpy(repo, spec, rlen);
@@ -155,78 +155,78 @@ static int set_out(const char *path, char *out, size_t cap) {
 static int resolve_online(hub_ctx *h, const char *repo, const char *file, char *out, size_t cap) {
     char path[HUB_PATH], commit[128];
     if (file[0]) {
-        int st = hub_fetch(h, repo, file, h->revision, path, sizeof path, NULL, 0);
+        int st = lgpu_hub_fetch(h, repo, file, h->revision, path, sizeof path, NULL, 0);
         return st ? st : set_out(path, out, cap);
     }
     char qrev[512], url[HUB_PATH];
-    int st = hub_quote(h->revision, false, qrev, sizeof qrev);
+    int st = lgpu_hub_quote(h->revision, false, qrev, sizeof qrev);
     if (st) return st;
-    if (hub_pathf(url, sizeof url, "%s/api/models/%s/revision/%s", h->endpoint, repo, qrev)) return LGPU_ERANGE;
+    if (lgpu_hub_pathf(url, sizeof url, "%s/api/models/%s/revision/%s", h->endpoint, repo, qrev)) return LGPU_ERANGE;
     json_t *info;
-    if ((st = hub_get_json(h, url, repo, &info))) return st;
+    if ((st = lgpu_hub_get_json(h, url, repo, &info))) return st;
     const char *sha = json_string_value(json_object_get(info, "sha"));
     json_t *sib = json_object_get(info, "siblings");
     hub_strlist files = {0}, fetch = {0}, shards = {0};
     bool is_dir = false;
-    if (!sha || !hub_safe_name(sha) || !json_is_array(sib))
+    if (!sha || !lgpu_hub_safe_name(sha) || !json_is_array(sib))
         st = lgpu_set_error(LGPU_EFORMAT, "hub: %s: no \"sha\" or \"siblings\" in the reply", url);
     snprintf(commit, sizeof commit, "%s", sha ? sha : "");
     size_t i;
     json_t *v;
     json_array_foreach(sib, i, v) {
         const char *f = json_string_value(json_object_get(v, "rfilename"));
-        if (!st && f && hub_safe_relpath(f)) st = hub_strlist_push(&files, f);
+        if (!st && f && lgpu_hub_safe_relpath(f)) st = lgpu_hub_strlist_push(&files, f);
     }
     json_decref(info);
-    if (!st) st = hub_pick(repo, &files, &fetch, &is_dir);
+    if (!st) st = lgpu_hub_pick(repo, &files, &fetch, &is_dir);
     /* files come from the listed commit, so a branch moving meanwhile can't mix versions */
     for (i = 0; !st && i < fetch.n; i++) {
-        st = hub_fetch(h, repo, fetch.v[i], commit, path, sizeof path, NULL, 0);
-        if (!st && strstr(fetch.v[i], ".index.json")) st = hub_index_shards(path, &shards);
+        st = lgpu_hub_fetch(h, repo, fetch.v[i], commit, path, sizeof path, NULL, 0);
+        if (!st && strstr(fetch.v[i], ".index.json")) st = lgpu_hub_index_shards(path, &shards);
     }
-    for (i = 0; !st && i < shards.n; i++) st = hub_fetch(h, repo, shards.v[i], commit, path, sizeof path, NULL, 0);
+    for (i = 0; !st && i < shards.n; i++) st = lgpu_hub_fetch(h, repo, shards.v[i], commit, path, sizeof path, NULL, 0);
     if (!st && is_dir) { /* the snapshot directory itself */
         char repo_dir[HUB_PATH];
-        st = hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
-        if (!st) st = hub_pathf(path, sizeof path, "%s/snapshots/%s", repo_dir, commit);
+        st = lgpu_hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
+        if (!st) st = lgpu_hub_pathf(path, sizeof path, "%s/snapshots/%s", repo_dir, commit);
     }
     if (!st) st = set_out(path, out, cap);
-    hub_strlist_free(&files);
-    hub_strlist_free(&fetch);
-    hub_strlist_free(&shards);
+    lgpu_hub_strlist_free(&files);
+    lgpu_hub_strlist_free(&fetch);
+    lgpu_hub_strlist_free(&shards);
     return st;
 }
 
 /* The same answer from the cache alone. */
 static int resolve_cached(hub_ctx *h, const char *repo, const char *file, char *out, size_t cap) {
     char repo_dir[HUB_PATH], commit[128], snap[HUB_PATH], path[HUB_PATH];
-    int st = hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
+    int st = lgpu_hub_repo_dir(h, repo, repo_dir, sizeof repo_dir);
     if (st) return st;
-    if ((st = hub_read_ref(repo_dir, h->revision, commit, sizeof commit)) == LGPU_ENOTFOUND)
+    if ((st = lgpu_hub_read_ref(repo_dir, h->revision, commit, sizeof commit)) == LGPU_ENOTFOUND)
         return lgpu_set_error(st, "%s (revision %s) is not in the cache %s", repo, h->revision, h->cache);
     if (st) return st;
-    if (hub_pathf(snap, sizeof snap, "%s/snapshots/%s", repo_dir, commit)) return LGPU_ERANGE;
+    if (lgpu_hub_pathf(snap, sizeof snap, "%s/snapshots/%s", repo_dir, commit)) return LGPU_ERANGE;
     struct stat sb;
     if (file[0]) {
-        if (hub_pathf(path, sizeof path, "%s/%s", snap, file)) return LGPU_ERANGE;
+        if (lgpu_hub_pathf(path, sizeof path, "%s/%s", snap, file)) return LGPU_ERANGE;
         if (stat(path, &sb)) return lgpu_set_error(LGPU_ENOTFOUND, "hub: %s:%s is not in the cache", repo, file);
         return set_out(path, out, cap);
     }
     hub_strlist files = {0}, fetch = {0}, shards = {0};
     bool is_dir = false;
-    st = hub_snapshot_files(repo_dir, commit, &files);
-    if (!st) st = hub_pick(repo, &files, &fetch, &is_dir);
+    st = lgpu_hub_snapshot_files(repo_dir, commit, &files);
+    if (!st) st = lgpu_hub_pick(repo, &files, &fetch, &is_dir);
     for (size_t i = 0; !st && i < fetch.n; i++) {
-        st = hub_pathf(path, sizeof path, "%s/%s", snap, fetch.v[i]);
-        if (!st && strstr(fetch.v[i], ".index.json")) st = hub_index_shards(path, &shards);
+        st = lgpu_hub_pathf(path, sizeof path, "%s/%s", snap, fetch.v[i]);
+        if (!st && strstr(fetch.v[i], ".index.json")) st = lgpu_hub_index_shards(path, &shards);
     }
     for (size_t i = 0; !st && i < shards.n; i++)
-        if (!hub_strlist_has(&files, shards.v[i]))
+        if (!lgpu_hub_strlist_has(&files, shards.v[i]))
             st = lgpu_set_error(LGPU_ENOTFOUND, "hub: %s is only partly in the cache (no %s)", repo, shards.v[i]);
     if (!st) st = set_out(is_dir ? snap : path, out, cap);
-    hub_strlist_free(&files);
-    hub_strlist_free(&fetch);
-    hub_strlist_free(&shards);
+    lgpu_hub_strlist_free(&files);
+    lgpu_hub_strlist_free(&fetch);
+    lgpu_hub_strlist_free(&shards);
     return st;
 }
 
@@ -235,7 +235,7 @@ int lgpu_hub_resolve(const char *spec, char *out, size_t cap, const lgpu_hub_opt
     char repo[256], file[HUB_PATH];
     hub_ctx h;
     int st = lgpu_hub_parse_spec(spec, repo, sizeof repo, file, sizeof file);
-    if (!st) st = hub_ctx_init(&h, opts);
+    if (!st) st = lgpu_hub_ctx_init(&h, opts);
     if (st) return st;
     if (!h.offline) {
         st = resolve_online(&h, repo, file, out, cap);

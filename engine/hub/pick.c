@@ -39,7 +39,7 @@ static int pick_gguf(const char *repo, const hub_strlist *files, hub_strlist *fe
     int st = 0;
     for (size_t i = 0; i < files->n && !st; i++)
         if (ends_with(files->v[i], ".gguf") && !strcasestr(files->v[i], "mmproj") && !is_split_part(files->v[i]))
-            st = hub_strlist_push(&g, files->v[i]);
+            st = lgpu_hub_strlist_push(&g, files->v[i]);
     if (!st && g.n == 0) st = LGPU_ENOTFOUND; /* caller tries safetensors */
     const char *best = g.n == 1 ? g.v[0] : NULL;
     for (size_t k = 0; !st && !best && k < sizeof gguf_pref / sizeof gguf_pref[0]; k++)
@@ -52,18 +52,18 @@ static int pick_gguf(const char *repo, const hub_strlist *files, hub_strlist *fe
         st = lgpu_set_error(LGPU_EINVAL, "%s has %zu .gguf files and none of the preferred types; name one as %s:FILE (%s)",
                             repo, g.n, repo, list);
     }
-    if (!st) st = hub_strlist_push(fetch, best);
-    hub_strlist_free(&g);
+    if (!st) st = lgpu_hub_strlist_push(fetch, best);
+    lgpu_hub_strlist_free(&g);
     return st;
 }
 
-int hub_pick(const char *repo, const hub_strlist *files, hub_strlist *fetch, bool *is_dir) {
+int lgpu_hub_pick(const char *repo, const hub_strlist *files, hub_strlist *fetch, bool *is_dir) {
     *is_dir = false;
     int st = pick_gguf(repo, files, fetch);
     if (st != LGPU_ENOTFOUND) return st;
-    bool st_single = hub_strlist_has(files, "model.safetensors");
-    bool st_index = hub_strlist_has(files, "model.safetensors.index.json");
-    if (!hub_strlist_has(files, "config.json") || (!st_single && !st_index))
+    bool st_single = lgpu_hub_strlist_has(files, "model.safetensors");
+    bool st_index = lgpu_hub_strlist_has(files, "model.safetensors.index.json");
+    if (!lgpu_hub_strlist_has(files, "config.json") || (!st_single && !st_index))
         return lgpu_set_error(LGPU_ENOTFOUND,
                               "%s has no .gguf file and no config.json + model.safetensors[.index.json]; "
                               "name a file as %s:FILE",
@@ -71,12 +71,12 @@ int hub_pick(const char *repo, const hub_strlist *files, hub_strlist *fetch, boo
     static const char *const extras[] = {"config.json",           "tokenizer.json",          "tokenizer_config.json",
                                          "generation_config.json", "special_tokens_map.json", "tokenizer.model"};
     for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++)
-        if (hub_strlist_has(files, extras[i]) && (st = hub_strlist_push(fetch, extras[i]))) return st;
+        if (lgpu_hub_strlist_has(files, extras[i]) && (st = lgpu_hub_strlist_push(fetch, extras[i]))) return st;
     *is_dir = true;
-    return hub_strlist_push(fetch, st_single ? "model.safetensors" : "model.safetensors.index.json");
+    return lgpu_hub_strlist_push(fetch, st_single ? "model.safetensors" : "model.safetensors.index.json");
 }
 
-int hub_index_shards(const char *index_path, hub_strlist *out) {
+int lgpu_hub_index_shards(const char *index_path, hub_strlist *out) {
     json_error_t je;
     json_t *root = json_load_file(index_path, 0, &je);
     if (!root) return lgpu_set_error(LGPU_EFORMAT, "%s:%d: %s", index_path, je.line, je.text);
@@ -88,10 +88,10 @@ int hub_index_shards(const char *index_path, hub_strlist *out) {
     json_object_foreach(map, key, v) {
         if (st) break;
         const char *f = json_string_value(v);
-        if (!f || !hub_safe_relpath(f))
+        if (!f || !lgpu_hub_safe_relpath(f))
             st = lgpu_set_error(LGPU_EFORMAT, "%s: weight_map[\"%s\"] is not a relative file name", index_path, key);
-        else if (!hub_strlist_has(out, f))
-            st = hub_strlist_push(out, f);
+        else if (!lgpu_hub_strlist_has(out, f))
+            st = lgpu_hub_strlist_push(out, f);
     }
     json_decref(root);
     return st;

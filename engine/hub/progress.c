@@ -9,7 +9,7 @@
 #include "core/clock.h"
 #include "hub/hub_internal.h"
 
-void hub_progress_begin(hub_progress *p, bool enabled, const char *name, int64_t total, int64_t offset) {
+void lgpu_hub_progress_begin(hub_progress *p, bool enabled, const char *name, int64_t total, int64_t offset) {
     *p = (hub_progress){.enabled = enabled, .name = name, .total = total, .offset = offset, .tty = isatty(2)};
     p->t0 = lgpu_now_s();
     p->last = 0;
@@ -45,7 +45,7 @@ static void draw(hub_progress *p, bool final) {
     p->last = t;
 }
 
-int hub_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+int lgpu_hub_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
     (void)dltotal, (void)ultotal, (void)ulnow;
     hub_progress *p = ud;
     p->now = dlnow;
@@ -53,7 +53,7 @@ int hub_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t u
     return 0;
 }
 
-void hub_progress_end(hub_progress *p, bool ok) {
+void lgpu_hub_progress_end(hub_progress *p, bool ok) {
     if (!p->enabled) return;
     if (ok) draw(p, true);
     else if (p->tty) fputs("\n", stderr); /* keep the broken-off bar visible */

@@ -42,7 +42,7 @@ int lgpu_convert_to_gguf(const char *in, const char *out, const lgpu_convert_opt
     lgpu_gguf_writer *w = NULL;
     lgpu_llama_tensor_desc *list = NULL;
     float *factors = NULL;
-    int st = lgpu_model_file_open(in, &mf);
+    int st = lgpu_model_file_create(in, &mf);
     if (!st) st = lgpu_gguf_writer_create(&w);
     if (st) goto done;
     lgpu_file_hparams hp = *lgpu_model_file_hparams(mf);
@@ -109,6 +109,6 @@ done:
     free(factors);
     free(list);
     lgpu_gguf_writer_destroy(w);
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
     return st;
 }

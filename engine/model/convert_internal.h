@@ -3,7 +3,7 @@
 #define LGPU_MODEL_CONVERT_INTERNAL_H
 
 #include "model/convert.h"
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 typedef struct lgpu_progress {
     lgpu_progress_fn fn;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/mapfile.h"
+#include "format/mapfile.h"
 #include "tok/tokenizer.h"
 
 int lgpu_llama_ftype(int type) {
@@ -83,7 +83,7 @@ int lgpu_gguf_put_vocab_llama2c(lgpu_gguf_writer *w, const char *path, uint32_t 
     free(lens);
     free(scores);
     free(types);
-    lgpu_tokenizer_free(t);
+    lgpu_tokenizer_destroy(t);
     return st;
 }
 
@@ -106,10 +106,10 @@ int lgpu_gguf_put_vocab_gguf(lgpu_gguf_writer *w, const lgpu_gguf *src, uint32_t
 int lgpu_gguf_put_vocab_file(lgpu_gguf_writer *w, const char *path, uint32_t n_vocab, uint32_t *n_out) {
     if (!lgpu_gguf_file_is_gguf(path)) return lgpu_gguf_put_vocab_llama2c(w, path, n_vocab, n_out);
     lgpu_gguf *g;
-    int st = lgpu_gguf_open(path, &g);
+    int st = lgpu_gguf_create(path, &g);
     if (st) return st;
     st = lgpu_gguf_put_vocab_gguf(w, g, n_out);
-    lgpu_gguf_close(g);
+    lgpu_gguf_destroy(g);
     return st;
 }
 

@@ -4,7 +4,7 @@
 #ifndef LGPU_MODEL_GGUF_LLAMA_H
 #define LGPU_MODEL_GGUF_LLAMA_H
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "model/model_file.h"
 
 /* general.architecture/name and llama.* hparams (context_length,

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "model/gguf_llama.h"
-#include "model/mapfile.h"
-#include "model/name_index.h"
+#include "format/mapfile.h"
+#include "format/name_index.h"
 #include "tok/hf_json.h"
 
 typedef struct {
@@ -206,7 +206,7 @@ done:
     free(v.score);
     free(v.special);
     free(v.pad);
-    lgpu_name_index_free(&v.ix);
+    lgpu_name_index_destroy(&v.ix);
     free(mstr);
     free(mbuf);
     json_decref(tc);

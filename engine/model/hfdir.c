@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "model/model_file_internal.h"
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 #include "quant/quant.h"
 
 static char *join(const char *dir, const char *name) {
@@ -106,7 +106,7 @@ static int add_shard(lgpu_model_file *mf, const char *file) {
     lgpu_safetensors **s = realloc(mf->shards, (size_t)(mf->n_shards + 1) * sizeof *s);
     int st = s ? 0 : lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", mf->fname);
     if (s) mf->shards = s;
-    if (!st) st = lgpu_safetensors_open(p, &mf->shards[mf->n_shards]);
+    if (!st) st = lgpu_safetensors_create(p, &mf->shards[mf->n_shards]);
     if (!st) mf->n_shards++;
     free(p);
     return st;

@@ -128,11 +128,11 @@ int lgpu_kv_init(lgpu_kv_cache *kv, uint32_t n_seq_max, uint32_t n_ctx, uint32_t
     }
     return 0;
 oom:
-    lgpu_kv_release(kv);
+    lgpu_kv_destroy(kv);
     return lgpu_set_error(LGPU_ENOMEM, "kv cache: out of host memory for %u blocks", n_blocks);
 }
 
-void lgpu_kv_release(lgpu_kv_cache *kv) {
+void lgpu_kv_destroy(lgpu_kv_cache *kv) {
     if (kv->seq)
         for (uint32_t i = 0; i < kv->n_seq_max; i++) {
             free(kv->seq[i].blocks);
@@ -155,7 +155,7 @@ bool lgpu_kv_seq_valid(const lgpu_kv_cache *kv, int seq) {
     return seq >= 0 && (uint32_t)seq < kv->n_seq_max && kv->seq[seq].open;
 }
 
-int lgpu_kv_seq_open(lgpu_kv_cache *kv, int *seq) {
+int lgpu_kv_seq_create(lgpu_kv_cache *kv, int *seq) {
     for (uint32_t i = 0; i < kv->n_seq_max; i++)
         if (!kv->seq[i].open) {
             kv->seq[i].open = true;
@@ -167,7 +167,7 @@ int lgpu_kv_seq_open(lgpu_kv_cache *kv, int *seq) {
     return lgpu_set_error(LGPU_EFULL, "all %u sequences are open", kv->n_seq_max);
 }
 
-void lgpu_kv_seq_close(lgpu_kv_cache *kv, int seq) {
+void lgpu_kv_seq_destroy(lgpu_kv_cache *kv, int seq) {
     if (!lgpu_kv_seq_valid(kv, seq)) return;
     lgpu_kv_seq *s = &kv->seq[seq];
     /* Deepest block first: the prefix's first blocks, the most shareable,

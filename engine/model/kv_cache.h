@@ -50,10 +50,10 @@ typedef struct lgpu_kv_cache {
 } lgpu_kv_cache;
 
 int lgpu_kv_init(lgpu_kv_cache *kv, uint32_t n_seq_max, uint32_t n_ctx, uint32_t block_size, uint32_t n_blocks);
-void lgpu_kv_release(lgpu_kv_cache *kv);
+void lgpu_kv_destroy(lgpu_kv_cache *kv);
 
-int lgpu_kv_seq_open(lgpu_kv_cache *kv, int *seq);
-void lgpu_kv_seq_close(lgpu_kv_cache *kv, int seq);
+int lgpu_kv_seq_create(lgpu_kv_cache *kv, int *seq);
+void lgpu_kv_seq_destroy(lgpu_kv_cache *kv, int seq);
 bool lgpu_kv_seq_valid(const lgpu_kv_cache *kv, int seq);
 
 /* Blocks needed to grow `seq` to new_len tokens. */

@@ -15,7 +15,7 @@
 #define AK42_MAGIC 0x616b3432u /* llama2.c export.py version 1/2 header */
 
 int lgpu_mf_load_llama2c(lgpu_model_file *mf) {
-    int st = lgpu_mapfile_open(mf->path, &mf->map);
+    int st = lgpu_mapfile_create(mf->path, &mf->map);
     if (st) return st;
     const uint8_t *base = mf->map.data;
     uint64_t size = mf->map.size;

@@ -66,7 +66,7 @@ static int alloc_scratch(lgpu_ctx *c) {
 /* Bytes of one KV block (block_size slots of K or V for one layer). */
 static size_t kv_block_bytes(const lgpu_hparams *hp, const lgpu_ctx_params *p) {
     return (size_t)p->block_size * hp->n_kv_heads * hp->head_dim *
-           (p->kv_type == LGPU_KV_F16 ? sizeof(uint16_t) : sizeof(float));
+           lgpu_kv_elem_bytes(p->kv_type);
 }
 
 static int alloc_pools(lgpu_ctx *c) {
@@ -89,13 +89,18 @@ static int alloc_pools(lgpu_ctx *c) {
     return 0;
 }
 
+lgpu_ctx_params lgpu_ctx_params_default(void) { return (lgpu_ctx_params){.kv_type = LGPU_TYPE_AUTO}; }
+
 int lgpu_ctx_params_kv_type(lgpu_ctx_params *p, const char *name) {
     if (!p) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_params_kv_type: NULL params");
     if (!name) return 0;
-    static const char *const names[] = {[LGPU_KV_AUTO] = "auto", [LGPU_KV_F16] = "f16", [LGPU_KV_F32] = "f32"};
-    for (uint32_t t = 0; t < sizeof names / sizeof names[0]; t++)
-        if (!strcmp(name, names[t])) {
-            p->kv_type = t;
+    static const struct {
+        const char *name;
+        lgpu_type type;
+    } names[] = {{"auto", LGPU_TYPE_AUTO}, {"f16", LGPU_TYPE_F16}, {"f32", LGPU_TYPE_F32}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) {
+            p->kv_type = names[i].type;
             return 0;
         }
     return lgpu_set_error(LGPU_EINVAL, "KV cache type '%s': use auto, f16 or f32", name);
@@ -105,7 +110,7 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
     if (!model || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: NULL argument");
     *out = NULL;
     const lgpu_hparams *hp = &model->hp;
-    lgpu_ctx_params p = params ? *params : (lgpu_ctx_params){0};
+    lgpu_ctx_params p = params ? *params : lgpu_ctx_params_default();
     /* default: the training context, capped so a LLaMA-3.1 (131072) does not
      * ask for tens of GiB of KV pools */
     if (!p.n_ctx) p.n_ctx = hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
@@ -116,10 +121,12 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
         return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: n_ctx %u / n_seq_max %u / n_batch %u / block_size %u out "
                               "of range", p.n_ctx, p.n_seq_max, p.n_batch, p.block_size);
     uint32_t per_seq = (p.n_ctx + p.block_size - 1) / p.block_size;
-    if (p.kv_type > LGPU_KV_F32) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: kv_type %u", p.kv_type);
-    if (p.kv_type == LGPU_KV_AUTO) p.kv_type = lgpu_dev_kind_of(model->dev) == LGPU_DEV_CPU ? LGPU_KV_F32 : LGPU_KV_F16;
-    if (p.kv_type == LGPU_KV_F16 && (hp->n_kv_heads * hp->head_dim) % 2)
-        p.kv_type = LGPU_KV_F32; /* an F16 pool stores pairs of values */
+    if (p.kv_type == LGPU_TYPE_AUTO)
+        p.kv_type = lgpu_dev_kind_of(model->dev) == LGPU_DEV_CPU ? LGPU_TYPE_F32 : LGPU_TYPE_F16;
+    if (p.kv_type != LGPU_TYPE_F32 && p.kv_type != LGPU_TYPE_F16)
+        return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_create: kv_type %d is neither F16 nor F32", (int)p.kv_type);
+    if (p.kv_type == LGPU_TYPE_F16 && (hp->n_kv_heads * hp->head_dim) % 2)
+        p.kv_type = LGPU_TYPE_F32; /* an F16 pool stores pairs of values */
     size_t block_bytes = kv_block_bytes(hp, &p);
     size_t max_blocks_dev = lgpu_dev_max_binding(model->dev) / block_bytes;
     if (!p.n_blocks) {
@@ -158,11 +165,11 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
     *out = c;
     return 0;
 fail:
-    lgpu_ctx_free(c);
+    lgpu_ctx_destroy(c);
     return st;
 }
 
-void lgpu_ctx_free(lgpu_ctx *c) {
+void lgpu_ctx_destroy(lgpu_ctx *c) {
     if (!c) return;
     lgpu_exec_destroy(c->ex);
     if (c->k_pool)
@@ -174,7 +181,7 @@ void lgpu_ctx_free(lgpu_ctx *c) {
     lgpu_buf *bufs[] = {c->sc.x,  c->sc.h,  c->sc.q,  c->sc.k,      c->sc.v,    c->sc.att,      c->sc.g,
                         c->sc.u,  c->sc.s,  c->sc.xo, c->sc.ho,     c->sc.logits, c->sc.step, c->sc.inv_freq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lgpu_buf_destroy(bufs[i]);
-    lgpu_kv_release(&c->kv);
+    lgpu_kv_destroy(&c->kv);
     free(c->step_host);
     free(c->seq_row);
     free(c->seq_next);
@@ -193,13 +200,13 @@ void lgpu_ctx_set_threads(lgpu_ctx *c, int n) {
     if (c) lgpu_exec_set_threads(c->ex, n);
 }
 
-int lgpu_seq_open(lgpu_ctx *c, int *seq) {
-    if (!c || !seq) return lgpu_set_error(LGPU_EINVAL, "lgpu_seq_open: NULL argument");
-    return lgpu_kv_seq_open(&c->kv, seq);
+int lgpu_seq_create(lgpu_ctx *c, int *seq) {
+    if (!c || !seq) return lgpu_set_error(LGPU_EINVAL, "lgpu_seq_create: NULL argument");
+    return lgpu_kv_seq_create(&c->kv, seq);
 }
 
-void lgpu_seq_close(lgpu_ctx *c, int seq) {
-    if (c) lgpu_kv_seq_close(&c->kv, seq);
+void lgpu_seq_destroy(lgpu_ctx *c, int seq) {
+    if (c) lgpu_kv_seq_destroy(&c->kv, seq);
 }
 
 int lgpu_seq_len(const lgpu_ctx *c, int seq) {

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "model/llama_internal.h"
-#include "ops/op_internal.h"
 
 #define TRY(expr)                 \
     do {                          \
@@ -59,7 +58,7 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
         TRY(lgpu_op_rope(ex, &rq, R(sc->q), pos, R(sc->inv_freq)));
         TRY(lgpu_op_rope(ex, &rk, R(sc->k), pos, R(sc->inv_freq)));
         /* K[seq, pos] = k[t], V[seq, pos] = v[t] in the sequences' blocks */
-        const uint32_t kv_type = c->params.kv_type == LGPU_KV_F16 ? LGPU_TYPE_F16 : LGPU_TYPE_F32;
+        const uint32_t kv_type = (uint32_t)c->params.kv_type;
         lgpu_kv_store_params kp = {.T = T, .kv_dim = kv_dim, .src_stride = kv_dim, .block_size = c->params.block_size,
                                    .max_blocks = c->kv.max_blocks, .kv_type = kv_type};
         TRY(lgpu_op_kv_store(ex, &kp, R(sc->k), R(sc->v), row, pos, table, R(c->k_pool[l]), R(c->v_pool[l])));

@@ -146,7 +146,7 @@ static int llama2c_tokenizer(const char *model_path, uint32_t n_vocab, lgpu_toke
                 *out = t;
                 return 0;
             }
-            lgpu_tokenizer_free(t);
+            lgpu_tokenizer_destroy(t);
         }
     }
     lgpu_clear_error();
@@ -161,13 +161,13 @@ static int load_tokenizer(lgpu_model *m, const lgpu_model_file *mf, const char *
         if (n > 4 && !strcmp(tok_path + n - 4, ".bin"))
             st = lgpu_tokenizer_from_llama2c(tok_path, (int)m->hp.n_vocab, &m->tok);
         else
-            st = lgpu_tokenizer_load(tok_path, &m->tok);
+            st = lgpu_tokenizer_create(tok_path, &m->tok);
     } else if (lgpu_model_file_gguf(mf)) {
         const lgpu_gguf *g = lgpu_model_file_gguf(mf);
         if (lgpu_gguf_find_key(g, "tokenizer.ggml.model") >= 0) st = lgpu_tokenizer_from_gguf(g, &m->tok);
         else lgpu_log(LGPU_LOG_WARN, "%s: no tokenizer in the file (pass tokenizer_path)", path);
     } else if (lgpu_model_file_hf_dir(mf)) {
-        st = lgpu_tokenizer_load(lgpu_model_file_hf_dir(mf), &m->tok);
+        st = lgpu_tokenizer_create(lgpu_model_file_hf_dir(mf), &m->tok);
     } else {
         st = llama2c_tokenizer(path, m->hp.n_vocab, &m->tok);
         if (!st && !m->tok) lgpu_log(LGPU_LOG_WARN, "%s: no tokenizer (pass tokenizer_path)", path);
@@ -210,8 +210,8 @@ static int resolve_path(const char *path, char **resolved) {
     return 0;
 }
 
-int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
-    if (!params || !params->path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_load: no model path");
+int lgpu_model_create(const lgpu_model_params *params, lgpu_model **out) {
+    if (!params || !params->path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_create: no model path");
     *out = NULL;
     char *hub_path = NULL;
     int st = resolve_path(params->path, &hub_path);
@@ -220,10 +220,10 @@ int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
     lgpu_model_file *mf = NULL;
     lgpu_model *m = calloc(1, sizeof *m);
     if (!m) {
-        st = lgpu_set_error(LGPU_ENOMEM, "lgpu_model_load");
+        st = lgpu_set_error(LGPU_ENOMEM, "lgpu_model_create");
         goto done;
     }
-    if ((st = lgpu_model_file_open(path, &mf))) goto done;
+    if ((st = lgpu_model_file_create(path, &mf))) goto done;
     const lgpu_file_hparams *fh = lgpu_model_file_hparams(mf);
     m->hp = (lgpu_hparams){.n_vocab = fh->n_vocab, .dim = fh->dim, .n_layers = fh->n_layers, .n_heads = fh->n_heads,
                            .n_kv_heads = fh->n_kv_heads, .head_dim = fh->head_dim, .hidden_dim = fh->hidden_dim,
@@ -237,7 +237,7 @@ int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
         goto done;
     }
     if ((st = load_tokenizer(m, mf, path, params->tokenizer_path))) goto done;
-    if ((st = lgpu_dev_open(params->device, &m->dev))) goto done;
+    if ((st = lgpu_dev_create(params->device, &m->dev))) goto done;
     m->own_dev = true;
     loader ld = {.m = m, .mf = mf, .progress = params->progress, .tty = isatty(2), .shown = -1, .t0 = lgpu_now_s()};
     if ((st = upload_all(&ld))) {
@@ -246,10 +246,10 @@ int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out) {
     }
     describe(m, fh->arch[0] ? fh->arch : "llama");
 done:
-    lgpu_model_file_close(mf);
+    lgpu_model_file_destroy(mf);
     free(hub_path);
     if (st) {
-        lgpu_model_free(m);
+        lgpu_model_destroy(m);
         return st;
     }
     *out = m;
@@ -261,7 +261,7 @@ static void free_wt(lgpu_wt *w) {
     w->buf = NULL;
 }
 
-void lgpu_model_free(lgpu_model *m) {
+void lgpu_model_destroy(lgpu_model *m) {
     if (!m) return;
     if (m->layers)
         for (uint32_t l = 0; l < m->hp.n_layers; l++) {
@@ -274,8 +274,8 @@ void lgpu_model_free(lgpu_model *m) {
     if (m->output.buf != m->tok_embd.buf) free_wt(&m->output);
     free_wt(&m->tok_embd);
     free_wt(&m->output_norm);
-    if (m->own_dev) lgpu_dev_close(m->dev);
-    lgpu_tokenizer_free(m->tok);
+    if (m->own_dev) lgpu_dev_destroy(m->dev);
+    lgpu_tokenizer_destroy(m->tok);
     free(m->rope_freqs);
     free(m);
 }

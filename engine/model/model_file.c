@@ -10,7 +10,7 @@
 
 #include "model/gguf_llama.h"
 #include "model/model_file_internal.h"
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 #include "quant/quant.h"
 
 /* Sanity limits: far above any real LLaMA, low enough that products of them
@@ -150,10 +150,10 @@ static int check_tensors(lgpu_model_file *mf) {
 
 /* ---- open / close ------------------------------------------------------ */
 
-int lgpu_model_file_open(const char *path, lgpu_model_file **out) {
-    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_open: out is NULL");
+int lgpu_model_file_create(const char *path, lgpu_model_file **out) {
+    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_create: out is NULL");
     *out = NULL;
-    if (!path || !*path) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_open: empty path");
+    if (!path || !*path) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_create: empty path");
     struct stat sb;
     if (stat(path, &sb) != 0) return lgpu_set_error(LGPU_ENOTFOUND, "%s: no such file or directory", path);
     lgpu_model_file *mf = calloc(1, sizeof *mf);
@@ -179,24 +179,24 @@ int lgpu_model_file_open(const char *path, lgpu_model_file **out) {
     }
     if (!st) st = check_tensors(mf);
     if (st) {
-        lgpu_model_file_close(mf);
+        lgpu_model_file_destroy(mf);
         return st;
     }
     *out = mf;
     return 0;
 }
 
-void lgpu_model_file_close(lgpu_model_file *mf) {
+void lgpu_model_file_destroy(lgpu_model_file *mf) {
     if (!mf) return;
     for (int64_t i = 0; i < mf->n_t; i++) free((char *)mf->t[i].name);
     free(mf->t);
-    lgpu_name_index_free(&mf->ix);
+    lgpu_name_index_destroy(&mf->ix);
     for (int64_t i = 0; i < mf->n_owned; i++) free(mf->owned[i]);
     free(mf->owned);
-    for (int i = 0; i < mf->n_shards; i++) lgpu_safetensors_close(mf->shards[i]);
+    for (int i = 0; i < mf->n_shards; i++) lgpu_safetensors_destroy(mf->shards[i]);
     free(mf->shards);
-    lgpu_gguf_close(mf->gguf);
-    lgpu_mapfile_close(&mf->map);
+    lgpu_gguf_destroy(mf->gguf);
+    lgpu_mapfile_destroy(&mf->map);
     free(mf->hf_dir);
     free(mf->path);
     free(mf);

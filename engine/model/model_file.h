@@ -30,13 +30,13 @@
  *
  * Norm vectors are F32. Matrices keep their file type (F32, F16, BF16, Q8_0,
  * Q4_0, Q4_K, Q6_K). Data pointers are at least 4-byte aligned and stay
- * valid until lgpu_model_file_close(). */
+ * valid until lgpu_model_file_destroy(). */
 #ifndef LGPU_MODEL_MODEL_FILE_H
 #define LGPU_MODEL_MODEL_FILE_H
 
 #include "lgpu/lgpu.h"
-#include "model/gguf.h"
-#include "ops/ops.h" /* lgpu_rope_scaling */
+#include "format/gguf.h"
+#include "params/rope.h" /* lgpu_rope_scaling */
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,8 +75,8 @@ typedef struct lgpu_model_tensor {
 
 /* Detects the format (GGUF magic; directory with config.json; else a
  * llama2.c checkpoint whose header is sane and whose size matches). */
-int lgpu_model_file_open(const char *path, lgpu_model_file **out);
-void lgpu_model_file_close(lgpu_model_file *mf); /* NULL: no-op */
+int lgpu_model_file_create(const char *path, lgpu_model_file **out);
+void lgpu_model_file_destroy(lgpu_model_file *mf); /* NULL: no-op */
 
 lgpu_model_source lgpu_model_file_source(const lgpu_model_file *mf);
 const char *lgpu_model_file_path(const lgpu_model_file *mf);

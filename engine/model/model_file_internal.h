@@ -5,9 +5,9 @@
 #ifndef LGPU_MODEL_MODEL_FILE_INTERNAL_H
 #define LGPU_MODEL_MODEL_FILE_INTERNAL_H
 
-#include "model/mapfile.h"
+#include "format/mapfile.h"
 #include "model/model_file.h"
-#include "model/name_index.h"
+#include "format/name_index.h"
 
 struct lgpu_safetensors;
 

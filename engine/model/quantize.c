@@ -29,7 +29,7 @@ int lgpu_quantize_gguf(const char *in, const char *out, int type, const lgpu_qua
     lgpu_gguf *g = NULL;
     lgpu_gguf_writer *w = NULL;
     int *dst = NULL;
-    int st = lgpu_gguf_open(in, &g);
+    int st = lgpu_gguf_create(in, &g);
     if (!st) st = lgpu_gguf_writer_create(&w);
     if (st) goto done;
     int64_t n = lgpu_gguf_n_tensors(g);
@@ -90,6 +90,6 @@ done:
     if (stats) *stats = s;
     free(dst);
     lgpu_gguf_writer_destroy(w);
-    lgpu_gguf_close(g);
+    lgpu_gguf_destroy(g);
     return st;
 }

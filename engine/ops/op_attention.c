@@ -19,7 +19,7 @@ int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q,
     if (p->block_size == 0 || p->max_blocks == 0)
         return lgpu_set_error(LGPU_EINVAL, "attention: block_size %u and max_blocks %u must be positive",
                               p->block_size, p->max_blocks);
-    const size_t esz = op_kv_elem_bytes(p->kv_type);
+    const size_t esz = lgpu_kv_elem_bytes(p->kv_type);
     if (!esz) return lgpu_set_error(LGPU_EINVAL, "attention: kv_type %u is neither F32 nor F16", p->kv_type);
     uint64_t row = (uint64_t)p->n_heads * p->head_dim;
     if (p->T > 1 && p->q_stride < row)

@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/op_internal.h"
-
-/* Largest head_dim attention supports (shader shared memory, twin stack). */
-#define LGPU_ATTN_MAX_HEAD_DIM 256
+#include "dev/dispatch.h"
+#include "ops/ops.h"
 
 /* A Q4_0 matrix repacked in 8-row groups (the host matmul's layout): only
  * the host device reads it, and only whole groups exist. */
@@ -22,11 +20,6 @@ static inline int op_check_x8(lgpu_exec *ex, bool x8, uint32_t type, uint32_t ro
         return lgpu_set_error(LGPU_EINVAL, "%s: a repacked matrix is Q4_0 with a multiple of 8 rows (%s, %u rows)", op,
                               lgpu_type_name((int)type) ? lgpu_type_name((int)type) : "unknown", rows);
     return 0;
-}
-
-/* Bytes per KV pool element of kv_type (F32 or F16), 0 for another type. */
-static inline size_t op_kv_elem_bytes(uint32_t kv_type) {
-    return kv_type == LGPU_TYPE_F32 ? 4 : kv_type == LGPU_TYPE_F16 ? 2 : 0;
 }
 
 /* Check that bytes [r.off, r.off + size) lie inside r.buf and inside one of

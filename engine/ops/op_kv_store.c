@@ -29,7 +29,7 @@ int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, l
     if (p->kv_dim == 0 || p->block_size == 0 || p->max_blocks == 0)
         return lgpu_set_error(LGPU_EINVAL, "kv_store: kv_dim %u, block_size %u, max_blocks %u must be positive",
                               p->kv_dim, p->block_size, p->max_blocks);
-    const size_t esz = op_kv_elem_bytes(p->kv_type);
+    const size_t esz = lgpu_kv_elem_bytes(p->kv_type);
     if (!esz) return lgpu_set_error(LGPU_EINVAL, "kv_store: kv_type %u is neither F32 nor F16", p->kv_type);
     if (p->kv_type == LGPU_TYPE_F16 && p->kv_dim % 2)
         return lgpu_set_error(LGPU_EINVAL, "kv_store: an F16 cache needs an even kv_dim, not %u", p->kv_dim);

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "core/parallel.h"
-#include "ops/op_common.h"
+#include "params/attention.h"
 #include "quant/quant.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"

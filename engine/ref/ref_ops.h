@@ -5,7 +5,16 @@
 #ifndef LGPU_REF_REF_OPS_H
 #define LGPU_REF_REF_OPS_H
 
-#include "ops/ops.h"
+#include "params/matmul.h"
+#include "params/rmsnorm.h"
+#include "params/rope.h"
+#include "params/softmax.h"
+#include "params/attention.h"
+#include "params/swiglu.h"
+#include "params/add.h"
+#include "params/scale.h"
+#include "params/get_rows.h"
+#include "params/argmax.h"
 
 /* Elements below which a threaded pointwise/row twin stays on the calling
  * thread (waking the pool costs more than the work, e.g. one decode token). */

@@ -24,17 +24,17 @@ static int add_bigram(bpe_state *st, int32_t left, int32_t right) {
     const tok_sym *l = &st->sym[left], *r = &st->sym[right];
     if (l->id < 0 || r->id < 0) return 0;
     int32_t merged;
-    int32_t rank = tok_merge_find(st->t, l->id, r->id, &merged);
+    int32_t rank = lgpu_tok_merge_find(st->t, l->id, r->id, &merged);
     if (rank < 0) return 0;
-    return tok_heap_push(&st->heap, (tok_bigram){.key = -(double)rank, .left = left, .right = right, .size = l->n + r->n});
+    return lgpu_tok_heap_push(&st->heap, (tok_bigram){.key = -(double)rank, .left = left, .right = right, .size = l->n + r->n});
 }
 
 static int encode_word(bpe_state *st, const char *w, size_t n, lgpu_tokens *out) {
     const lgpu_tokenizer *t = st->t;
     if (n == 0) return 0;
     if (t->ignore_merges) {
-        int32_t id = tok_lookup(t, w, n);
-        if (id >= 0) return tok_push(out, id);
+        int32_t id = lgpu_tok_lookup(t, w, n);
+        if (id >= 0) return lgpu_tok_push(out, id);
     }
     if (n > st->sym_cap) {
         size_t cap = n < 64 ? 64 : n;
@@ -52,11 +52,11 @@ static int encode_word(bpe_state *st, const char *w, size_t n, lgpu_tokens *out)
     int rc = 0;
     for (size_t i = 1; i < n && !rc; i++) rc = add_bigram(st, (int32_t)i - 1, (int32_t)i);
     while (!rc && st->heap.n) {
-        tok_bigram b = tok_heap_pop(&st->heap);
+        tok_bigram b = lgpu_tok_heap_pop(&st->heap);
         tok_sym *l = &sym[b.left], *r = &sym[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
         int32_t merged;
-        tok_merge_find(t, l->id, r->id, &merged);
+        lgpu_tok_merge_find(t, l->id, r->id, &merged);
         l->id = merged;
         l->n += r->n;
         r->n = 0;
@@ -66,7 +66,7 @@ static int encode_word(bpe_state *st, const char *w, size_t n, lgpu_tokens *out)
         if (!rc) rc = add_bigram(st, b.left, l->next);
     }
     for (int32_t i = 0; i != -1 && !rc; i = sym[i].next)
-        if (sym[i].id >= 0) rc = tok_push(out, sym[i].id); /* a byte with no token is dropped, as llama.cpp */
+        if (sym[i].id >= 0) rc = lgpu_tok_push(out, sym[i].id); /* a byte with no token is dropped, as llama.cpp */
     return rc;
 }
 
@@ -76,7 +76,7 @@ static char *sanitize(const char *s, size_t n, size_t *out_n, int *rc) {
     size_t i = 0;
     uint32_t cp;
     while (i < n) {
-        int l = tok_utf8_get(s + i, n - i, &cp);
+        int l = lgpu_tok_utf8_get(s + i, n - i, &cp);
         if (!l) break;
         i += (size_t)l;
     }
@@ -89,13 +89,13 @@ static char *sanitize(const char *s, size_t n, size_t *out_n, int *rc) {
     }
     size_t o = 0;
     for (i = 0; i < n;) {
-        int l = tok_utf8_get(s + i, n - i, &cp);
+        int l = lgpu_tok_utf8_get(s + i, n - i, &cp);
         if (l) {
             memcpy(d + o, s + i, (size_t)l);
             o += (size_t)l;
             i += (size_t)l;
         } else {
-            o += (size_t)tok_utf8_put(0xFFFD, d + o);
+            o += (size_t)lgpu_tok_utf8_put(0xFFFD, d + o);
             i++;
         }
     }
@@ -103,7 +103,7 @@ static char *sanitize(const char *s, size_t n, size_t *out_n, int *rc) {
     return d;
 }
 
-int tok_bpe_encode(const lgpu_tokenizer *t, const char *text, size_t len, lgpu_tokens *out) {
+int lgpu_tok_bpe_encode(const lgpu_tokenizer *t, const char *text, size_t len, lgpu_tokens *out) {
     int rc;
     char *clean = sanitize(text, len, &len, &rc);
     if (rc) return rc;

@@ -44,9 +44,9 @@ static void put_stripped(sbuf *b, const char *s) {
     size_t n = strlen(s), i = 0, end = 0;
     uint32_t cp;
     int l;
-    while (i < n && (l = tok_utf8_get(s + i, n - i, &cp)) && py_space(cp)) i += (size_t)l;
+    while (i < n && (l = lgpu_tok_utf8_get(s + i, n - i, &cp)) && py_space(cp)) i += (size_t)l;
     for (size_t j = i; j < n;) { /* end: just past the last non-space character */
-        l = tok_utf8_get(s + j, n - j, &cp);
+        l = lgpu_tok_utf8_get(s + j, n - j, &cp);
         if (!l) l = 1, cp = 0xFFFD;
         j += (size_t)l;
         if (!py_space(cp)) end = j;

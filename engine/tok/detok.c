@@ -72,7 +72,7 @@ int lgpu_detok_create(const lgpu_tokenizer *tok, bool special, lgpu_detok **out)
     return 0;
 }
 
-void lgpu_detok_free(lgpu_detok *d) {
+void lgpu_detok_destroy(lgpu_detok *d) {
     if (!d) return;
     free(d->out);
     free(d->stage);
@@ -200,7 +200,7 @@ int lgpu_tokenizer_decode(const lgpu_tokenizer *t, const int32_t *ids, size_t n,
         memcpy(res + rn, s, sn);
         rn += sn;
     }
-    lgpu_detok_free(d);
+    lgpu_detok_destroy(d);
     if (rc) {
         free(res);
         return rc;

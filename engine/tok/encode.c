@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tok_push(lgpu_tokens *out, int32_t id) {
+int lgpu_tok_push(lgpu_tokens *out, int32_t id) {
     if (out->n == out->cap) {
         size_t cap = out->cap ? out->cap * 2 : 64;
         int32_t *ids = realloc(out->ids, cap * sizeof *ids);
@@ -19,7 +19,7 @@ int tok_push(lgpu_tokens *out, int32_t id) {
     return 0;
 }
 
-void lgpu_tokens_free(lgpu_tokens *t) {
+void lgpu_tokens_destroy(lgpu_tokens *t) {
     if (!t) return;
     free(t->ids);
     t->ids = NULL;
@@ -84,21 +84,21 @@ static int encode_fragments(const lgpu_tokenizer *t, const char *text, const fra
                             lgpu_tokens *out) {
     int rc = 0;
     bool bos = add_special && lgpu_tokenizer_add_bos(t);
-    if (bos) rc = tok_push(out, t->bos);
+    if (bos) rc = lgpu_tok_push(out, t->bos);
     bool prev_special = true; /* SPM: a fragment at the start or after a special gets the dummy prefix */
     for (size_t k = 0; k < fr->n && !rc; k++) {
         const fragment *f = &fr->f[k];
         if (f->id >= 0) {
-            rc = tok_push(out, f->id);
+            rc = lgpu_tok_push(out, f->id);
             prev_special = true;
         } else if (t->kind == LGPU_TOK_SPM) {
-            rc = tok_spm_encode(t, text + f->off, f->len, t->add_space_prefix && prev_special, out);
+            rc = lgpu_tok_spm_encode(t, text + f->off, f->len, t->add_space_prefix && prev_special, out);
             prev_special = false;
         } else {
-            rc = tok_bpe_encode(t, text + f->off, f->len, out);
+            rc = lgpu_tok_bpe_encode(t, text + f->off, f->len, out);
         }
     }
-    if (!rc && add_special && lgpu_tokenizer_add_eos(t)) rc = tok_push(out, t->eos);
+    if (!rc && add_special && lgpu_tokenizer_add_eos(t)) rc = lgpu_tok_push(out, t->eos);
     return rc;
 }
 
@@ -135,6 +135,6 @@ int lgpu_tokenizer_encode_buf(const lgpu_tokenizer *t, const char *text, size_t 
     if (n) memcpy(ids, v.ids, n * sizeof *ids);
     if (n_out) *n_out = v.n;
     if (v.n > cap) rc = lgpu_set_error(LGPU_EFULL, "lgpu_tokenizer_encode_buf: %zu ids, room for %zu", v.n, cap);
-    lgpu_tokens_free(&v);
+    lgpu_tokens_destroy(&v);
     return rc;
 }

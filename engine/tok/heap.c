@@ -8,7 +8,7 @@ static bool before(const tok_bigram *a, const tok_bigram *b) {
     return a->key > b->key || (a->key == b->key && a->left < b->left);
 }
 
-int tok_heap_push(tok_heap *h, tok_bigram b) {
+int lgpu_tok_heap_push(tok_heap *h, tok_bigram b) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
         tok_bigram *a = realloc(h->a, cap * sizeof *a);
@@ -27,7 +27,7 @@ int tok_heap_push(tok_heap *h, tok_bigram b) {
     return 0;
 }
 
-tok_bigram tok_heap_pop(tok_heap *h) {
+tok_bigram lgpu_tok_heap_pop(tok_heap *h) {
     tok_bigram top = h->a[0], last = h->a[--h->n];
     size_t i = 0, n = h->n;
     for (;;) {

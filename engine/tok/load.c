@@ -1,7 +1,7 @@
-/* lgpu_tokenizer_load: picks the loader from what `path` is. */
+/* lgpu_tokenizer_create: picks the loader from what `path` is. */
 #include "tok/tok_internal.h"
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +30,8 @@ static int load_dir(const char *dir, lgpu_tokenizer **out) {
     return rc;
 }
 
-int lgpu_tokenizer_load(const char *path, lgpu_tokenizer **out) {
-    if (!path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_tokenizer_load: NULL argument");
+int lgpu_tokenizer_create(const char *path, lgpu_tokenizer **out) {
+    if (!path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_tokenizer_create: NULL argument");
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb)) return lgpu_set_error(LGPU_ENOTFOUND, "%s: no such file or directory", path);
@@ -43,10 +43,10 @@ int lgpu_tokenizer_load(const char *path, lgpu_tokenizer **out) {
     fclose(f);
     if (got >= 4 && !memcmp(head, "GGUF", 4)) {
         lgpu_gguf *g;
-        int rc = lgpu_gguf_open(path, &g);
+        int rc = lgpu_gguf_create(path, &g);
         if (rc) return rc;
         rc = lgpu_tokenizer_from_gguf(g, out);
-        lgpu_gguf_close(g);
+        lgpu_gguf_destroy(g);
         return rc;
     }
     size_t i = 0;

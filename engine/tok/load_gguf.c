@@ -3,7 +3,7 @@
  * BPE with merges; token_type, special ids, add_bos/add_eos, chat template. */
 #include "tok/tok_internal.h"
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ static const char *pre_regex(const char *pre, bool *ignore_merges) {
     bool llama3 = pre && (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3"));
     if (!llama3) lgpu_log(LGPU_LOG_WARN, "tokenizer: pre-tokenizer '%s' not known here, using LLaMA-3's", pre ? pre : "(none)");
     *ignore_merges = llama3;
-    return tok_llama3_regex;
+    return lgpu_tok_llama3_regex;
 }
 
 int lgpu_tokenizer_from_gguf(const lgpu_gguf *g, lgpu_tokenizer **out) {
@@ -55,17 +55,17 @@ int lgpu_tokenizer_from_gguf(const lgpu_gguf *g, lgpu_tokenizer **out) {
                               (unsigned long long)nt, (unsigned long long)n);
 
     lgpu_tokenizer *t;
-    int rc = tok_alloc(&t, kind, (int32_t)n);
+    int rc = lgpu_tok_alloc(&t, kind, (int32_t)n);
     if (rc) return rc;
     for (uint64_t i = 0; i < n && !rc; i++) {
         size_t len;
         const char *s = lgpu_gguf_arr_str(g, ktok, i, &len);
         float score = kscore >= 0 ? (float)lgpu_gguf_arr_float(g, kscore, i, 0.0) : 0.0f;
         int type = ktype >= 0 ? (int)lgpu_gguf_arr_int(g, ktype, i, LGPU_TOKEN_NORMAL) : LGPU_TOKEN_NORMAL;
-        rc = kind == LGPU_TOK_BPE ? tok_bpe_set_token(t, (int32_t)i, s, len, type)
-                                  : tok_set(t, (int32_t)i, s, len, NULL, 0, score, type);
+        rc = kind == LGPU_TOK_BPE ? lgpu_tok_bpe_set_token(t, (int32_t)i, s, len, type)
+                                  : lgpu_tok_set(t, (int32_t)i, s, len, NULL, 0, score, type);
     }
-    if (!rc) rc = tok_build_index(t);
+    if (!rc) rc = lgpu_tok_build_index(t);
 
     int32_t nv = (int32_t)n;
     if (kind == LGPU_TOK_SPM) {
@@ -78,18 +78,18 @@ int lgpu_tokenizer_from_gguf(const lgpu_gguf *g, lgpu_tokenizer **out) {
         t->eos = get_id(g, "tokenizer.ggml.eos_token_id", -1, nv);
         t->unk = get_id(g, "tokenizer.ggml.unknown_token_id", -1, nv);
         t->add_space_prefix = lgpu_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", false);
-        if (!rc) rc = tok_set_regex(t, pre_regex(lgpu_gguf_get_str(g, "tokenizer.ggml.pre", NULL), &t->ignore_merges));
+        if (!rc) rc = lgpu_tok_set_regex(t, pre_regex(lgpu_gguf_get_str(g, "tokenizer.ggml.pre", NULL), &t->ignore_merges));
         int64_t km = lgpu_gguf_find_key(g, "tokenizer.ggml.merges");
         uint64_t nm = 0;
         if (!rc && (km < 0 || lgpu_gguf_kv_arr(g, km, &et, &nm, NULL) || et != LGPU_GGUF_STRING))
             rc = lgpu_set_error(LGPU_EFORMAT, "%s: tokenizer.ggml.merges missing or not a string array", file);
-        if (!rc) rc = tok_merges_reserve(t, nm);
+        if (!rc) rc = lgpu_tok_merges_reserve(t, nm);
         size_t skipped = 0;
         for (uint64_t i = 0; i < nm && !rc; i++) {
             size_t len;
             bool sk;
             const char *s = lgpu_gguf_arr_str(g, km, i, &len);
-            rc = tok_bpe_add_merge_line(t, s, len, &sk);
+            rc = lgpu_tok_bpe_add_merge_line(t, s, len, &sk);
             skipped += sk;
         }
         if (skipped) lgpu_log(LGPU_LOG_DEBUG, "%s: %zu merges name no token", file, skipped);
@@ -100,9 +100,9 @@ int lgpu_tokenizer_from_gguf(const lgpu_gguf *g, lgpu_tokenizer **out) {
     t->add_eos = lgpu_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", false);
     const char *tmpl = lgpu_gguf_get_str(g, "tokenizer.chat_template", NULL);
     if (!rc && tmpl && !(t->chat_template = strdup(tmpl))) rc = lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-    if (!rc) rc = tok_finalize(t);
+    if (!rc) rc = lgpu_tok_finalize(t);
     if (rc) {
-        lgpu_tokenizer_free(t);
+        lgpu_tokenizer_destroy(t);
         return rc;
     }
     *out = t;

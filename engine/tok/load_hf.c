@@ -115,7 +115,7 @@ static int spm_scores(lgpu_tokenizer *t, json_t *merges, const char *path) {
         }
         memcpy(buf, a, an);
         memcpy(buf + an, b, bn);
-        int32_t id = tok_lookup(t, buf, an + bn);
+        int32_t id = lgpu_tok_lookup(t, buf, an + bn);
         if (id >= 0 && score[id] > 0) score[id] = -(float)i;
     }
     for (int32_t id = 0; id < t->n_vocab; id++) {
@@ -158,15 +158,15 @@ static int load_json(lgpu_tokenizer **out, json_t *root, const char *path) {
         if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
     }
     lgpu_tokenizer *t;
-    int rc = tok_alloc(&t, spm ? LGPU_TOK_SPM : LGPU_TOK_BPE, (int32_t)(max_id + 1));
+    int rc = lgpu_tok_alloc(&t, spm ? LGPU_TOK_SPM : LGPU_TOK_BPE, (int32_t)(max_id + 1));
     if (rc) return rc;
     t->add_space_prefix = spm && prefix;
     json_object_foreach(vocab, key, v) {
         if (rc) break;
         int32_t id = (int32_t)json_integer_value(v);
         size_t n = strlen(key);
-        rc = spm ? tok_set(t, id, key, n, NULL, 0, 0.0f, tok_is_byte_piece(key, n) ? LGPU_TOKEN_BYTE : LGPU_TOKEN_NORMAL)
-                 : tok_bpe_set_token(t, id, key, n, LGPU_TOKEN_NORMAL);
+        rc = spm ? lgpu_tok_set(t, id, key, n, NULL, 0, 0.0f, lgpu_tok_is_byte_piece(key, n) ? LGPU_TOKEN_BYTE : LGPU_TOKEN_NORMAL)
+                 : lgpu_tok_bpe_set_token(t, id, key, n, LGPU_TOKEN_NORMAL);
     }
     const char *unk = json_string_value(json_object_get(model, "unk_token"));
     json_array_foreach(added, i, v) {
@@ -176,12 +176,12 @@ static int load_json(lgpu_tokenizer **out, json_t *root, const char *path) {
         int type = !json_is_true(json_object_get(v, "special")) ? LGPU_TOKEN_USER_DEFINED
                    : unk && !strcmp(unk, json_string_value(c)) ? LGPU_TOKEN_UNKNOWN
                                                                : LGPU_TOKEN_CONTROL;
-        rc = tok_set(t, id, json_string_value(c), json_string_length(c), NULL, 0, 0.0f, type);
+        rc = lgpu_tok_set(t, id, json_string_value(c), json_string_length(c), NULL, 0, 0.0f, type);
         t->tok[id].lstrip = json_is_true(json_object_get(v, "lstrip"));
         t->tok[id].rstrip = json_is_true(json_object_get(v, "rstrip"));
         if (type == LGPU_TOKEN_UNKNOWN) t->unk = id;
     }
-    if (!rc) rc = tok_build_index(t);
+    if (!rc) rc = lgpu_tok_build_index(t);
     json_t *merges = json_object_get(model, "merges");
     if (!rc && !json_is_array(merges)) rc = lgpu_set_error(LGPU_EFORMAT, "%s: model.merges is not an array", path);
     if (!rc && spm) rc = spm_scores(t, merges, path);
@@ -191,23 +191,23 @@ static int load_json(lgpu_tokenizer **out, json_t *root, const char *path) {
         const char *re = split ? json_string_value(json_object_get(json_object_get(split, "pattern"), "Regex")) : NULL;
         json_t *bl = lgpu_hf_find_component(pre, "ByteLevel");
         if (!re && bl && !json_is_false(json_object_get(bl, "use_regex"))) re = gpt2_regex;
-        if (re) rc = tok_set_regex(t, re);
+        if (re) rc = lgpu_tok_set_regex(t, re);
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-        if (!rc) rc = tok_merges_reserve(t, json_array_size(merges));
+        if (!rc) rc = lgpu_tok_merges_reserve(t, json_array_size(merges));
         size_t skipped = 0;
         json_array_foreach(merges, i, v) {
             if (rc) break;
             const char *a, *b;
             size_t an, bn;
             bool sk = false;
-            if (merge_parts(v, &a, &an, &b, &bn)) rc = tok_bpe_add_merge(t, a, an, b, bn, &sk);
+            if (merge_parts(v, &a, &an, &b, &bn)) rc = lgpu_tok_bpe_add_merge(t, a, an, b, bn, &sk);
             else rc = lgpu_set_error(LGPU_EFORMAT, "%s: model.merges[%zu] is neither \"A B\" nor [\"A\", \"B\"]", path, i);
             skipped += sk;
         }
         if (skipped) lgpu_log(LGPU_LOG_DEBUG, "%s: %zu merges name no token", path, skipped);
     }
     if (rc) {
-        lgpu_tokenizer_free(t);
+        lgpu_tokenizer_destroy(t);
         return rc;
     }
     *out = t;
@@ -252,9 +252,9 @@ int lgpu_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, 
     }
     free(cfg);
     json_decref(root);
-    if (!rc) rc = tok_finalize(t);
+    if (!rc) rc = lgpu_tok_finalize(t);
     if (rc) {
-        lgpu_tokenizer_free(t);
+        lgpu_tokenizer_destroy(t);
         return rc;
     }
     *out = t;

@@ -59,7 +59,7 @@ int lgpu_tokenizer_from_llama2c(const char *path, int n_vocab, lgpu_tokenizer **
         return lgpu_set_error(LGPU_EFORMAT, "%s: %d tokens, the model's vocab_size is %d", path, count, n_vocab);
     }
     lgpu_tokenizer *t;
-    if ((rc = tok_alloc(&t, LGPU_TOK_SPM, count))) {
+    if ((rc = lgpu_tok_alloc(&t, LGPU_TOK_SPM, count))) {
         free(data);
         return rc;
     }
@@ -76,16 +76,16 @@ int lgpu_tokenizer_from_llama2c(const char *path, int n_vocab, lgpu_tokenizer **
         static const char *names[3] = {"<unk>", "<s>", "</s>"};
         static const int types[3] = {LGPU_TOKEN_UNKNOWN, LGPU_TOKEN_CONTROL, LGPU_TOKEN_CONTROL};
         if (id < 3) {
-            rc = tok_set(t, id, names[id], strlen(names[id]), NULL, 0, score, types[id]);
-        } else if (tok_is_byte_piece(s, (size_t)len)) {
-            rc = tok_set(t, id, s, (size_t)len, NULL, 0, score, LGPU_TOKEN_BYTE);
+            rc = lgpu_tok_set(t, id, names[id], strlen(names[id]), NULL, 0, score, types[id]);
+        } else if (lgpu_tok_is_byte_piece(s, (size_t)len)) {
+            rc = lgpu_tok_set(t, id, s, (size_t)len, NULL, 0, score, LGPU_TOKEN_BYTE);
         } else {
             size_t n = 0; /* ' ' back to "▁" */
             for (int32_t i = 0; i < len; i++) {
                 if (s[i] == ' ') memcpy(buf + n, "\xE2\x96\x81", 3), n += 3;
                 else buf[n++] = s[i];
             }
-            rc = tok_set(t, id, buf, n, NULL, 0, score, LGPU_TOKEN_NORMAL);
+            rc = lgpu_tok_set(t, id, buf, n, NULL, 0, score, LGPU_TOKEN_NORMAL);
         }
     }
     free(buf);
@@ -93,9 +93,9 @@ int lgpu_tokenizer_from_llama2c(const char *path, int n_vocab, lgpu_tokenizer **
     t->unk = 0;
     t->bos = 1;
     t->eos = 2;
-    if (!rc) rc = tok_finalize(t);
+    if (!rc) rc = lgpu_tok_finalize(t);
     if (rc) {
-        lgpu_tokenizer_free(t);
+        lgpu_tokenizer_destroy(t);
         return rc;
     }
     *out = t;

@@ -19,9 +19,9 @@ typedef struct {
 static int try_bigram(spm_state *st, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return 0;
     uint32_t size = st->sym[left].n + st->sym[right].n;
-    int32_t id = tok_lookup(st->t, st->s + st->sym[left].start, size);
+    int32_t id = lgpu_tok_lookup(st->t, st->s + st->sym[left].start, size);
     if (id < 0) return 0;
-    return tok_heap_push(&st->heap, (tok_bigram){.key = st->t->tok[id].score, .left = left, .right = right, .size = size});
+    return lgpu_tok_heap_push(&st->heap, (tok_bigram){.key = st->t->tok[id].score, .left = left, .right = right, .size = size});
 }
 
 static int push_bytes(const lgpu_tokenizer *t, const char *s, uint32_t n, lgpu_tokens *out) {
@@ -29,7 +29,7 @@ static int push_bytes(const lgpu_tokenizer *t, const char *s, uint32_t n, lgpu_t
         int32_t id = t->byte_tok[(unsigned char)s[j]];
         if (id < 0) id = t->unk;
         if (id < 0) continue; /* neither a byte token nor <unk>: nothing can stand for it */
-        int rc = tok_push(out, id);
+        int rc = lgpu_tok_push(out, id);
         if (rc) return rc;
     }
     return 0;
@@ -60,7 +60,7 @@ static int encode_chunk(spm_state *st, size_t begin, size_t end, lgpu_tokens *ou
     int rc = 0;
     for (int32_t i = 1; i < nsym && !rc; i++) rc = try_bigram(st, i - 1, i);
     while (!rc && st->heap.n) {
-        tok_bigram b = tok_heap_pop(&st->heap);
+        tok_bigram b = lgpu_tok_heap_pop(&st->heap);
         tok_sym *l = &sym[b.left], *r = &sym[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
         l->n += r->n;
@@ -71,8 +71,8 @@ static int encode_chunk(spm_state *st, size_t begin, size_t end, lgpu_tokens *ou
         if (!rc) rc = try_bigram(st, b.left, l->next);
     }
     for (int32_t i = 0; i != -1 && !rc; i = sym[i].next) {
-        int32_t id = tok_lookup(t, s + sym[i].start, sym[i].n);
-        rc = id >= 0 ? tok_push(out, id) : push_bytes(t, s + sym[i].start, sym[i].n, out);
+        int32_t id = lgpu_tok_lookup(t, s + sym[i].start, sym[i].n);
+        rc = id >= 0 ? lgpu_tok_push(out, id) : push_bytes(t, s + sym[i].start, sym[i].n, out);
     }
     return rc;
 }
@@ -86,7 +86,7 @@ static bool cut_at(const lgpu_tokenizer *t, const char *s, size_t i, size_t n) {
     return i == n || (t->spm_word_split && is_ws(s, i, n) && !(i >= 3 && is_ws(s, i - 3, n)));
 }
 
-int tok_spm_encode(const lgpu_tokenizer *t, const char *text, size_t len, bool prefix_space, lgpu_tokens *out) {
+int lgpu_tok_spm_encode(const lgpu_tokenizer *t, const char *text, size_t len, bool prefix_space, lgpu_tokens *out) {
     size_t spaces = prefix_space;
     for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
     size_t n = len + 2 * spaces + (size_t)prefix_space;

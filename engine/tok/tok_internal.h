@@ -54,49 +54,49 @@ static inline int tok_utf8_len(unsigned char c) {
 }
 /* GPT-2's byte <-> unicode mapping undone: a mapped UTF-8 string ("ĠHello")
  * to raw bytes (" Hello"); -1 if a character is outside the mapping. */
-int tok_gpt2_decode(const char *s, size_t n, char *out, size_t *out_len);
+int lgpu_tok_gpt2_decode(const char *s, size_t n, char *out, size_t *out_len);
 /* Appends the UTF-8 encoding of cp (<= 4 bytes) to dst, returns bytes written. */
-int tok_utf8_put(uint32_t cp, char *dst);
+int lgpu_tok_utf8_put(uint32_t cp, char *dst);
 /* Decodes one code point at s[0..n); returns its length, or 0 if invalid/truncated. */
-int tok_utf8_get(const char *s, size_t n, uint32_t *cp);
+int lgpu_tok_utf8_get(const char *s, size_t n, uint32_t *cp);
 
 /* vocab.c: building */
-int tok_alloc(lgpu_tokenizer **out, lgpu_tok_kind kind, int32_t n_vocab);
+int lgpu_tok_alloc(lgpu_tokenizer **out, lgpu_tok_kind kind, int32_t n_vocab);
 /* Sets token `id`: match text (text,len), display text (disp,dlen; NULL: same). */
-int tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const char *disp, size_t dlen,
+int lgpu_tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const char *disp, size_t dlen,
             float score, int type);
-/* The text -> id index (after all tok_set; tok_finalize builds it if needed). */
-int tok_build_index(lgpu_tokenizer *t);
-/* After all tok_set and the special ids: hash index, byte map, specials
+/* The text -> id index (after all lgpu_tok_set; lgpu_tok_finalize builds it if needed). */
+int lgpu_tok_build_index(lgpu_tokenizer *t);
+/* After all lgpu_tok_set and the special ids: hash index, byte map, specials
  * list, eot (by well-known texts when unset) and the end-of-generation set. */
-int tok_finalize(lgpu_tokenizer *t);
+int lgpu_tok_finalize(lgpu_tokenizer *t);
 /* Adds merge (left id, right id) -> merged id with rank = number of merges so far. */
-int tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged);
-int tok_merges_reserve(lgpu_tokenizer *t, size_t n);
+int lgpu_tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged);
+int lgpu_tok_merges_reserve(lgpu_tokenizer *t, size_t n);
 /* Compiles the pre-tokenizer regex (NULL: LLaMA-3's; its case-insensitive
  * contraction group is rewritten to ASCII classes). */
-int tok_set_regex(lgpu_tokenizer *t, const char *pattern);
+int lgpu_tok_set_regex(lgpu_tokenizer *t, const char *pattern);
 
 /* bpe_vocab.c: byte-level BPE vocabularies from GPT-2-mapped strings */
-int tok_bpe_set_token(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, int type);
-/* Need the index: call tok_build_index first. */
-int tok_bpe_add_merge(lgpu_tokenizer *t, const char *a, size_t an, const char *b, size_t bn, bool *skipped);
-int tok_bpe_add_merge_line(lgpu_tokenizer *t, const char *s, size_t n, bool *skipped);
+int lgpu_tok_bpe_set_token(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, int type);
+/* Need the index: call lgpu_tok_build_index first. */
+int lgpu_tok_bpe_add_merge(lgpu_tokenizer *t, const char *a, size_t an, const char *b, size_t bn, bool *skipped);
+int lgpu_tok_bpe_add_merge_line(lgpu_tokenizer *t, const char *s, size_t n, bool *skipped);
 
 /* "<0xNN>" */
-bool tok_is_byte_piece(const char *s, size_t n);
+bool lgpu_tok_is_byte_piece(const char *s, size_t n);
 
 /* vocab.c: lookup */
-int32_t tok_lookup(const lgpu_tokenizer *t, const char *s, size_t n);
-int32_t tok_merge_find(const lgpu_tokenizer *t, int32_t left, int32_t right, int32_t *merged);
+int32_t lgpu_tok_lookup(const lgpu_tokenizer *t, const char *s, size_t n);
+int32_t lgpu_tok_merge_find(const lgpu_tokenizer *t, int32_t left, int32_t right, int32_t *merged);
 static inline const char *tok_text(const lgpu_tokenizer *t, int32_t id) { return t->arena + t->tok[id].off; }
 
 /* spm.c / bpe.c: tokenize one raw-text fragment, appending to out */
-int tok_spm_encode(const lgpu_tokenizer *t, const char *text, size_t len, bool prefix_space, lgpu_tokens *out);
-int tok_bpe_encode(const lgpu_tokenizer *t, const char *text, size_t len, lgpu_tokens *out);
+int lgpu_tok_spm_encode(const lgpu_tokenizer *t, const char *text, size_t len, bool prefix_space, lgpu_tokens *out);
+int lgpu_tok_bpe_encode(const lgpu_tokenizer *t, const char *text, size_t len, lgpu_tokens *out);
 
 /* encode.c */
-int tok_push(lgpu_tokens *out, int32_t id);
+int lgpu_tok_push(lgpu_tokens *out, int32_t id);
 
 /* heap.c: max-heap of candidate merges; higher key first, then smaller left */
 typedef struct tok_bigram {
@@ -108,8 +108,8 @@ typedef struct tok_heap {
     tok_bigram *a;
     size_t n, cap;
 } tok_heap;
-int tok_heap_push(tok_heap *h, tok_bigram b);
-tok_bigram tok_heap_pop(tok_heap *h);
+int lgpu_tok_heap_push(tok_heap *h, tok_bigram b);
+tok_bigram lgpu_tok_heap_pop(tok_heap *h);
 
 /* Symbols of a word being merged: a doubly linked list over an array. */
 typedef struct tok_sym {
@@ -118,6 +118,6 @@ typedef struct tok_sym {
 } tok_sym;
 
 /* The LLaMA-3 pre-tokenizer. */
-extern const char tok_llama3_regex[];
+extern const char lgpu_tok_llama3_regex[];
 
 #endif

@@ -37,7 +37,7 @@ typedef enum lgpu_token_type {
 /* Loads by looking at `path`: a .gguf file, an HF directory (tokenizer.json +
  * tokenizer_config.json), a tokenizer.json, or a llama2.c tokenizer.bin (all
  * tokens). */
-int lgpu_tokenizer_load(const char *path, lgpu_tokenizer **out);
+int lgpu_tokenizer_create(const char *path, lgpu_tokenizer **out);
 /* From an open GGUF: tokenizer.ggml.model "llama" (SPM) or "gpt2" (BPE). */
 int lgpu_tokenizer_from_gguf(const struct lgpu_gguf *gguf, lgpu_tokenizer **out);
 /* llama2.c tokenizer.bin; n_vocab > 0: the file must hold exactly that many
@@ -48,7 +48,7 @@ int lgpu_tokenizer_from_llama2c(const char *path, int n_vocab, lgpu_tokenizer **
  * add_bos_token, chat_template) may be NULL, then the file beside it is used
  * if present. */
 int lgpu_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, lgpu_tokenizer **out);
-void lgpu_tokenizer_free(lgpu_tokenizer *tok);
+void lgpu_tokenizer_destroy(lgpu_tokenizer *tok);
 
 /* ---- properties -------------------------------------------------------- */
 
@@ -80,12 +80,12 @@ const char *lgpu_tokenizer_chat_template(const lgpu_tokenizer *tok);
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* A growable id list. Zero-initialise; free with lgpu_tokens_free. */
+/* A growable id list. Zero-initialise; free with lgpu_tokens_destroy. */
 typedef struct lgpu_tokens {
     int32_t *ids;
     size_t n, cap;
 } lgpu_tokens;
-void lgpu_tokens_free(lgpu_tokens *t);
+void lgpu_tokens_destroy(lgpu_tokens *t);
 
 /* Appends the ids of text[0..len) to `out` (len may be (size_t)-1 for a
  * NUL-terminated string). add_special: BOS/EOS as lgpu_tokenizer_add_bos/eos
@@ -121,7 +121,7 @@ int lgpu_tokenizer_decode(const lgpu_tokenizer *tok, const int32_t *ids, size_t 
 typedef struct lgpu_detok lgpu_detok;
 /* A new detokenizer starts at the beginning of a text (see lgpu_detok_reset). */
 int lgpu_detok_create(const lgpu_tokenizer *tok, bool special, lgpu_detok **out);
-void lgpu_detok_free(lgpu_detok *d);
+void lgpu_detok_destroy(lgpu_detok *d);
 /* Drops held bytes. at_start: the next piece begins a text (SPM: its dummy-
  * prefix space is dropped, as after create); false: pieces continue a text
  * already shown (e.g. generated tokens after a prompt), nothing is dropped. */

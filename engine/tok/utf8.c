@@ -17,7 +17,7 @@ static void build_map(void) {
     for (int b = 0; b < 256; b++) cp_byte[printable(b) ? b : 256 + n++] = (int16_t)b;
 }
 
-int tok_utf8_put(uint32_t cp, char *d) {
+int lgpu_tok_utf8_put(uint32_t cp, char *d) {
     unsigned char *u = (unsigned char *)d;
     if (cp < 0x80) {
         u[0] = (unsigned char)cp;
@@ -41,7 +41,7 @@ int tok_utf8_put(uint32_t cp, char *d) {
     return 4;
 }
 
-int tok_utf8_get(const char *s, size_t n, uint32_t *cp) {
+int lgpu_tok_utf8_get(const char *s, size_t n, uint32_t *cp) {
     const unsigned char *u = (const unsigned char *)s;
     if (n == 0) return 0;
     int len = tok_utf8_len(u[0]);
@@ -63,12 +63,12 @@ int tok_utf8_get(const char *s, size_t n, uint32_t *cp) {
     return len;
 }
 
-int tok_gpt2_decode(const char *s, size_t n, char *out, size_t *out_len) {
+int lgpu_tok_gpt2_decode(const char *s, size_t n, char *out, size_t *out_len) {
     pthread_once(&map_once, build_map);
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int l = tok_utf8_get(s + i, n - i, &cp);
+        int l = lgpu_tok_utf8_get(s + i, n - i, &cp);
         if (l == 0 || cp >= 324 || cp_byte[cp] < 0) return -1;
         out[o++] = (char)cp_byte[cp];
         i += (size_t)l;

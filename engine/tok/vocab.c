@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char tok_llama3_regex[] =
+const char lgpu_tok_llama3_regex[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-bool tok_is_byte_piece(const char *s, size_t n) {
+bool lgpu_tok_is_byte_piece(const char *s, size_t n) {
     static const char hex[] = "0123456789ABCDEFabcdef";
     return n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && s[3] && s[4] && strchr(hex, s[3]) && strchr(hex, s[4]);
 }
@@ -29,7 +29,7 @@ static uint64_t hash_u64(uint64_t x) {
     return x;
 }
 
-int tok_alloc(lgpu_tokenizer **out, lgpu_tok_kind kind, int32_t n_vocab) {
+int lgpu_tok_alloc(lgpu_tokenizer **out, lgpu_tok_kind kind, int32_t n_vocab) {
     *out = NULL;
     if (n_vocab <= 0) return lgpu_set_error(LGPU_EFORMAT, "tokenizer: empty vocabulary");
     lgpu_tokenizer *t = calloc(1, sizeof *t);
@@ -66,7 +66,7 @@ static int arena_put(lgpu_tokenizer *t, const char *s, size_t n, uint32_t *off) 
     return 0;
 }
 
-int tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const char *disp, size_t dlen,
+int lgpu_tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const char *disp, size_t dlen,
             float score, int type) {
     if (id < 0 || id >= t->n_vocab) return lgpu_set_error(LGPU_ERANGE, "tokenizer: token id %d out of range", id);
     tok_entry *e = &t->tok[id];
@@ -85,7 +85,7 @@ int tok_set(lgpu_tokenizer *t, int32_t id, const char *text, size_t len, const c
     return 0;
 }
 
-int32_t tok_lookup(const lgpu_tokenizer *t, const char *s, size_t n) {
+int32_t lgpu_tok_lookup(const lgpu_tokenizer *t, const char *s, size_t n) {
     if (!t->htab) return -1;
     for (uint32_t i = (uint32_t)hash_bytes(s, n) & t->hmask;; i = (i + 1) & t->hmask) {
         int32_t v = t->htab[i];
@@ -95,7 +95,7 @@ int32_t tok_lookup(const lgpu_tokenizer *t, const char *s, size_t n) {
     }
 }
 
-int tok_build_index(lgpu_tokenizer *t) {
+int lgpu_tok_build_index(lgpu_tokenizer *t) {
     if (t->htab) return 0;
     uint32_t cap = 1024;
     while (cap < (uint32_t)t->n_vocab * 2u) cap *= 2;
@@ -151,9 +151,9 @@ static int merges_grow(lgpu_tokenizer *t, size_t need) {
     return 0;
 }
 
-int tok_merges_reserve(lgpu_tokenizer *t, size_t n) { return merges_grow(t, n); }
+int lgpu_tok_merges_reserve(lgpu_tokenizer *t, size_t n) { return merges_grow(t, n); }
 
-int tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged) {
+int lgpu_tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged) {
     int32_t rank = (int32_t)t->n_merges++;
     if (left < 0 || right < 0 || merged < 0) return 0; /* never fires, only takes its rank */
     if (!t->mmask || t->n_merges * 2 > (size_t)t->mmask + 1) {
@@ -170,7 +170,7 @@ int tok_add_merge(lgpu_tokenizer *t, int32_t left, int32_t right, int32_t merged
     return 0;
 }
 
-int32_t tok_merge_find(const lgpu_tokenizer *t, int32_t left, int32_t right, int32_t *merged) {
+int32_t lgpu_tok_merge_find(const lgpu_tokenizer *t, int32_t left, int32_t right, int32_t *merged) {
     if (!t->mmask) return -1;
     uint64_t k = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     for (uint32_t i = (uint32_t)hash_u64(k) & t->mmask; t->mrank[i] >= 0; i = (i + 1) & t->mmask) {
@@ -182,8 +182,8 @@ int32_t tok_merge_find(const lgpu_tokenizer *t, int32_t left, int32_t right, int
     return -1;
 }
 
-int tok_set_regex(lgpu_tokenizer *t, const char *pattern) {
-    if (!pattern) pattern = tok_llama3_regex;
+int lgpu_tok_set_regex(lgpu_tokenizer *t, const char *pattern) {
+    if (!pattern) pattern = lgpu_tok_llama3_regex;
     /* (?i:...) under PCRE2_UCP would also fold non-ASCII letters ('ſ' ~ 's');
      * llama.cpp and HF treat the contractions as ASCII only. */
     static const char ci[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
@@ -225,7 +225,7 @@ static int cmp_special(const void *a, const void *b, void *ctx) {
 }
 
 static int32_t find_special_text(const lgpu_tokenizer *t, const char *s) {
-    int32_t id = tok_lookup(t, s, strlen(s));
+    int32_t id = lgpu_tok_lookup(t, s, strlen(s));
     if (id < 0) return -1;
     int ty = t->tok[id].type;
     return ty == LGPU_TOKEN_CONTROL || ty == LGPU_TOKEN_USER_DEFINED ? id : -1;
@@ -238,8 +238,8 @@ static void add_eog(lgpu_tokenizer *t, int32_t id) {
     if (t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
 }
 
-int tok_finalize(lgpu_tokenizer *t) {
-    int st = tok_build_index(t);
+int lgpu_tok_finalize(lgpu_tokenizer *t) {
+    int st = lgpu_tok_build_index(t);
     if (st) return st;
     for (int b = 0; b < 256; b++) {
         int32_t id = -1;
@@ -247,11 +247,11 @@ int tok_finalize(lgpu_tokenizer *t) {
             char hex[8];
             static const char *digits = "0123456789ABCDEF";
             hex[0] = '<', hex[1] = '0', hex[2] = 'x', hex[3] = digits[b >> 4], hex[4] = digits[b & 15], hex[5] = '>';
-            id = tok_lookup(t, hex, 6);
+            id = lgpu_tok_lookup(t, hex, 6);
         }
         if (id < 0) {
             char c = (char)b;
-            id = tok_lookup(t, &c, 1);
+            id = lgpu_tok_lookup(t, &c, 1);
         }
         t->byte_tok[b] = id;
     }
@@ -296,7 +296,7 @@ int tok_finalize(lgpu_tokenizer *t) {
     return 0;
 }
 
-void lgpu_tokenizer_free(lgpu_tokenizer *t) {
+void lgpu_tokenizer_destroy(lgpu_tokenizer *t) {
     if (!t) return;
     free(t->tok);
     free(t->arena);
@@ -351,14 +351,14 @@ static bool disp_is(const lgpu_tokenizer *t, int32_t id, const char *s, size_t n
 int32_t lgpu_tokenizer_find(const lgpu_tokenizer *t, const char *text) {
     if (!t || !text) return -1;
     size_t n = strlen(text);
-    int32_t id = tok_lookup(t, text, n);
+    int32_t id = lgpu_tok_lookup(t, text, n);
     if (disp_is(t, id, text, n)) return id;
     if (t->kind != LGPU_TOK_BPE) return -1;
     /* BPE normal tokens are indexed by their bytes: map the stored form back */
     char *raw = malloc(n + 1);
     size_t rn;
     id = -1;
-    if (raw && tok_gpt2_decode(text, n, raw, &rn) == 0) id = tok_lookup(t, raw, rn);
+    if (raw && lgpu_tok_gpt2_decode(text, n, raw, &rn) == 0) id = lgpu_tok_lookup(t, raw, rn);
     free(raw);
     return disp_is(t, id, text, n) ? id : -1;
 }

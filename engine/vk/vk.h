@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <vulkan/vulkan.h>
 
-#include "ops/device_impl.h"
+#include "dev/device_impl.h"
 
 /* KHR cooperative matrices: only when the shaders were built for them
  * (shaders/meson.build defines LGPU_HAVE_KHR_COOPMAT) and the Vulkan headers
@@ -96,7 +96,7 @@ void lgpu_vk_instance_destroy(lgpu_vk_instance *vi);
 
 /* Enumerate and describe the physical devices of an instance. */
 int lgpu_vk_enumerate(VkInstance inst, lgpu_vk_devlist *out);
-void lgpu_vk_devlist_free(lgpu_vk_devlist *l);
+void lgpu_vk_devlist_destroy(lgpu_vk_devlist *l);
 /* Choose per a selector (NULL / "auto": automatic). Returns the index in the
  * list, or LGPU_ENODEV with a detail listing the devices. `reason` gets why. */
 int lgpu_vk_select(const lgpu_vk_devlist *l, const char *selector, const char *origin, char *reason,
@@ -223,9 +223,9 @@ static inline size_t lgpu_vk_texel_view_elems(const lgpu_dev_caps *c, const stru
 /* Open per selector. On failure returns LGPU_ENODEV; *no_vulkan tells that no
  * usable Vulkan device exists at all (then `why` says why) so the caller may
  * fall back to the host. */
-int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
+int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
                      size_t why_len);
-void lgpu_vk_dev_close(lgpu_dev *dev);
+void lgpu_vk_dev_destroy(lgpu_dev *dev);
 /* Index of the physical device in the enumeration. */
 int lgpu_vk_dev_index(const lgpu_dev *dev);
 

@@ -145,7 +145,7 @@ static void teardown(lgpu_vk_dev *vd) {
     free(vd);
 }
 
-int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
+int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
                      size_t why_len) {
     *no_vulkan = false;
     why[0] = 0;
@@ -182,12 +182,12 @@ int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bo
     }
     int idx = lgpu_vk_select(&l, selector, origin, dev->reason, sizeof dev->reason);
     if (idx < 0) {
-        lgpu_vk_devlist_free(&l);
+        lgpu_vk_devlist_destroy(&l);
         teardown(vd);
         return idx;
     }
     vd->info = l.dev[idx];
-    lgpu_vk_devlist_free(&l);
+    lgpu_vk_devlist_destroy(&l);
 
     vd->force_staging = env_on("LGPU_VK_FORCE_STAGING");
     if ((st = create_device(vd)) || (st = lgpu_vk_memory_init(vd)) || (st = create_xfer(vd)) ||
@@ -216,7 +216,7 @@ int lgpu_vk_dev_open(lgpu_dev *dev, const char *selector, const char *origin, bo
     return 0;
 }
 
-void lgpu_vk_dev_close(lgpu_dev *dev) {
+void lgpu_vk_dev_destroy(lgpu_dev *dev) {
     if (!dev || !dev->vk) return;
     teardown(dev->vk);
     dev->vk = NULL;

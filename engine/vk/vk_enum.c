@@ -256,7 +256,7 @@ int lgpu_vk_enumerate(VkInstance inst, lgpu_vk_devlist *out) {
     return 0;
 }
 
-void lgpu_vk_devlist_free(lgpu_vk_devlist *l) {
+void lgpu_vk_devlist_destroy(lgpu_vk_devlist *l) {
     if (!l) return;
     free(l->dev);
     l->dev = NULL;
@@ -397,11 +397,11 @@ int lgpu_vk_print_info(FILE *f, const char *selector) {
     }
     fprintf(f, "Vulkan devices:%s%s\n", l.n ? "" : " none — ", l.n ? "" : err);
     for (int i = 0; i < l.n; i++) print_device(f, &l.dev[i]);
-    lgpu_vk_devlist_free(&l);
+    lgpu_vk_devlist_destroy(&l);
     if (have_inst) lgpu_vk_instance_destroy(&vi);
 
     lgpu_dev *dev = NULL;
-    int st = lgpu_dev_open(selector, &dev);
+    int st = lgpu_dev_create(selector, &dev);
     if (st) {
         fprintf(f, "selected: none — %s\n", lgpu_last_error());
         return st;
@@ -410,6 +410,6 @@ int lgpu_vk_print_info(FILE *f, const char *selector) {
         fprintf(f, "selected: %d %s — %s\n", lgpu_vk_dev_index(dev), lgpu_dev_name(dev), lgpu_dev_reason(dev));
     else
         fprintf(f, "selected: %s (%d threads) — %s\n", lgpu_dev_name(dev), lgpu_dev_threads(dev), lgpu_dev_reason(dev));
-    lgpu_dev_close(dev);
+    lgpu_dev_destroy(dev);
     return 0;
 }

@@ -61,7 +61,8 @@ typedef enum lgpu_type {
     LGPU_TYPE_Q6_K = 14,
     LGPU_TYPE_I32 = 26,
     LGPU_TYPE_BF16 = 30,
-    LGPU_TYPE_COUNT_ = 40 /* upper bound of ids, not a type */
+    LGPU_TYPE_COUNT_ = 40, /* upper bound of ids, not a type */
+    LGPU_TYPE_AUTO = -1    /* not a type: where a setting allows it, the engine chooses */
 } lgpu_type;
 
 /* Name ("f32", "q4_0", ...) or NULL for an unknown id. */

@@ -1,11 +1,12 @@
 /* lgpu — LLaMA-family models: load, batched decode over a paged KV cache.
  *
  * Typical use:
- *   lgpu_model *m; lgpu_model_load(&(lgpu_model_params){.path = "x.gguf"}, &m);
- *   lgpu_ctx *c;   lgpu_ctx_create(m, &(lgpu_ctx_params){.n_ctx = 2048, .n_seq_max = 8}, &c);
- *   int s;         lgpu_seq_open(c, &s);
+ *   lgpu_model *m; lgpu_model_create(&(lgpu_model_params){.path = "x.gguf"}, &m);
+ *   lgpu_ctx *c;   lgpu_ctx_params cp = lgpu_ctx_params_default(); cp.n_seq_max = 8;
+ *                 lgpu_ctx_create(m, &cp, &c);
+ *   int s;         lgpu_seq_create(c, &s);
  *   fill an lgpu_batch with the prompt tokens of s (pos 0..n-1, logits on the last),
- *   lgpu_decode(c, &batch, logits); sample; append; repeat; lgpu_seq_close(c, s). */
+ *   lgpu_decode(c, &batch, logits); sample; append; repeat; lgpu_seq_destroy(c, s). */
 #ifndef LGPU_LLAMA_H
 #define LGPU_LLAMA_H
 
@@ -34,8 +35,8 @@ typedef struct lgpu_hparams {
     bool tied_output;
 } lgpu_hparams;
 
-int lgpu_model_load(const lgpu_model_params *params, lgpu_model **out);
-void lgpu_model_free(lgpu_model *model);
+int lgpu_model_create(const lgpu_model_params *params, lgpu_model **out);
+void lgpu_model_destroy(lgpu_model *model);
 const lgpu_hparams *lgpu_model_hparams(const lgpu_model *model);
 struct lgpu_tokenizer *lgpu_model_tokenizer(lgpu_model *model);
 struct lgpu_dev *lgpu_model_dev(lgpu_model *model);
@@ -46,21 +47,25 @@ size_t lgpu_model_weight_bytes(const lgpu_model *model);
 /* Number of weight parameters (all tensors, the tied classifier once). */
 uint64_t lgpu_model_n_params(const lgpu_model *model);
 
-/* KV cache element type. F16 halves the cache (twice the sequences or
- * context in the same memory; each value rounded to 11 significant bits,
- * like llama.cpp's default). AUTO: F16 on a Vulkan device, where the cache
- * size bounds the batch; F32 on the host C path, where widening the values
- * costs more time than reading half the bytes saves (docs/PERFORMANCE.md). */
-typedef enum lgpu_kv_type { LGPU_KV_AUTO = 0, LGPU_KV_F16 = 1, LGPU_KV_F32 = 2 } lgpu_kv_type;
-
 typedef struct lgpu_ctx_params {
     uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context, at most 4096) */
     uint32_t n_seq_max;  /* max sequences open at once (0: 1) */
     uint32_t n_batch;    /* max tokens per lgpu_decode call (0: 512) */
     uint32_t block_size; /* tokens per KV block (0: 16) */
     uint32_t n_blocks;   /* KV blocks in the pool (0: enough for n_seq_max full sequences) */
-    uint32_t kv_type;    /* lgpu_kv_type: how K and V are stored (0: automatic) */
+    /* KV cache element type: LGPU_TYPE_F16, LGPU_TYPE_F32 or LGPU_TYPE_AUTO.
+     * F16 halves the cache (twice the sequences or context in the same
+     * memory; each value rounded to 11 significant bits, like llama.cpp's
+     * default). AUTO: F16 on a Vulkan device, where the cache size bounds the
+     * batch; F32 on the host C path, where widening the values costs more
+     * time than reading half the bytes saves (docs/PERFORMANCE.md). */
+    lgpu_type kv_type;
 } lgpu_ctx_params;
+
+/* The defaults: every count 0 (the engine's choice, as above) and kv_type
+ * LGPU_TYPE_AUTO. Start from this rather than from a zeroed struct, where
+ * kv_type 0 is LGPU_TYPE_F32. */
+lgpu_ctx_params lgpu_ctx_params_default(void);
 
 /* Sets p->kv_type from a name: "auto", "f16" or "f32" (NULL: leaves it);
  * LGPU_EINVAL naming the value otherwise. */
@@ -70,7 +75,7 @@ int lgpu_ctx_params_kv_type(lgpu_ctx_params *p, const char *name);
  * call on a context at a time (several contexts of one model may be used
  * from different threads). */
 int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx **out);
-void lgpu_ctx_free(lgpu_ctx *ctx);
+void lgpu_ctx_destroy(lgpu_ctx *ctx);
 const lgpu_ctx_params *lgpu_ctx_params_of(const lgpu_ctx *ctx);
 lgpu_model *lgpu_ctx_model(lgpu_ctx *ctx);
 /* Threads the C path uses for this context's calls from now on (<= 0: the
@@ -80,8 +85,8 @@ lgpu_model *lgpu_ctx_model(lgpu_ctx *ctx);
 void lgpu_ctx_set_threads(lgpu_ctx *ctx, int n_threads);
 
 /* Sequences own chains of KV blocks. open fails with LGPU_EFULL when n_seq_max are open. */
-int lgpu_seq_open(lgpu_ctx *ctx, int *seq);
-void lgpu_seq_close(lgpu_ctx *ctx, int seq);
+int lgpu_seq_create(lgpu_ctx *ctx, int *seq);
+void lgpu_seq_destroy(lgpu_ctx *ctx, int seq);
 /* Number of tokens of `seq` in the cache. */
 int lgpu_seq_len(const lgpu_ctx *ctx, int seq);
 /* Prefix sharing: for an empty sequence about to process `tokens`, attach the

@@ -1,14 +1,14 @@
 /* safetensors reader: JSON header (jansson) validated entry by entry against
  * the mapped data section. */
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/mapfile.h"
-#include "model/name_index.h"
+#include "format/mapfile.h"
+#include "format/name_index.h"
 
 #define MAX_HEADER (100u << 20) /* the format's own limit is 100 MB */
 
@@ -120,8 +120,8 @@ static int parse(lgpu_safetensors *s) {
     return st;
 }
 
-int lgpu_safetensors_open(const char *path, lgpu_safetensors **out) {
-    if (!out || !path) return lgpu_set_error(LGPU_EINVAL, "lgpu_safetensors_open: NULL argument");
+int lgpu_safetensors_create(const char *path, lgpu_safetensors **out) {
+    if (!out || !path) return lgpu_set_error(LGPU_EINVAL, "lgpu_safetensors_create: NULL argument");
     *out = NULL;
     lgpu_safetensors *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
@@ -129,22 +129,22 @@ int lgpu_safetensors_open(const char *path, lgpu_safetensors **out) {
         return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", path);
     }
     s->fname = lgpu_path_base(s->path);
-    int st = lgpu_mapfile_open(path, &s->map);
+    int st = lgpu_mapfile_create(path, &s->map);
     if (!st) st = parse(s);
     if (st) {
-        lgpu_safetensors_close(s);
+        lgpu_safetensors_destroy(s);
         return st;
     }
     *out = s;
     return 0;
 }
 
-void lgpu_safetensors_close(lgpu_safetensors *s) {
+void lgpu_safetensors_destroy(lgpu_safetensors *s) {
     if (!s) return;
     for (int64_t i = 0; i < s->n; i++) free((char *)s->t[i].name);
     free(s->t);
-    lgpu_name_index_free(&s->ix);
-    lgpu_mapfile_close(&s->map);
+    lgpu_name_index_destroy(&s->ix);
+    lgpu_mapfile_destroy(&s->map);
     free(s->path);
     free(s);
 }

@@ -4,11 +4,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ops/device_impl.h"
+#include "dev/device_impl.h"
 #include "vk/vk.h"
 
-int lgpu_dev_open(const char *selector, lgpu_dev **out) {
-    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_dev_open: out is NULL");
+int lgpu_dev_create(const char *selector, lgpu_dev **out) {
+    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_dev_create: out is NULL");
     *out = NULL;
     const char *origin = "selector";
     if (!selector) {
@@ -17,7 +17,7 @@ int lgpu_dev_open(const char *selector, lgpu_dev **out) {
     }
     if (selector && (!*selector || !strcasecmp(selector, "auto"))) selector = NULL;
     lgpu_dev *dev = calloc(1, sizeof *dev);
-    if (!dev) return lgpu_set_error(LGPU_ENOMEM, "lgpu_dev_open");
+    if (!dev) return lgpu_set_error(LGPU_ENOMEM, "lgpu_dev_create");
     char why[512];
     if (selector && !strcasecmp(selector, "cpu")) {
         snprintf(why, sizeof why, "%s=cpu: host C path", origin);
@@ -26,7 +26,7 @@ int lgpu_dev_open(const char *selector, lgpu_dev **out) {
         return 0;
     }
     bool no_vulkan = false;
-    int st = lgpu_vk_dev_open(dev, selector, origin, &no_vulkan, why, sizeof why);
+    int st = lgpu_vk_dev_create(dev, selector, origin, &no_vulkan, why, sizeof why);
     if (st == 0) {
         *out = dev;
         return 0;
@@ -46,9 +46,9 @@ int lgpu_dev_open(const char *selector, lgpu_dev **out) {
     return st;
 }
 
-void lgpu_dev_close(lgpu_dev *dev) {
+void lgpu_dev_destroy(lgpu_dev *dev) {
     if (!dev) return;
-    if (dev->kind == LGPU_DEV_VULKAN) lgpu_vk_dev_close(dev);
+    if (dev->kind == LGPU_DEV_VULKAN) lgpu_vk_dev_destroy(dev);
     free(dev);
 }
 

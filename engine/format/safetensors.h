@@ -23,8 +23,8 @@ typedef struct lgpu_st_tensor {
     size_t nbytes;
 } lgpu_st_tensor;
 
-int lgpu_safetensors_open(const char *path, lgpu_safetensors **out);
-void lgpu_safetensors_close(lgpu_safetensors *st); /* NULL: no-op */
+int lgpu_safetensors_create(const char *path, lgpu_safetensors **out);
+void lgpu_safetensors_destroy(lgpu_safetensors *st); /* NULL: no-op */
 const char *lgpu_safetensors_path(const lgpu_safetensors *st);
 int64_t lgpu_safetensors_n_tensors(const lgpu_safetensors *st);
 const lgpu_st_tensor *lgpu_safetensors_tensor_at(const lgpu_safetensors *st, int64_t i);

@@ -1,6 +1,6 @@
 /* GGUF v2/v3 files: a validating, memory-mapped reader and a streaming writer.
  *
- * Reader: lgpu_gguf_open() maps the file and checks everything before it is
+ * Reader: lgpu_gguf_create() maps the file and checks everything before it is
  * used (magic, version, counts vs file size, every string/array inside the
  * file, known tensor types, positive dims without overflow, aligned data
  * offsets inside the file, nbytes = row_bytes(type, ne0) * rows, unique
@@ -17,7 +17,7 @@
  * into the mapping and are NOT NUL-terminated: use the returned length.
  * Numeric array data (lgpu_gguf_get_arr) also points into the mapping and may
  * be unaligned: read elements with memcpy or the lgpu_gguf_arr_* helpers.
- * All pointers live until lgpu_gguf_close().
+ * All pointers live until lgpu_gguf_destroy().
  *
  * Spec: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md */
 #ifndef LGPU_MODEL_GGUF_H
@@ -70,8 +70,8 @@ typedef struct lgpu_gguf_tensor {
 
 /* ---- reading ---------------------------------------------------------- */
 
-int lgpu_gguf_open(const char *path, lgpu_gguf **out);
-void lgpu_gguf_close(lgpu_gguf *g); /* NULL: no-op */
+int lgpu_gguf_create(const char *path, lgpu_gguf **out);
+void lgpu_gguf_destroy(lgpu_gguf *g); /* NULL: no-op */
 /* True when the file at path starts with the GGUF magic (false when it cannot
  * be read: the caller's loader then reports the error). */
 bool lgpu_gguf_file_is_gguf(const char *path);

@@ -1,5 +1,5 @@
 /* Open-addressing (linear probing) name -> index hash. */
-#include "model/name_index.h"
+#include "format/name_index.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +27,7 @@ int lgpu_name_index_init(lgpu_name_index *ix, int64_t n) {
     return 0;
 }
 
-void lgpu_name_index_free(lgpu_name_index *ix) {
+void lgpu_name_index_destroy(lgpu_name_index *ix) {
     if (!ix) return;
     free(ix->slots);
     ix->slots = NULL;

@@ -2,10 +2,10 @@
  * (ops/device.c), the host backend (ops/device_host.c) and the Vulkan backend
  * (engine/vk). Not part of the public surface: ops use device.h and
  * op_internal.h only. */
-#ifndef LGPU_OPS_DEVICE_IMPL_H
-#define LGPU_OPS_DEVICE_IMPL_H
+#ifndef LGPU_DEV_DEVICE_IMPL_H
+#define LGPU_DEV_DEVICE_IMPL_H
 
-#include "ops/op_internal.h"
+#include "dev/dispatch.h"
 
 struct lgpu_vk_dev;
 struct lgpu_vk_seg;

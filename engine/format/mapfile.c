@@ -1,5 +1,5 @@
 /* Whole-file read-only mmap with errno-specific details. */
-#include "model/mapfile.h"
+#include "format/mapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@ const char *lgpu_path_base(const char *path) {
     return *b ? b : path;
 }
 
-int lgpu_mapfile_open(const char *path, lgpu_mapfile *m) {
+int lgpu_mapfile_create(const char *path, lgpu_mapfile *m) {
     m->data = NULL;
     m->size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -52,7 +52,7 @@ int lgpu_mapfile_open(const char *path, lgpu_mapfile *m) {
     return 0;
 }
 
-void lgpu_mapfile_close(lgpu_mapfile *m) {
+void lgpu_mapfile_destroy(lgpu_mapfile *m) {
     if (m && m->data) munmap((void *)m->data, (size_t)m->size);
     if (m) {
         m->data = NULL;

@@ -3,8 +3,8 @@
  *
  * Lifetimes: lgpu_dev owns everything created from it; destroy buffers and
  * execs before the device. destroy(NULL) is a no-op everywhere. */
-#ifndef LGPU_OPS_DEVICE_H
-#define LGPU_OPS_DEVICE_H
+#ifndef LGPU_DEV_DEVICE_H
+#define LGPU_DEV_DEVICE_H
 
 #include "lgpu/lgpu.h"
 
@@ -19,8 +19,8 @@ typedef enum { LGPU_DEV_CPU = 0, LGPU_DEV_VULKAN = 1 } lgpu_dev_kind;
  * when no Vulkan device exists). "cpu" → the host C path. A decimal index or a
  * case-insensitive name substring picks a Vulkan device; an impossible choice
  * fails with LGPU_ENODEV and an error detail that lists the devices. */
-int lgpu_dev_open(const char *selector, lgpu_dev **out);
-void lgpu_dev_close(lgpu_dev *dev);
+int lgpu_dev_create(const char *selector, lgpu_dev **out);
+void lgpu_dev_destroy(lgpu_dev *dev);
 
 lgpu_dev_kind lgpu_dev_kind_of(const lgpu_dev *dev);
 const char *lgpu_dev_name(const lgpu_dev *dev);
@@ -76,6 +76,10 @@ lgpu_dev *lgpu_exec_dev(lgpu_exec *ex);
 int lgpu_exec_begin(lgpu_exec *ex);
 /* Submit what was recorded and wait for completion. */
 int lgpu_exec_submit(lgpu_exec *ex);
+/* Whether the exec's device is the host (ops run their C twins at once). */
+bool lgpu_exec_is_host(const lgpu_exec *ex);
+/* Host threads this exec's ops use. */
+int lgpu_exec_threads(const lgpu_exec *ex);
 /* Host threads for this exec's ops from now on (<= 0: the device's count);
  * no effect on Vulkan devices. */
 void lgpu_exec_set_threads(lgpu_exec *ex, int n);

@@ -8,7 +8,7 @@
  * Computed in double and rounded once. */
 #include <math.h>
 
-#include "ops/ops.h"
+#include "params/rope.h"
 
 void lgpu_rope_inv_freq(float theta, uint32_t head_dim, const lgpu_rope_scaling *scaling, float *inv_freq) {
     const double two_pi = 6.283185307179586476925;

@@ -1,11 +1,11 @@
-/* What the op glue (engine/ops/op_*.c) uses to run an op on either device.
- * Pattern for every op:
+/* What the op glue (engine/ops/op_*.c) uses to run an op on either device:
+ * capabilities, host pointers and Vulkan dispatches. Pattern for every op:
  *   if (lgpu_exec_is_host(ex)) { call the C twin on lgpu_ref_host() pointers; return 0; }
  *   else { fill lgpu_binding[]; return lgpu_exec_dispatch(ex, &d); } */
-#ifndef LGPU_OPS_OP_INTERNAL_H
-#define LGPU_OPS_OP_INTERNAL_H
+#ifndef LGPU_DEV_DISPATCH_H
+#define LGPU_DEV_DISPATCH_H
 
-#include "ops/ops.h"
+#include "dev/device.h"
 
 #define LGPU_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 
@@ -36,8 +36,6 @@ typedef struct lgpu_dev_caps {
 } lgpu_dev_caps;
 const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev);
 
-bool lgpu_exec_is_host(const lgpu_exec *ex);
-int lgpu_exec_threads(const lgpu_exec *ex);
 /* Host pointer for a ref on the host device (or host-visible Vulkan memory). */
 void *lgpu_ref_host(lgpu_ref r);
 

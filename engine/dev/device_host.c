@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/parallel.h"
-#include "ops/device_impl.h"
+#include "dev/device_impl.h"
 
 void lgpu_host_dev_init(lgpu_dev *dev, const char *reason) {
     dev->kind = LGPU_DEV_CPU;

@@ -1,6 +1,6 @@
 /* GGUF v2/v3 reader: parse and validate everything up front, then serve
  * metadata and tensors straight from the read-only mapping. */
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/mapfile.h"
-#include "model/name_index.h"
+#include "format/mapfile.h"
+#include "format/name_index.h"
 
 #define MAX_KEY_LEN 65535u  /* spec: keys are at most 2^16-1 bytes */
 #define MAX_NAME_LEN 1024u  /* tensor names (llama.cpp itself stops at 63) */
@@ -355,27 +355,27 @@ bool lgpu_gguf_file_is_gguf(const char *path) {
     return magic == LGPU_GGUF_MAGIC;
 }
 
-int lgpu_gguf_open(const char *path, lgpu_gguf **out) {
-    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_open: out is NULL");
+int lgpu_gguf_create(const char *path, lgpu_gguf **out) {
+    if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_create: out is NULL");
     *out = NULL;
-    if (!path) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_open: path is NULL");
+    if (!path) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_create: path is NULL");
     lgpu_gguf *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
         free(g);
         return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", path);
     }
     g->fname = lgpu_path_base(g->path);
-    int st = lgpu_mapfile_open(path, &g->map);
+    int st = lgpu_mapfile_create(path, &g->map);
     if (!st) st = parse(g);
     if (st) {
-        lgpu_gguf_close(g);
+        lgpu_gguf_destroy(g);
         return st;
     }
     *out = g;
     return 0;
 }
 
-void lgpu_gguf_close(lgpu_gguf *g) {
+void lgpu_gguf_destroy(lgpu_gguf *g) {
     if (!g) return;
     for (int64_t i = 0; g->kv && i < g->n_kv; i++) {
         free(g->kv[i].key);
@@ -385,9 +385,9 @@ void lgpu_gguf_close(lgpu_gguf *g) {
     for (int64_t i = 0; g->tensors && i < g->n_tensors; i++) free((char *)g->tensors[i].name);
     free(g->kv);
     free(g->tensors);
-    lgpu_name_index_free(&g->kix);
-    lgpu_name_index_free(&g->tix);
-    lgpu_mapfile_close(&g->map);
+    lgpu_name_index_destroy(&g->kix);
+    lgpu_name_index_destroy(&g->tix);
+    lgpu_mapfile_destroy(&g->map);
     free(g->path);
     free(g);
 }

@@ -12,8 +12,8 @@ typedef struct lgpu_mapfile {
 
 /* 0, LGPU_ENOTFOUND (missing), LGPU_EIO (unreadable, a directory, mmap
  * failure). An empty file maps to {NULL, 0}. */
-int lgpu_mapfile_open(const char *path, lgpu_mapfile *m);
-void lgpu_mapfile_close(lgpu_mapfile *m);
+int lgpu_mapfile_create(const char *path, lgpu_mapfile *m);
+void lgpu_mapfile_destroy(lgpu_mapfile *m);
 /* Base name of a path (pointer into it), for error details. */
 const char *lgpu_path_base(const char *path);
 

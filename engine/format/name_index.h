@@ -14,7 +14,7 @@ typedef struct lgpu_name_index {
 
 /* Room for n entries; 0 or LGPU_ENOMEM. */
 int lgpu_name_index_init(lgpu_name_index *ix, int64_t n);
-void lgpu_name_index_free(lgpu_name_index *ix);
+void lgpu_name_index_destroy(lgpu_name_index *ix);
 /* Inserts name (len bytes; the pointer must outlive the index) -> idx.
  * Returns the index already stored under that name, or -1 if it was new. */
 int64_t lgpu_name_index_put(lgpu_name_index *ix, const char *name, size_t len, int64_t idx);
