@@ -1,38 +1,17 @@
-/* Compute devices, device memory and command streams: one interface, two
- * implementations (engine/vk for Vulkan, the host for the C path).
+/* Device memory and command streams, the engine's side of the device
+ * interface (the device handle itself is public: lgpu/device.h). One
+ * interface, two implementations: engine/vk for Vulkan, the host for the C
+ * path.
  *
  * Lifetimes: lgpu_dev owns everything created from it; destroy buffers and
  * execs before the device. destroy(NULL) is a no-op everywhere. */
 #ifndef LGPU_DEV_DEVICE_H
 #define LGPU_DEV_DEVICE_H
 
-#include "lgpu/lgpu.h"
+#include "lgpu/device.h"
 
-typedef struct lgpu_dev lgpu_dev;   /* a Vulkan device, or the host ("cpu") */
 typedef struct lgpu_buf lgpu_buf;   /* device memory, possibly in several segments */
 typedef struct lgpu_exec lgpu_exec; /* a command stream recorded then submitted */
-
-typedef enum { LGPU_DEV_CPU = 0, LGPU_DEV_VULKAN = 1 } lgpu_dev_kind;
-
-/* Open a device. `selector`: NULL → $LGPU_DEVICE, else automatic choice
- * (discrete > integrated > virtual > CPU-type Vulkan device; the host C path
- * when no Vulkan device exists). "cpu" → the host C path. A decimal index or a
- * case-insensitive name substring picks a Vulkan device; an impossible choice
- * fails with LGPU_ENODEV and an error detail that lists the devices. */
-int lgpu_dev_create(const char *selector, lgpu_dev **out);
-void lgpu_dev_destroy(lgpu_dev *dev);
-
-lgpu_dev_kind lgpu_dev_kind_of(const lgpu_dev *dev);
-const char *lgpu_dev_name(const lgpu_dev *dev);
-/* Why this device was selected (for `lgpu info`). */
-const char *lgpu_dev_reason(const lgpu_dev *dev);
-/* Largest byte range one shader binding may address (maxStorageBufferRange;
- * SIZE_MAX on the host). Buffers larger than this are split in segments. */
-size_t lgpu_dev_max_binding(const lgpu_dev *dev);
-/* Threads used by the host C path (LGPU_THREADS, default: online cores). */
-int lgpu_dev_threads(const lgpu_dev *dev);
-/* Device memory in use by this process, and the total budget (0 if unknown). */
-void lgpu_dev_memory(const lgpu_dev *dev, size_t *used, size_t *budget);
 
 /* ---- buffers ----
  * A buffer of `size` bytes. `unit` (>= 1) is the granule that must never

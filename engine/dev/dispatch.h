@@ -9,32 +9,6 @@
 
 #define LGPU_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 
-/* Device capabilities that decide which shader variant an op records. */
-typedef struct lgpu_dev_caps {
-    uint32_t subgroup_size;      /* 0 on the host */
-    bool subgroup_arithmetic;    /* subgroupAdd/Max in compute */
-    bool fp16_arith;             /* shaderFloat16 */
-    bool int8_arith;             /* shaderInt8 */
-    bool storage_16bit;          /* storageBuffer16BitAccess */
-    bool storage_8bit;           /* storageBuffer8BitAccess */
-    bool coopmat_nv;             /* VK_NV_cooperative_matrix with f16 x f16 -> f32 16x16x16 */
-    bool coopmat_khr;            /* VK_KHR_cooperative_matrix, and shaders built for it */
-    bool cpu_shaders;            /* runs shaders on the CPU (llvmpipe, SwiftShader: by
-                                    device name): matmul's vec/tile choices */
-    uint32_t max_wg_count[3];
-    uint32_t max_wg_invocations;
-    uint32_t max_shared_bytes;
-    size_t max_binding;          /* maxStorageBufferRange */
-    size_t min_storage_align;    /* minStorageBufferOffsetAlignment */
-    /* Uniform texel buffers of R32G32B32A32_UINT (16-byte texels): */
-    bool texel_buffers;          /* supported (format feature + buffer usage) */
-    bool texel_weights;          /* matmul reads W through them: default on CPU-type
-                                    devices (lavapipe: vectorised gathers instead of
-                                    per-lane SSBO loads); LGPU_TEXEL_WEIGHTS=0/1 overrides */
-    size_t min_texel_align;      /* minTexelBufferOffsetAlignment */
-    size_t max_texel_elems;      /* maxTexelBufferElements (texels of 16 bytes) */
-} lgpu_dev_caps;
-const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev);
 
 /* Host pointer for a ref on the host device (or host-visible Vulkan memory). */
 void *lgpu_ref_host(lgpu_ref r);
