@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "format/gguf.h"
+#include "core/grow.h"
 
 typedef struct wkv {
     char *key;
@@ -36,9 +37,11 @@ typedef struct wtensor {
 
 struct lgpu_gguf_writer {
     wkv *kv;
-    int64_t n_kv, cap_kv;
+    int64_t n_kv;
+    size_t cap_kv;
     wtensor *t;
-    int64_t n_t, cap_t;
+    int64_t n_t;
+    size_t cap_t;
     uint32_t alignment;
     /* streaming state */
     FILE *f;
@@ -101,13 +104,8 @@ static int slot(lgpu_gguf_writer *w, const char *key, wkv **out) {
             *out = &w->kv[i];
             return 0;
         }
-    if (w->n_kv == w->cap_kv) {
-        int64_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
-        wkv *p = realloc(w->kv, (size_t)cap * sizeof *p);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "gguf writer: out of memory");
-        w->kv = p;
-        w->cap_kv = cap;
-    }
+    int st = LGPU_GROW(w->kv, w->cap_kv, (size_t)w->n_kv + 1, 32, "gguf writer");
+    if (st) return st;
     wkv *e = &w->kv[w->n_kv];
     memset(e, 0, sizeof *e);
     if (!(e->key = strdup(key))) return lgpu_set_error(LGPU_ENOMEM, "gguf writer: out of memory");
@@ -285,13 +283,8 @@ int lgpu_gguf_writer_add_tensor(lgpu_gguf_writer *w, const char *name, int type,
                               name, ne[0], lgpu_type_name(type), lgpu_type_block_elems(type));
     if (__builtin_mul_overflow(row, (size_t)rows, &t.nbytes))
         return lgpu_set_error(LGPU_EINVAL, "gguf writer: tensor %s: size overflows", name);
-    if (w->n_t == w->cap_t) {
-        int64_t cap = w->cap_t ? w->cap_t * 2 : 64;
-        wtensor *p = realloc(w->t, (size_t)cap * sizeof *p);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "gguf writer: out of memory");
-        w->t = p;
-        w->cap_t = cap;
-    }
+    int st = LGPU_GROW(w->t, w->cap_t, (size_t)w->n_t + 1, 64, "gguf writer");
+    if (st) return st;
     if (!(t.name = strdup(name))) return lgpu_set_error(LGPU_ENOMEM, "gguf writer: out of memory");
     w->t[w->n_t++] = t;
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "tok/tokenizer.h"
 
 struct lgpu_gen {
@@ -22,7 +23,8 @@ struct lgpu_gen {
     int8_t *b_log;
     /* last run */
     int32_t *out_tok;
-    int n_out, cap_out;
+    int n_out;
+    size_t cap_out;
     char *text;
     size_t text_len, text_cap, emitted;
     lgpu_gen_stats stats;
@@ -181,14 +183,8 @@ int lgpu_gen_feed_text(lgpu_gen *g, const char *text, bool add_special, bool par
 }
 
 static int text_append(lgpu_gen *g, const char *s, size_t n) {
-    if (g->text_len + n + 1 > g->text_cap) {
-        size_t cap = g->text_cap ? g->text_cap * 2 : 1024;
-        while (cap < g->text_len + n + 1) cap *= 2;
-        char *p = realloc(g->text, cap);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "generation text");
-        g->text = p;
-        g->text_cap = cap;
-    }
+    int st = LGPU_GROW(g->text, g->text_cap, g->text_len + n + 1, 1024, "generation text");
+    if (st) return st;
     memcpy(g->text + g->text_len, s, n);
     g->text_len += n;
     g->text[g->text_len] = 0;
@@ -196,13 +192,8 @@ static int text_append(lgpu_gen *g, const char *s, size_t n) {
 }
 
 static int tok_append(lgpu_gen *g, int32_t t) {
-    if (g->n_out == g->cap_out) {
-        int cap = g->cap_out ? g->cap_out * 2 : 256;
-        int32_t *p = realloc(g->out_tok, (size_t)cap * sizeof *p);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "generation tokens");
-        g->out_tok = p;
-        g->cap_out = cap;
-    }
+    int st = LGPU_GROW(g->out_tok, g->cap_out, (size_t)g->n_out + 1, 256, "generation tokens");
+    if (st) return st;
     g->out_tok[g->n_out++] = t;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "hub/hub_internal.h"
 
 #include <stdarg.h>
@@ -166,13 +167,8 @@ int lgpu_hub_link_snapshot(const char *repo_dir, const char *commit, const char 
 }
 
 int lgpu_hub_strlist_push(hub_strlist *l, const char *s) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (!v) return lgpu_set_error(LGPU_ENOMEM, "hub: out of memory");
-        l->v = v;
-        l->cap = cap;
-    }
+    int st = LGPU_GROW(l->v, l->cap, l->n + 1, 16, "hub file list");
+    if (st) return st;
     if (!(l->v[l->n] = strdup(s))) return lgpu_set_error(LGPU_ENOMEM, "hub: out of memory");
     l->n++;
     return 0;

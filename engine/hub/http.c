@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "hub/hub_internal.h"
+#include "core/grow.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -161,15 +162,8 @@ typedef struct {
 static size_t on_body(char *p, size_t size, size_t nitems, void *ud) {
     membuf *b = ud;
     size_t n = size * nitems;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16384;
-        while (cap < b->len + n + 1) cap *= 2;
-        if (cap > (64u << 20)) return 0; /* a file list is never this big */
-        char *d = realloc(b->data, cap);
-        if (!d) return 0;
-        b->data = d;
-        b->cap = cap;
-    }
+    if (b->len + n + 1 > (64u << 20)) return 0; /* a file list is never this big */
+    if (LGPU_GROW(b->data, b->cap, b->len + n + 1, 16384, "HTTP body")) return 0;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = 0;

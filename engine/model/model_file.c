@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "model/gguf_llama.h"
+#include "core/grow.h"
 #include "model/model_file_internal.h"
 #include "format/safetensors.h"
 #include "quant/quant.h"
@@ -22,13 +23,8 @@
 
 int lgpu_mf_add_tensor(lgpu_model_file *mf, const char *name, int type, int64_t ne0, int64_t n_rows, const void *data,
                        size_t nbytes) {
-    if (mf->n_t == mf->cap_t) {
-        int64_t cap = mf->cap_t ? mf->cap_t * 2 : 64;
-        lgpu_model_tensor *p = realloc(mf->t, (size_t)cap * sizeof *p);
-        if (!p) return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", mf->fname);
-        mf->t = p;
-        mf->cap_t = cap;
-    }
+    int st = LGPU_GROW(mf->t, mf->cap_t, (size_t)mf->n_t + 1, 64, mf->fname);
+    if (st) return st;
     char *n = strdup(name);
     if (!n) return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", mf->fname);
     mf->t[mf->n_t++] = (lgpu_model_tensor){n, type, ne0, n_rows, data, nbytes};
@@ -36,16 +32,7 @@ int lgpu_mf_add_tensor(lgpu_model_file *mf, const char *name, int type, int64_t 
 }
 
 void *lgpu_mf_alloc(lgpu_model_file *mf, size_t nbytes) {
-    if (mf->n_owned == mf->cap_owned) {
-        int64_t cap = mf->cap_owned ? mf->cap_owned * 2 : 32;
-        void **p = realloc(mf->owned, (size_t)cap * sizeof *p);
-        if (!p) {
-            lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", mf->fname);
-            return NULL;
-        }
-        mf->owned = p;
-        mf->cap_owned = cap;
-    }
+    if (LGPU_GROW(mf->owned, mf->cap_owned, (size_t)mf->n_owned + 1, 32, mf->fname)) return NULL;
     void *b = aligned_alloc(64, (nbytes + 63) / 64 * 64 + 64);
     if (!b) {
         lgpu_set_error(LGPU_ENOMEM, "%s: out of memory allocating %zu bytes", mf->fname, nbytes);

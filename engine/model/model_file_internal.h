@@ -17,7 +17,8 @@ struct lgpu_model_file {
     const char *fname; /* base name of path, for details */
     lgpu_file_hparams hp;
     lgpu_model_tensor *t;
-    int64_t n_t, cap_t;
+    int64_t n_t;
+    size_t cap_t;
     lgpu_name_index ix;
     lgpu_gguf *gguf;     /* GGUF source */
     char *hf_dir;        /* HF source */
@@ -25,7 +26,8 @@ struct lgpu_model_file {
     struct lgpu_safetensors **shards; /* HF source */
     int n_shards;
     void **owned;        /* buffers freed at close (permuted / converted tensors) */
-    int64_t n_owned, cap_owned;
+    int64_t n_owned;
+    size_t cap_owned;
 };
 
 /* Registers a tensor (name copied; data must outlive mf). */

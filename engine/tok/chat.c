@@ -3,6 +3,7 @@
  * transformers' apply_chat_template gives (trim_blocks/lstrip_blocks on;
  * Jinja's trim / Python's strip() remove Unicode whitespace). */
 #include "tok/tok_internal.h"
+#include "core/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,7 @@ typedef struct {
 
 static void put(sbuf *b, const char *s, size_t n) {
     if (b->rc) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->rc = lgpu_set_error(LGPU_ENOMEM, "chat: out of memory");
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
+    if ((b->rc = LGPU_GROW(b->s, b->cap, b->n + n + 1, 256, "chat template"))) return;
     memcpy(b->s + b->n, s, n);
     b->n += n;
     b->s[b->n] = 0;

@@ -1,6 +1,7 @@
 /* Ids -> bytes: single pieces, whole sequences, and the streaming
  * detokenizer that emits only complete UTF-8 characters. */
 #include "tok/tok_internal.h"
+#include "core/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,14 +86,7 @@ void lgpu_detok_reset(lgpu_detok *d, bool at_start) {
 }
 
 static int out_reserve(lgpu_detok *d, size_t n) {
-    if (d->out_len + n + 1 <= d->out_cap) return 0;
-    size_t cap = d->out_cap ? d->out_cap : 64;
-    while (cap < d->out_len + n + 1) cap *= 2;
-    char *o = realloc(d->out, cap);
-    if (!o) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-    d->out = o;
-    d->out_cap = cap;
-    return 0;
+    return LGPU_GROW(d->out, d->out_cap, d->out_len + n + 1, 64, "detokenizer");
 }
 
 /* Moves complete characters (and bytes that can never complete one) from
@@ -186,17 +180,7 @@ int lgpu_tokenizer_decode(const lgpu_tokenizer *t, const int32_t *ids, size_t n,
         size_t sn;
         rc = i < n ? lgpu_detok_push(d, ids[i], &s, &sn) : lgpu_detok_flush(d, &s, &sn);
         if (rc) break;
-        if (rn + sn + 1 > rcap) {
-            size_t cap = rcap ? rcap : 256;
-            while (cap < rn + sn + 1) cap *= 2;
-            char *r = realloc(res, cap);
-            if (!r) {
-                rc = lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-                break;
-            }
-            res = r;
-            rcap = cap;
-        }
+        if ((rc = LGPU_GROW(res, rcap, rn + sn + 1, 256, "detokenizer"))) break;
         memcpy(res + rn, s, sn);
         rn += sn;
     }

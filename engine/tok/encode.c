@@ -2,19 +2,15 @@
  * llama.cpp's tokenizer_st_partition), then each raw-text fragment goes
  * through the SPM or BPE model; BOS/EOS are added as the vocabulary asks. */
 #include "tok/tok_internal.h"
+#include "core/grow.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 int lgpu_tok_push(lgpu_tokens *out, int32_t id) {
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 64;
-        int32_t *ids = realloc(out->ids, cap * sizeof *ids);
-        if (!ids) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory for %zu ids", cap);
-        out->ids = ids;
-        out->cap = cap;
-    }
+    int st = LGPU_GROW(out->ids, out->cap, out->n + 1, 64, "token ids");
+    if (st) return st;
     out->ids[out->n++] = id;
     return 0;
 }
@@ -37,13 +33,8 @@ typedef struct {
 } frag_list;
 
 static int frag_add(frag_list *l, size_t off, size_t len, int32_t id) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        fragment *f = realloc(l->f, cap * sizeof *f);
-        if (!f) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-        l->f = f;
-        l->cap = cap;
-    }
+    int st = LGPU_GROW(l->f, l->cap, l->n + 1, 16, "tokenizer fragments");
+    if (st) return st;
     l->f[l->n++] = (fragment){off, len, id};
     return 0;
 }

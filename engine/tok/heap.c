@@ -1,6 +1,7 @@
 /* Binary max-heap of candidate merges (llama.cpp uses std::priority_queue
  * with the same order: best score / lowest rank first, ties by leftmost). */
 #include "tok/tok_internal.h"
+#include "core/grow.h"
 
 #include <stdlib.h>
 
@@ -9,13 +10,8 @@ static bool before(const tok_bigram *a, const tok_bigram *b) {
 }
 
 int lgpu_tok_heap_push(tok_heap *h, tok_bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        tok_bigram *a = realloc(h->a, cap * sizeof *a);
-        if (!a) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory for the merge queue");
-        h->a = a;
-        h->cap = cap;
-    }
+    int st = LGPU_GROW(h->a, h->cap, h->n + 1, 64, "tokenizer merge queue");
+    if (st) return st;
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;

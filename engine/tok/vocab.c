@@ -1,6 +1,7 @@
 /* The vocabulary: token table, hash index (text -> id), BPE merge table,
  * special-token list, end-of-generation set, and the property getters. */
 #include "tok/tok_internal.h"
+#include "core/grow.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -50,15 +51,9 @@ int lgpu_tok_alloc(lgpu_tokenizer **out, lgpu_tok_kind kind, int32_t n_vocab) {
 }
 
 static int arena_put(lgpu_tokenizer *t, const char *s, size_t n, uint32_t *off) {
-    if (t->arena_len + n + 1 > t->arena_cap) {
-        size_t cap = t->arena_cap ? t->arena_cap : 1 << 16;
-        while (cap < t->arena_len + n + 1) cap *= 2;
-        if (cap > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "tokenizer: vocabulary text over 4 GiB");
-        char *a = realloc(t->arena, cap);
-        if (!a) return lgpu_set_error(LGPU_ENOMEM, "tokenizer: out of memory");
-        t->arena = a;
-        t->arena_cap = cap;
-    }
+    if (t->arena_len + n + 1 > UINT32_MAX) return lgpu_set_error(LGPU_ERANGE, "tokenizer: vocabulary text over 4 GiB");
+    int st = LGPU_GROW(t->arena, t->arena_cap, t->arena_len + n + 1, 1 << 16, "tokenizer vocabulary");
+    if (st) return st;
     memcpy(t->arena + t->arena_len, s, n);
     t->arena[t->arena_len + n] = 0;
     *off = (uint32_t)t->arena_len;
