@@ -21,6 +21,15 @@
 #include "params/scale.h"
 #include "params/get_rows.h"
 #include "params/argmax.h"
+/* training: backward ops, the loss and the optimizer */
+#include "params/gemm.h"
+#include "params/matmul_backward.h"
+#include "params/rmsnorm_backward.h"
+#include "params/swiglu_backward.h"
+#include "params/attention_backward.h"
+#include "params/cross_entropy.h"
+#include "params/adamw.h"
+#include "params/sumsq.h"
 
 int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y);
 int lgpu_op_rmsnorm(lgpu_exec *ex, const lgpu_rmsnorm_params *p, lgpu_ref x, lgpu_ref w, lgpu_ref y);
@@ -35,5 +44,27 @@ int lgpu_op_add(lgpu_exec *ex, const lgpu_add_params *p, lgpu_ref a, lgpu_ref b,
 int lgpu_op_scale(lgpu_exec *ex, const lgpu_scale_params *p, lgpu_ref x, lgpu_ref y);
 int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y);
 int lgpu_op_argmax(lgpu_exec *ex, const lgpu_argmax_params *p, lgpu_ref x, lgpu_ref idx);
+
+/* ---- training: each backward op next to its forward's semantics (engine/params/<op>.h) ---- */
+int lgpu_op_gemm(lgpu_exec *ex, const lgpu_gemm_params *p, lgpu_ref a, lgpu_ref b, lgpu_ref c);
+int lgpu_op_matmul_backward(lgpu_exec *ex, const lgpu_matmul_backward_params *p, lgpu_ref w, lgpu_ref dy,
+                            lgpu_ref dx);
+int lgpu_op_rmsnorm_backward(lgpu_exec *ex, const lgpu_rmsnorm_backward_params *p, lgpu_ref x, lgpu_ref w,
+                             lgpu_ref dy, lgpu_ref dx);
+/* The rotation of lgpu_op_rope reversed (angle -a): the gradient through
+ * rope, in place on dx. Same parameters. */
+int lgpu_op_rope_backward(lgpu_exec *ex, const lgpu_rope_params *p, lgpu_ref dx, lgpu_ref pos, lgpu_ref inv_freq);
+int lgpu_op_swiglu_backward(lgpu_exec *ex, const lgpu_swiglu_backward_params *p, lgpu_ref g, lgpu_ref u,
+                            lgpu_ref dy, lgpu_ref dg, lgpu_ref du);
+int lgpu_op_attention_backward(lgpu_exec *ex, const lgpu_attention_backward_params *p, lgpu_ref q, lgpu_ref k,
+                               lgpu_ref v, lgpu_ref o, lgpu_ref dout, lgpu_ref lse, lgpu_ref d, lgpu_ref dq,
+                               lgpu_ref dk, lgpu_ref dv);
+int lgpu_op_cross_entropy_stats(lgpu_exec *ex, const lgpu_cross_entropy_stats_params *p, lgpu_ref z,
+                                lgpu_ref target, lgpu_ref stats, lgpu_ref loss);
+int lgpu_op_cross_entropy_grad(lgpu_exec *ex, const lgpu_cross_entropy_grad_params *p, lgpu_ref z,
+                               lgpu_ref target, lgpu_ref stats);
+int lgpu_op_adamw(lgpu_exec *ex, const lgpu_adamw_params *p, lgpu_ref param, lgpu_ref grad, lgpu_ref m,
+                  lgpu_ref v);
+int lgpu_op_sumsq(lgpu_exec *ex, const lgpu_sumsq_params *p, lgpu_ref x, lgpu_ref out);
 
 #endif

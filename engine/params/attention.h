@@ -12,7 +12,11 @@
  * online softmax (no score matrix). For token t (seq s = tok_seq[t], position
  * p = tok_pos[t]) and query head h (kv head g = h / (n_heads / n_kv_heads)):
  *   out[t, h, :] = sum_{j<=p} softmax_j(scale * q[t,h,:] . K[s,j,g,:]) V[s,j,g,:]
- * q: (T, n_heads*head_dim) with row stride q_stride; out: (T, n_heads*head_dim) contiguous. */
+ * q: (T, n_heads*head_dim) with row stride q_stride; out: (T, n_heads*head_dim) contiguous.
+ * Training also saves each row's softmax statistics for the backward: when
+ * the op is given an lse operand, lse[t, h] = m + log(l), the natural log of
+ * sum_j exp(scale * q[t,h,:] . K[s,j,g,:]) (m the running max, l the sum of
+ * exp(score - m)); F32 (T, n_heads). */
 typedef struct lgpu_attention_params {
     uint32_t T, n_heads, n_kv_heads, head_dim;
     uint32_t q_stride;

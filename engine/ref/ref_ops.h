@@ -15,6 +15,14 @@
 #include "params/scale.h"
 #include "params/get_rows.h"
 #include "params/argmax.h"
+#include "params/gemm.h"
+#include "params/matmul_backward.h"
+#include "params/rmsnorm_backward.h"
+#include "params/swiglu_backward.h"
+#include "params/attention_backward.h"
+#include "params/cross_entropy.h"
+#include "params/adamw.h"
+#include "params/sumsq.h"
 
 /* Elements below which a threaded pointwise/row twin stays on the calling
  * thread (waking the pool costs more than the work, e.g. one decode token). */
@@ -40,5 +48,25 @@ void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, floa
 void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);
 void lgpu_ref_get_rows(const lgpu_get_rows_params *p, const void *e, const int32_t *ids, float *y);
 void lgpu_ref_argmax(const lgpu_argmax_params *p, const float *x, int32_t *idx);
+
+/* ---- training ---- */
+void lgpu_ref_gemm(const lgpu_gemm_params *p, const float *a, const float *b, float *c, int nthreads);
+void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *w, const float *dy, float *dx,
+                              int nthreads);
+void lgpu_ref_rmsnorm_backward(const lgpu_rmsnorm_backward_params *p, const float *x, const float *w,
+                               const float *dy, float *dx, int nthreads);
+/* rope with the angle negated (the gradient through lgpu_ref_rope). */
+void lgpu_ref_rope_backward(const lgpu_rope_params *p, float *dx, const int32_t *pos, const float *inv_freq);
+void lgpu_ref_swiglu_backward(const lgpu_swiglu_backward_params *p, const float *g, const float *u,
+                              const float *dy, float *dg, float *du, int nthreads);
+void lgpu_ref_attention_backward(const lgpu_attention_backward_params *p, const float *q, const float *k,
+                                 const float *v, const float *o, const float *dout, const float *lse, float *d,
+                                 float *dq, float *dk, float *dv, int nthreads);
+void lgpu_ref_cross_entropy_stats(const lgpu_cross_entropy_stats_params *p, const float *z, const int32_t *target,
+                                  float *stats, float *loss);
+void lgpu_ref_cross_entropy_grad(const lgpu_cross_entropy_grad_params *p, float *z, const int32_t *target,
+                                 const float *stats);
+void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v);
+void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out);
 
 #endif

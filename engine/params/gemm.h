@@ -1,0 +1,25 @@
+/* Parameters of the general F32 matrix product: the push-constant block of shaders/gemm.comp, shared by
+ * the op layer (engine/ops) and the C twin (engine/ref). LoRA's products in training (forward x A^T and
+ * (x A^T) B^T, backward dA, dB and dx) are all one of its transposes. */
+#ifndef LGPU_PARAMS_GEMM_H
+#define LGPU_PARAMS_GEMM_H
+
+#include "params/common.h"
+
+/* c[m, n] = alpha * sum_k opA[m, k] * opB[k, n]  (+ c[m, n] when accumulate)
+ *   opA[m, k] = trans_a ? a[k*lda + m] : a[m*lda + k]
+ *   opB[k, n] = trans_b ? b[n*ldb + k] : b[k*ldb + n]
+ * a, b, c: F32; c row stride ldc (elements). Each c element is one sum over k
+ * in increasing order (float accumulation, no split over k), so results do
+ * not depend on the device's tiling and reruns are bit-identical. K = 0
+ * gives alpha * 0 (+ c). */
+typedef struct lgpu_gemm_params {
+    uint32_t M, N, K;
+    uint32_t lda, ldb, ldc;
+    uint32_t trans_a, trans_b;
+    uint32_t accumulate;
+    float alpha;
+} lgpu_gemm_params;
+LGPU_PARAMS_CHECK(lgpu_gemm_params);
+
+#endif
