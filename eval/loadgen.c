@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "eval.h"
+#include "lgpu/lgpu.h"
 
 typedef struct {
     const char *url, *prompt, *model;

@@ -1,14 +1,14 @@
 /* lgpu-eval perplexity -m MODEL -f TEXT [-c CTX] [--chunks N] [--device SEL]
  * Output as llama-perplexity: "[1]12.3456,[2]..." per chunk on stdout, then
- * "Final estimate: PPL = X +/- Y". The method is in engine/gen/ppl.h. */
+ * "Final estimate: PPL = X +/- Y". The method is in lgpu/gen.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval.h"
-#include "gen/ppl.h"
-#include "tok/tokenizer.h"
+#include "lgpu/gen.h"
+#include "lgpu/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lgpu-eval perplexity -m MODEL -f TEXT [-c CTX] [options]\n\n"

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "dev/device.h"
+#include "lgpu/device.h"
 
 static const char *state_name(srv_state s) {
     switch (s) {

@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "tok/tokenizer.h"
+#include "lgpu/tokenizer.h"
 
 /* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
 size_t srv_utf8_seq_len(const unsigned char *s, size_t n);

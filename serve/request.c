@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/clock.h"
+#include "lgpu/lgpu.h"
 
 struct srv_sink {
     pthread_mutex_t mu;

@@ -14,8 +14,8 @@
 #include <stdatomic.h>
 
 #include "lgpu/llama.h"
-#include "sample/sampler.h"
-#include "tok/tokenizer.h"
+#include "lgpu/sampler.h"
+#include "lgpu/tokenizer.h"
 
 #define SRV_MAX_STOPS 4
 #define SRV_MAX_TOP_LOGPROBS 20

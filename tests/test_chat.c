@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tok/tokenizer.h"
+#include "lgpu/tokenizer.h"
 
 /* The reference templates (tokenizer_config.json chat_template). */
 static const char *LLAMA2_TMPL =

@@ -8,11 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/convert.h"
-#include "format/gguf.h"
-#include "model/gguf_llama.h"
-#include "model/model_file.h"
 #include "format/safetensors.h"
+#include "lgpu/convert.h"
+#include "lgpu/gguf.h"
+#include "lgpu/model_file.h"
+#include "model/gguf_llama.h"
 #include "quant/quant.h"
 #include "test_util.h"
 

@@ -8,11 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gen/gen.h"
-#include "gen/ppl.h"
-#include "model/convert.h"
+#include "lgpu/convert.h"
+#include "lgpu/gen.h"
+#include "lgpu/tokenizer.h"
 #include "test_util.h"
-#include "tok/tokenizer.h"
 
 #define N_GOLD 256
 #define V260 512

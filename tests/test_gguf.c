@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/convert.h"
-#include "format/gguf.h"
-#include "model/model_file.h"
+#include "lgpu/convert.h"
+#include "lgpu/gguf.h"
+#include "lgpu/model_file.h"
 #include "quant/quant.h"
 #include "test_util.h"
 

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hub/hub.h"
 #include "hub/sha256.h"
+#include "lgpu/hub.h"
 
 /* ---- the fake Hub ---- */
 

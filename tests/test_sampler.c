@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sample/sampler.h"
+#include "lgpu/sampler.h"
 
 #define PTOL 1e-5
 

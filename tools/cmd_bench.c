@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "cmd_gen_opts.h"
-#include "core/clock.h"
-#include "dev/device.h"
+#include "lgpu/device.h"
+#include "lgpu/lgpu.h"
 
 typedef struct bench {
     lgpu_ctx *c;

@@ -5,94 +5,21 @@
  * Each case is warmed up once (pipeline creation), then `reps` ops are
  * recorded into one exec and submitted together; the table shows the wall
  * time of that submit divided by reps. Weights are random blocks with small
- * scales (not quantized from floats: only the bytes' layout matters here). */
+ * scales (not quantized from floats: only the bytes' layout matters here).
+ * The engine builds the operands and times the op (lgpu/bench.h); this file
+ * parses the options and prints the table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
+#include "lgpu/bench.h"
+#include "lgpu/device.h"
 #include "lgpu/lgpu.h"
-#include "ops/ops.h"
-#include "quant/quant.h"
-
-static uint64_t next(uint64_t *z) {
-    *z ^= *z << 13, *z ^= *z >> 7, *z ^= *z << 17;
-    return *z;
-}
-
-static float unit(uint64_t *z) { return (float)(next(z) >> 40) / (float)(1 << 24) * 2.0f - 1.0f; }
-
-/* N rows of K weights of `type`: plain types get uniform [-1, 1) values;
- * block types random bytes with every f16 scale set to a small value. */
-static uint8_t *make_weights(int type, uint32_t N, uint32_t K, size_t *bytes) {
-    size_t rb = lgpu_type_row_bytes(type, K), n = (size_t)N * rb;
-    uint8_t *w = malloc(n);
-    if (!w) return NULL;
-    uint64_t z = 0x9e3779b97f4a7c15ull ^ (uint64_t)type;
-    if (type == LGPU_TYPE_F32) {
-        for (size_t i = 0; i < n / 4; i++) ((float *)w)[i] = unit(&z);
-    } else if (type == LGPU_TYPE_F16 || type == LGPU_TYPE_BF16) {
-        for (size_t i = 0; i < n / 2; i++)
-            ((uint16_t *)w)[i] = type == LGPU_TYPE_F16 ? lgpu_f32_to_f16(unit(&z)) : lgpu_f32_to_bf16(unit(&z));
-    } else {
-        for (size_t i = 0; i + 8 <= n; i += 8) {
-            uint64_t v = next(&z);
-            memcpy(w + i, &v, 8);
-        }
-        size_t bb = lgpu_type_block_bytes(type);
-        for (size_t b = 0; b < n / bb; b++) {
-            lgpu_f16 d = lgpu_f32_to_f16(unit(&z) * 0.01f);
-            memcpy(w + b * bb + (type == LGPU_TYPE_Q6_K ? 208 : 0), &d, 2);
-            if (type == LGPU_TYPE_Q4_K) memcpy(w + b * bb + 2, &d, 2);
-        }
-    }
-    *bytes = n;
-    return w;
-}
 
 typedef struct {
     const char *name;
     uint32_t M, N, K;
 } shape;
-
-/* Seconds per op, or a negative status. */
-static double run_case(lgpu_dev *dev, int type, const shape *s, const uint8_t *w, size_t wb, int reps) {
-    size_t rb = lgpu_type_row_bytes(type, s->K);
-    size_t xb = (size_t)s->M * s->K * 4, yb = (size_t)s->M * s->N * 4;
-    lgpu_buf *bw = NULL, *bx = NULL, *by = NULL;
-    lgpu_exec *ex = NULL;
-    double t = -1;
-    int st;
-    float *x = malloc(xb);
-    if (!x) return LGPU_ENOMEM;
-    uint64_t z = 12345;
-    for (size_t i = 0; i < xb / 4; i++) x[i] = unit(&z);
-    /* the host path times Q4_0 in the layout models are loaded in (repacked) */
-    const bool x8 = lgpu_dev_kind_of(dev) == LGPU_DEV_CPU && lgpu_repack_q4_0_x8_wanted(type, s->N);
-    if ((st = lgpu_buf_create(dev, wb, rb, &bw)) || (st = lgpu_buf_create(dev, xb, 4, &bx)) ||
-        (st = lgpu_buf_create(dev, yb, 4, &by)) || (st = lgpu_buf_write(bx, 0, x, xb)) ||
-        (st = lgpu_exec_create(dev, &ex)))
-        goto done;
-    st = x8 ? lgpu_repack_q4_0_x8(w, lgpu_buf_host_ptr(bw, 0), s->N, s->K) : lgpu_buf_write(bw, 0, w, wb);
-    if (st) goto done;
-    lgpu_matmul_params p = {s->M, s->N, s->K, s->K, s->N, 0, (uint32_t)type, 0, x8};
-    /* warm-up: pipeline creation, first-touch of the memory */
-    if ((st = lgpu_exec_begin(ex)) || (st = lgpu_op_matmul(ex, &p, lgpu_ref_at(bw, 0), lgpu_ref_at(bx, 0),
-                                                           lgpu_ref_at(by, 0))) ||
-        (st = lgpu_exec_submit(ex)))
-        goto done;
-    double t0 = lgpu_now_s();
-    if ((st = lgpu_exec_begin(ex))) goto done;
-    for (int r = 0; r < reps; r++)
-        if ((st = lgpu_op_matmul(ex, &p, lgpu_ref_at(bw, 0), lgpu_ref_at(bx, 0), lgpu_ref_at(by, 0)))) goto done;
-    if ((st = lgpu_exec_submit(ex))) goto done;
-    t = (lgpu_now_s() - t0) / reps;
-done:
-    lgpu_exec_destroy(ex);
-    lgpu_buf_destroy(bw), lgpu_buf_destroy(bx), lgpu_buf_destroy(by);
-    free(x);
-    return st ? st : t;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lgpu bench-ops [--device SEL] [--reps N] [--m M] [--types t1,t2,...] [--quick] [--no-cpu]\n"
@@ -176,20 +103,21 @@ int lgpu_cmd_bench_ops(int argc, char **argv) {
     for (int ti = 0; ti < nt; ti++) {
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const shape *s = &shapes[si];
-            size_t wb;
-            uint8_t *w = make_weights(types[ti], s->N, s->K, &wb);
-            if (!w) {
+            lgpu_bench_weights *w;
+            if (lgpu_bench_weights_create(types[ti], s->N, s->K, &w)) {
                 fprintf(stderr, "lgpu bench-ops: out of memory\n");
                 rc = 1;
                 goto out;
             }
+            size_t wb = lgpu_bench_weights_bytes(w);
             for (int d = 0; d < nd; d++) {
                 int r = reps ? reps : s->M == 1 ? (quick ? 3 : 10) : (quick ? 1 : 2);
-                double t = run_case(devs[d], types[ti], s, w, wb, r);
+                double t = 0;
+                int cst = lgpu_bench_matmul(devs[d], w, s->M, r, &t);
                 char nk[24];
                 snprintf(nk, sizeof nk, "%ux%u", s->N, s->K);
                 const char *dn = lgpu_dev_kind_of(devs[d]) == LGPU_DEV_CPU ? "cpu" : "vulkan";
-                if (t < 0) {
+                if (cst) {
                     printf("%-6s %-14s %-11s %-9s failed: %s\n", lgpu_type_name(types[ti]), s->name, nk, dn,
                            lgpu_last_error());
                     rc = 1;
@@ -204,7 +132,7 @@ int lgpu_cmd_bench_ops(int argc, char **argv) {
                            t * 1e3, "-", gflops);
                 fflush(stdout);
             }
-            free(w);
+            lgpu_bench_weights_destroy(w);
         }
     }
 out:

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "cmd_gen_opts.h"
-#include "gen/gen.h"
-#include "tok/tokenizer.h"
+#include "lgpu/gen.h"
+#include "lgpu/tokenizer.h"
 
 typedef struct chat {
     lgpu_chat_msg *msgs;

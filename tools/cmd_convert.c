@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lgpu/convert.h"
 #include "lgpu/lgpu.h"
-#include "model/convert.h"
 
 static void note(void *ud, const char *msg) {
     (void)ud;

@@ -4,7 +4,7 @@
 #define LGPU_TOOLS_CMD_GEN_OPTS_H
 
 #include "lgpu/llama.h"
-#include "sample/sampler.h"
+#include "lgpu/sampler.h"
 
 enum { GO_RUN = 1, GO_CHAT = 2, GO_BENCH = 4 };
 #define GO_MAX_STOPS 16

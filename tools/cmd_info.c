@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lgpu/device.h"
 #include "lgpu/lgpu.h"
-#include "vk/vk.h"
 
 int lgpu_cmd_info(int argc, char **argv) {
     const char *sel = NULL;
@@ -23,7 +23,7 @@ int lgpu_cmd_info(int argc, char **argv) {
             return 2;
         }
     }
-    int st = lgpu_vk_print_info(stdout, sel);
+    int st = lgpu_dev_print_info(stdout, sel);
     if (st) {
         fprintf(stderr, "lgpu info: %s: %s\n", lgpu_err_name(st), lgpu_last_error());
         return 1;

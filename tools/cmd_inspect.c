@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lgpu/gguf.h"
 #include "lgpu/lgpu.h"
-#include "format/gguf.h"
-#include "model/model_file.h"
+#include "lgpu/model_file.h"
 
 static void print_escaped(const char *s, size_t n, size_t max) {
     putchar('"');

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "hub/hub.h"
+#include "lgpu/hub.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lgpu/convert.h"
 #include "lgpu/lgpu.h"
-#include "model/convert.h"
 
 static bool show_progress;
 

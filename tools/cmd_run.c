@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "cmd_gen_opts.h"
-#include "gen/gen.h"
-#include "tok/tokenizer.h"
+#include "lgpu/gen.h"
+#include "lgpu/tokenizer.h"
 
 static const char *finish_name(lgpu_gen_finish f) {
     switch (f) {

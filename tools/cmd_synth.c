@@ -6,8 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lgpu/convert.h"
 #include "lgpu/lgpu.h"
-#include "model/convert.h"
 
 static void note(void *ud, const char *msg) {
     (void)ud;

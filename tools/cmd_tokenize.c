@@ -9,8 +9,8 @@
 
 #include "cmd_gen_opts.h"
 #include "lgpu/lgpu.h"
-#include "model/model_file.h"
-#include "tok/tokenizer.h"
+#include "lgpu/model_file.h"
+#include "lgpu/tokenizer.h"
 
 static const char usage_text[] =
     "usage: lgpu tokenize -m MODEL (-p TEXT | -f FILE) [options]\n"

@@ -1,4 +1,4 @@
-#include "core/clock.h"
+#include "lgpu/lgpu.h"
 
 #include <time.h>
 

@@ -1,6 +1,6 @@
 /* GGUF v2/v3 reader: parse and validate everything up front, then serve
  * metadata and tensors straight from the read-only mapping. */
-#include "format/gguf.h"
+#include "lgpu/gguf.h"
 
 #include <inttypes.h>
 #include <math.h>

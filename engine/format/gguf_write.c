@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "format/gguf.h"
 #include "core/grow.h"
+#include "lgpu/gguf.h"
 
 typedef struct wkv {
     char *key;

@@ -1,13 +1,13 @@
 /* Generation loop: see gen.h. All buffers are sized at creation; a run
  * allocates only its stop matcher and grows its text/token lists. */
-#include "gen/gen.h"
+#include "lgpu/gen.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "core/grow.h"
-#include "tok/tokenizer.h"
+#include "lgpu/lgpu.h"
+#include "lgpu/tokenizer.h"
 
 struct lgpu_gen {
     lgpu_ctx *ctx;

@@ -1,6 +1,6 @@
 /* Perplexity over chunks (see ppl.h), decoding each chunk in n_batch pieces
  * with logits only for the scored half. */
-#include "gen/ppl.h"
+#include "lgpu/gen.h"
 
 #include <math.h>
 #include <stdlib.h>

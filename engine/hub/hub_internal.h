@@ -7,7 +7,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "hub/hub.h"
+#include "lgpu/hub.h"
 
 #define HUB_PATH 4096
 

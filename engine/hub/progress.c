@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/clock.h"
 #include "hub/hub_internal.h"
+#include "lgpu/lgpu.h"
 
 void lgpu_hub_progress_begin(hub_progress *p, bool enabled, const char *name, int64_t total, int64_t offset) {
     *p = (hub_progress){.enabled = enabled, .name = name, .total = total, .offset = offset, .tty = isatty(2)};

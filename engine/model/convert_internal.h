@@ -2,8 +2,8 @@
 #ifndef LGPU_MODEL_CONVERT_INTERNAL_H
 #define LGPU_MODEL_CONVERT_INTERNAL_H
 
-#include "model/convert.h"
-#include "format/gguf.h"
+#include "lgpu/convert.h"
+#include "lgpu/gguf.h"
 
 typedef struct lgpu_progress {
     lgpu_progress_fn fn;

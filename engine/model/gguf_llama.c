@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "format/mapfile.h"
-#include "tok/tokenizer.h"
+#include "lgpu/tokenizer.h"
 
 int lgpu_llama_ftype(int type) {
     switch (type) {

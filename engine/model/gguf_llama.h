@@ -4,8 +4,8 @@
 #ifndef LGPU_MODEL_GGUF_LLAMA_H
 #define LGPU_MODEL_GGUF_LLAMA_H
 
-#include "format/gguf.h"
-#include "model/model_file.h"
+#include "lgpu/gguf.h"
+#include "lgpu/model_file.h"
 
 /* general.architecture/name and llama.* hparams (context_length,
  * embedding_length, block_count, feed_forward_length, attention.head_count,

@@ -7,12 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "hub/hub.h"
-#include "model/model_file.h"
+#include "lgpu/hub.h"
+#include "lgpu/lgpu.h"
+#include "lgpu/model_file.h"
+#include "lgpu/tokenizer.h"
 #include "model/llama_internal.h"
 #include "quant/quant.h"
-#include "tok/tokenizer.h"
 
 typedef struct loader {
     lgpu_model *m;

@@ -6,8 +6,8 @@
 #define LGPU_MODEL_MODEL_FILE_INTERNAL_H
 
 #include "format/mapfile.h"
-#include "model/model_file.h"
 #include "format/name_index.h"
+#include "lgpu/model_file.h"
 
 struct lgpu_safetensors;
 

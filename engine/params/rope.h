@@ -3,6 +3,7 @@
 #ifndef LGPU_PARAMS_ROPE_H
 #define LGPU_PARAMS_ROPE_H
 
+#include "lgpu/llama.h" /* lgpu_rope_scaling */
 #include "params/common.h"
 
 /* Rotary embedding in place, interleaved pairs (GGUF/llama.cpp "normal" mode):
@@ -17,11 +18,6 @@ typedef struct lgpu_rope_params {
 } lgpu_rope_params;
 LGPU_PARAMS_CHECK(lgpu_rope_params);
 
-/* LLaMA-3.1 RoPE scaling (rope_type "llama3"); factor <= 0 means none. */
-typedef struct lgpu_rope_scaling {
-    float factor, low_freq_factor, high_freq_factor;
-    uint32_t original_ctx;
-} lgpu_rope_scaling;
 /* inv_freq[i] = theta^(-2i/head_dim), then LLaMA-3.1 scaling when given. */
 void lgpu_rope_inv_freq(float theta, uint32_t head_dim, const lgpu_rope_scaling *scaling, float *inv_freq);
 

@@ -4,7 +4,7 @@
  * token would dominate, so: top_k uses a quickselect then sorts only the k
  * survivors; top_p sorts lazily, growing a sorted prefix (64, 128, ...) until
  * the cumulative mass is reached; min_p and the final draw need no order. */
-#include "sample/sampler.h"
+#include "lgpu/sampler.h"
 
 #include <float.h>
 #include <math.h>

@@ -3,7 +3,7 @@
  * Why searching from the previous safe_len is enough: every position p below
  * it had text[p..len) neither containing a stop string nor being a prefix of
  * one, so no continuation of the text can make a stop string start at p. */
-#include "sample/sampler.h"
+#include "lgpu/sampler.h"
 
 #include <stdlib.h>
 #include <string.h>

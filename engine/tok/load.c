@@ -1,7 +1,7 @@
 /* lgpu_tokenizer_create: picks the loader from what `path` is. */
 #include "tok/tok_internal.h"
 
-#include "format/gguf.h"
+#include "lgpu/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * BPE with merges; token_type, special ids, add_bos/add_eos, chat template. */
 #include "tok/tok_internal.h"
 
-#include "format/gguf.h"
+#include "lgpu/gguf.h"
 
 #include <stdlib.h>
 #include <string.h>

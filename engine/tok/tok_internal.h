@@ -3,7 +3,7 @@
 #ifndef LGPU_TOK_INTERNAL_H
 #define LGPU_TOK_INTERNAL_H
 
-#include "tok/tokenizer.h"
+#include "lgpu/tokenizer.h"
 
 typedef struct tok_entry {
     uint32_t off, len; /* text in tok->arena (SPM: with "▁"; BPE: raw bytes for normal tokens) */

@@ -6,6 +6,8 @@
 #ifndef LGPU_DEVICE_H
 #define LGPU_DEVICE_H
 
+#include <stdio.h>
+
 #include "lgpu/lgpu.h"
 
 #ifdef __cplusplus
@@ -31,6 +33,11 @@ const char *lgpu_dev_reason(const lgpu_dev *dev);
 /* Largest byte range one shader binding may address (maxStorageBufferRange;
  * SIZE_MAX on the host). Buffers larger than this are split in segments. */
 size_t lgpu_dev_max_binding(const lgpu_dev *dev);
+/* `lgpu info`: writes every Vulkan device to f in detail (type, API and
+ * driver versions, heaps and budget, subgroup size, FP16/INT8, 16/8-bit
+ * storage, cooperative matrices, limits), then which device `selector`
+ * (as for lgpu_dev_create) opens and why. */
+int lgpu_dev_print_info(FILE *f, const char *selector);
 /* Threads used by the host C path (LGPU_THREADS, default: online cores). */
 int lgpu_dev_threads(const lgpu_dev *dev);
 /* Device memory in use by this process, and the total budget (0 if unknown). */

@@ -1,4 +1,5 @@
-/* lgpu — public base header: status codes, error details, tensor types.
+/* lgpu — public base header: status codes, error details, tensor types,
+ * logging and the monotonic clock.
  *
  * Every library function returns int: 0 (LGPU_OK) or a negative LGPU_E* code.
  * A failing call also records a human-readable detail (file, field, line...)
@@ -78,6 +79,10 @@ size_t lgpu_type_row_bytes(int type, int64_t n);
 /* Log levels for lgpu_log; LGPU_LOG=debug|info|warn|error selects the threshold. */
 typedef enum { LGPU_LOG_DEBUG = 0, LGPU_LOG_INFO, LGPU_LOG_WARN, LGPU_LOG_ERROR } lgpu_log_level;
 void lgpu_log(lgpu_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Seconds since an arbitrary fixed point (CLOCK_MONOTONIC), for timings,
+ * progress and timeouts. */
+double lgpu_now_s(void);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,9 @@
 #ifndef LGPU_LLAMA_H
 #define LGPU_LLAMA_H
 
+#include "lgpu/device.h"
 #include "lgpu/lgpu.h"
+#include "lgpu/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,8 +20,6 @@ extern "C" {
 
 typedef struct lgpu_model lgpu_model;
 typedef struct lgpu_ctx lgpu_ctx;
-struct lgpu_tokenizer;
-struct lgpu_dev;
 
 typedef struct lgpu_model_params {
     const char *path;           /* GGUF file, HF directory, llama2.c .bin, or ORG/NAME[:FILE] on the Hub */
@@ -27,6 +27,12 @@ typedef struct lgpu_model_params {
     const char *device;         /* device selector; NULL: $LGPU_DEVICE, else automatic */
     bool progress;              /* print load progress on stderr */
 } lgpu_model_params;
+
+/* LLaMA-3.1 RoPE scaling (rope_type "llama3"); factor <= 0 means none. */
+typedef struct lgpu_rope_scaling {
+    float factor, low_freq_factor, high_freq_factor;
+    uint32_t original_ctx;
+} lgpu_rope_scaling;
 
 typedef struct lgpu_hparams {
     uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim;
@@ -38,8 +44,8 @@ typedef struct lgpu_hparams {
 int lgpu_model_create(const lgpu_model_params *params, lgpu_model **out);
 void lgpu_model_destroy(lgpu_model *model);
 const lgpu_hparams *lgpu_model_hparams(const lgpu_model *model);
-struct lgpu_tokenizer *lgpu_model_tokenizer(lgpu_model *model);
-struct lgpu_dev *lgpu_model_dev(lgpu_model *model);
+lgpu_tokenizer *lgpu_model_tokenizer(lgpu_model *model);
+lgpu_dev *lgpu_model_dev(lgpu_model *model);
 /* Short description: "llama 260K F32 on llvmpipe (...)" */
 const char *lgpu_model_desc(const lgpu_model *model);
 /* Bytes of weights resident on the device. */

@@ -1,4 +1,4 @@
-/* A model checkpoint on disk, whatever its format, seen as GGUF-named tensors
+/* lgpu — a model checkpoint on disk, whatever its format, seen as GGUF-named tensors
  * plus LLaMA hyperparameters. Sources:
  *   - GGUF file (detected by magic)              engine/model/gguf_model.c
  *   - HF directory with config.json + model.safetensors or
@@ -31,12 +31,12 @@
  * Norm vectors are F32. Matrices keep their file type (F32, F16, BF16, Q8_0,
  * Q4_0, Q4_K, Q6_K). Data pointers are at least 4-byte aligned and stay
  * valid until lgpu_model_file_destroy(). */
-#ifndef LGPU_MODEL_MODEL_FILE_H
-#define LGPU_MODEL_MODEL_FILE_H
+#ifndef LGPU_MODEL_FILE_H
+#define LGPU_MODEL_FILE_H
 
+#include "lgpu/gguf.h"
 #include "lgpu/lgpu.h"
-#include "format/gguf.h"
-#include "params/rope.h" /* lgpu_rope_scaling */
+#include "lgpu/llama.h" /* lgpu_rope_scaling */
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,13 +1,14 @@
-/* Tokenizers: SentencePiece-style BPE with scores (LLaMA 1/2) and byte-level
+/* lgpu — tokenizers: SentencePiece-style BPE with scores (LLaMA 1/2) and byte-level
  * BPE with merges (LLaMA 3), loaded from a GGUF, a llama2.c tokenizer.bin or
  * an HF tokenizer.json; encoding, decoding, streaming detokenization and chat
  * templates. Encoding reproduces llama.cpp's llama_tokenize.
  *
  * A tokenizer is immutable after creation: encode/decode may be called from
  * several threads at once. */
-#ifndef LGPU_TOK_TOKENIZER_H
-#define LGPU_TOK_TOKENIZER_H
+#ifndef LGPU_TOKENIZER_H
+#define LGPU_TOKENIZER_H
 
+#include "lgpu/gguf.h"
 #include "lgpu/lgpu.h"
 
 #ifdef __cplusplus
@@ -15,7 +16,6 @@ extern "C" {
 #endif
 
 typedef struct lgpu_tokenizer lgpu_tokenizer;
-struct lgpu_gguf;
 
 typedef enum lgpu_tok_kind {
     LGPU_TOK_SPM = 1, /* SentencePiece BPE with scores, "▁" for spaces, <0xNN> byte fallback */
@@ -39,7 +39,7 @@ typedef enum lgpu_token_type {
  * tokens). */
 int lgpu_tokenizer_create(const char *path, lgpu_tokenizer **out);
 /* From an open GGUF: tokenizer.ggml.model "llama" (SPM) or "gpt2" (BPE). */
-int lgpu_tokenizer_from_gguf(const struct lgpu_gguf *gguf, lgpu_tokenizer **out);
+int lgpu_tokenizer_from_gguf(const lgpu_gguf *gguf, lgpu_tokenizer **out);
 /* llama2.c tokenizer.bin; n_vocab > 0: the file must hold exactly that many
  * tokens (the checkpoint's vocab_size; LGPU_EFORMAT otherwise), 0: any
  * number. Ids 0/1/2 are unk/bos/eos, "<0xNN>" pieces are byte tokens. */

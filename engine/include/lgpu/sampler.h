@@ -1,4 +1,4 @@
-/* Token sampling: a fixed chain configured by lgpu_sampler_params, plus
+/* lgpu — token sampling: a fixed chain configured by lgpu_sampler_params, plus
  * log-softmax helpers for OpenAI-style logprobs and a stop-string matcher
  * for streaming.
  *
@@ -8,8 +8,8 @@
  * logits); the temperature only reshapes what survives. temperature <= 0 is
  * greedy: the argmax of the penalised logits (ties -> lowest id), no RNG use.
  * Every filter keeps at least one token. */
-#ifndef LGPU_SAMPLE_SAMPLER_H
-#define LGPU_SAMPLE_SAMPLER_H
+#ifndef LGPU_SAMPLER_H
+#define LGPU_SAMPLER_H
 
 #include "lgpu/lgpu.h"
 

@@ -1,4 +1,4 @@
-/* Hugging Face Hub client: resolves "ORG/NAME[:FILE]" to a local path,
+/* lgpu — Hugging Face Hub client: resolves "ORG/NAME[:FILE]" to a local path,
  * downloading into the standard huggingface_hub cache so files are shared
  * with Python tools:
  *   <cache>/models--ORG--NAME/blobs/<etag>
@@ -9,8 +9,8 @@
  * Token: $HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token.
  * HF_HUB_OFFLINE=1 never touches the network; otherwise a cached copy is used,
  * with a warning, when the Hub cannot be reached. */
-#ifndef LGPU_HUB_HUB_H
-#define LGPU_HUB_HUB_H
+#ifndef LGPU_HUB_H
+#define LGPU_HUB_H
 
 #include "lgpu/lgpu.h"
 

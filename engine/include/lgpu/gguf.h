@@ -1,4 +1,4 @@
-/* GGUF v2/v3 files: a validating, memory-mapped reader and a streaming writer.
+/* lgpu — GGUF v2/v3 files: a validating, memory-mapped reader and a streaming writer.
  *
  * Reader: lgpu_gguf_create() maps the file and checks everything before it is
  * used (magic, version, counts vs file size, every string/array inside the
@@ -20,8 +20,8 @@
  * All pointers live until lgpu_gguf_destroy().
  *
  * Spec: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md */
-#ifndef LGPU_MODEL_GGUF_H
-#define LGPU_MODEL_GGUF_H
+#ifndef LGPU_GGUF_H
+#define LGPU_GGUF_H
 
 #include "lgpu/lgpu.h"
 
@@ -131,7 +131,7 @@ int64_t lgpu_gguf_n_tensors(const lgpu_gguf *g);
 const lgpu_gguf_tensor *lgpu_gguf_tensor_at(const lgpu_gguf *g, int64_t i); /* NULL if out of range */
 const lgpu_gguf_tensor *lgpu_gguf_find_tensor(const lgpu_gguf *g, const char *name); /* NULL if absent */
 
-/* ---- writing (engine/model/gguf_write.c) ------------------------------ */
+/* ---- writing ---------------------------------------------------------- */
 
 /* Usage: create; set_* metadata; add_tensor for every tensor (in file order);
  * then either write_file (all tensors given with data) or begin + tensor_data

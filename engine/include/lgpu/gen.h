@@ -1,6 +1,8 @@
-/* Text generation on one sequence of an lgpu_ctx: feed prompt tokens
- * (chunked to n_batch), then sample -> stream -> decode until a finish
- * condition. Used by `lgpu run`, `lgpu chat` and the tests.
+/* lgpu — text generation on one sequence of an lgpu_ctx, and perplexity.
+ *
+ * Generation: feed prompt tokens (chunked to n_batch), then sample -> stream
+ * -> decode until a finish condition. Used by `lgpu run`, `lgpu chat` and the
+ * tests.
  *
  *   lgpu_gen *g; lgpu_gen_create(ctx, &sampler_params, &g);
  *   lgpu_gen_feed_text(g, "Once upon a time", true, false, print_cb, NULL);
@@ -11,11 +13,11 @@
  * not decoded when a run ends (length, stop string, cancel) stays "pending"
  * and is decoded ahead of the next feed or run; an end-of-generation token
  * is never decoded. */
-#ifndef LGPU_GEN_GEN_H
-#define LGPU_GEN_GEN_H
+#ifndef LGPU_GEN_H
+#define LGPU_GEN_H
 
 #include "lgpu/llama.h"
-#include "sample/sampler.h"
+#include "lgpu/sampler.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,6 +77,30 @@ int lgpu_gen_run(lgpu_gen *g, const lgpu_gen_params *p, lgpu_gen_finish *finish)
 const int32_t *lgpu_gen_tokens(const lgpu_gen *g, int *n);
 const char *lgpu_gen_text(const lgpu_gen *g, bool full, size_t *len);
 const lgpu_gen_stats *lgpu_gen_stats_of(const lgpu_gen *g);
+
+/* ---- perplexity ---------------------------------------------------------
+ * llama.cpp's llama-perplexity method (examples/perplexity): the tokens are
+ * cut into non-overlapping chunks of n_ctx; each chunk starts a fresh
+ * sequence whose first token is replaced by BOS (when bos >= 0); only the
+ * second half is scored: for j in [n_ctx/2, n_ctx-1) the NLL of token j+1
+ * under the logits at j. PPL = exp(mean NLL); the reported uncertainty is
+ * PPL * stderr(NLL) = PPL * sqrt((E[nll^2] - E[nll]^2)/(count-1)). Used by
+ * `lgpu-eval perplexity`. */
+
+typedef struct lgpu_ppl_result {
+    double ppl, ppl_err; /* ppl_err: NAN if the variance is not positive */
+    double nll_mean;
+    int64_t count; /* scored tokens */
+    int n_chunks;
+} lgpu_ppl_result;
+
+/* Called after each chunk with the running perplexity; nonzero stops. */
+typedef int (*lgpu_ppl_chunk_fn)(void *user, int chunk, double ppl_so_far);
+
+/* ctx must hold a free sequence with n_ctx >= chunk. max_chunks <= 0: all.
+ * LGPU_EINVAL if there are fewer than 2*chunk tokens (as llama.cpp). */
+int lgpu_perplexity(lgpu_ctx *ctx, const int32_t *tokens, int64_t n_tokens, int chunk, int max_chunks, int32_t bos,
+                    lgpu_ppl_chunk_fn on_chunk, void *user, lgpu_ppl_result *out);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,14 @@
-/* Whole-file model conversions behind `lgpu convert`, `lgpu quantize` and
- * `lgpu synth`. All write GGUF through the streaming writer (one tensor, or a
- * chunk of one, in memory at a time) to <out>.tmp, renamed on success. */
-#ifndef LGPU_MODEL_CONVERT_H
-#define LGPU_MODEL_CONVERT_H
+/* lgpu — whole-file model conversions behind `lgpu convert`, `lgpu quantize`
+ * and `lgpu synth`. All write GGUF through the streaming writer (one tensor,
+ * or a chunk of one, in memory at a time) to <out>.tmp, renamed on success. */
+#ifndef LGPU_CONVERT_H
+#define LGPU_CONVERT_H
 
-#include "model/model_file.h"
+#include "lgpu/model_file.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Messages for the user (fallbacks, notes); may be NULL. */
 typedef void (*lgpu_note_fn)(void *ud, const char *msg);
@@ -18,7 +22,7 @@ typedef struct lgpu_convert_opts {
     const char *tokenizer;
     int out_type;     /* matrices: LGPU_TYPE_F32/F16/BF16, or -1 to keep the source type */
     const char *name; /* general.name; NULL: the source's */
-    int nthreads;     /* 0: lgpu_default_threads() */
+    int nthreads;     /* 0: $LGPU_THREADS, else all online cores */
     lgpu_note_fn note;
     lgpu_progress_fn progress;
     void *ud;
@@ -30,7 +34,7 @@ typedef struct lgpu_convert_opts {
 int lgpu_convert_to_gguf(const char *in, const char *out, const lgpu_convert_opts *opts);
 
 typedef struct lgpu_quantize_opts {
-    int nthreads;       /* 0: lgpu_default_threads() */
+    int nthreads;       /* 0: $LGPU_THREADS, else all online cores */
     lgpu_note_fn note;  /* one message per tensor that falls back to another type */
     lgpu_progress_fn progress;
     void *ud;
@@ -59,7 +63,7 @@ typedef struct lgpu_synth_opts {
     const char *vocab; /* GGUF or llama2.c tokenizer.bin to copy; NULL: a synthetic SPM vocab */
     uint64_t seed;
     const char *out;
-    int nthreads; /* 0: lgpu_default_threads() */
+    int nthreads; /* 0: $LGPU_THREADS, else all online cores */
     lgpu_note_fn note;
     lgpu_progress_fn progress;
     void *ud;
@@ -75,4 +79,7 @@ const char *lgpu_synth_shape_names(void);
  * opts->vocab, else synthetic) fixes n_vocab. */
 int lgpu_synth(const lgpu_synth_opts *opts);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
