@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format/gguf.h"
+#include "lgpu/gguf.h"
 #include "model/lora_internal.h"
 #include "model/lora_io.h"
 #include "quant/quant.h"

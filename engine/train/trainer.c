@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 
 #include "core/atomic_file.h"
-#include "core/clock.h"
 #include "core/grow.h"
 #include "lgpu/train.h"
 #include "train/batch.h"
