@@ -187,7 +187,8 @@ typedef struct lgpu_vk_dev {
     uint64_t ts_mask;
     pthread_mutex_t prof_lock;
     lgpu_vk_prof_entry *prof;
-    int n_prof, cap_prof;
+    int n_prof;
+    size_t cap_prof;
 } lgpu_vk_dev;
 
 int lgpu_vk_memory_init(lgpu_vk_dev *vd);
@@ -219,7 +220,8 @@ typedef struct lgpu_vk_seg {
     lgpu_vk_alloc mem;   /* mem.map: host pointer of byte 0 when mapped, else NULL */
     VkDeviceSize size;   /* of the VkBuffer: the segment rounded up to 16 bytes (whole texels) */
     lgpu_vk_view *views; /* created on first use, destroyed with the buffer (vd->view_lock) */
-    int n_views, cap_views;
+    int n_views;
+    size_t cap_views;
 } lgpu_vk_seg;
 
 /* A segment of `len` (>= 1) bytes in *s: a VkBuffer of whole texels bound to

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #define STAGING_SIZE ((VkDeviceSize)16 << 20)
@@ -129,16 +130,7 @@ int lgpu_vk_texel_view(lgpu_vk_dev *vd, lgpu_vk_seg *seg, VkDeviceSize off, VkDe
             *out = seg->views[i].view;
             goto done;
         }
-    if (seg->n_views == seg->cap_views) {
-        int cap = seg->cap_views ? 2 * seg->cap_views : 2;
-        lgpu_vk_view *v = realloc(seg->views, (size_t)cap * sizeof *v);
-        if (!v) {
-            st = lgpu_set_error(LGPU_ENOMEM, "texel buffer view list");
-            goto done;
-        }
-        seg->views = v;
-        seg->cap_views = cap;
-    }
+    if ((st = LGPU_GROW(seg->views, seg->cap_views, (size_t)seg->n_views + 1, 2, "texel buffer view list"))) goto done;
     VkBufferViewCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                  .buffer = seg->buf,
                                  .format = VK_FORMAT_R32G32B32A32_UINT,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #define SETS_PER_POOL 256
@@ -21,7 +22,8 @@ typedef struct {
 
 typedef struct {
     span *v;
-    int n, cap;
+    int n;
+    size_t cap;
 } span_set;
 
 struct lgpu_vk_exec {
@@ -38,18 +40,13 @@ struct lgpu_vk_exec {
     int n_qpools;
     uint32_t n_queries;
     int *rows; /* profile row of each dispatch */
-    int cap_rows;
+    size_t cap_rows;
     int n_dispatch, n_barrier;
 };
 
 static int span_add(span_set *s, VkBuffer buf, VkDeviceSize off, VkDeviceSize end) {
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 16;
-        span *v = realloc(s->v, (size_t)cap * sizeof *v);
-        if (!v) return lgpu_set_error(LGPU_ENOMEM, "exec barrier tracking");
-        s->v = v;
-        s->cap = cap;
-    }
+    int st = LGPU_GROW(s->v, s->cap, (size_t)s->n + 1, 16, "exec barrier tracking");
+    if (st) return st;
     s->v[s->n++] = (span){buf, off, end};
     return 0;
 }
@@ -253,13 +250,7 @@ int lgpu_vk_exec_dispatch(lgpu_vk_exec *e, const lgpu_vk_dispatch *d) {
     VkQueryPool qp = VK_NULL_HANDLE;
     uint32_t slot = 0;
     if (vd->profile) {
-        if (e->n_dispatch == e->cap_rows) {
-            int cap = e->cap_rows ? e->cap_rows * 2 : 64;
-            int *v = realloc(e->rows, (size_t)cap * sizeof *v);
-            if (!v) return lgpu_set_error(LGPU_ENOMEM, "profile rows");
-            e->rows = v;
-            e->cap_rows = cap;
-        }
+        if ((st = LGPU_GROW(e->rows, e->cap_rows, (size_t)e->n_dispatch + 1, 64, "profile rows"))) return st;
         if ((st = next_queries(vd, e, &qp, &slot))) return st;
         e->rows[e->n_dispatch] = lgpu_vk_prof_intern(vd, op);
         /* both at the compute stage: the span from "all earlier work done" to "this done" */
