@@ -27,6 +27,12 @@ static const struct { const char *name; int size, type; } dtypes[] = {
     {"I8", 1, -1},  {"U8", 1, -1},  {"BOOL", 1, -1}, {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
 };
 
+int lgpu_st_dtype_size(const char *dtype) {
+    for (size_t i = 0; dtype && i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (!strcmp(dtype, dtypes[i].name)) return dtypes[i].size;
+    return 0;
+}
+
 static int cmp_data(const void *a, const void *b) {
     const lgpu_st_tensor *x = *(const lgpu_st_tensor *const *)a, *y = *(const lgpu_st_tensor *const *)b;
     return (const uint8_t *)x->data < (const uint8_t *)y->data ? -1 : (const uint8_t *)x->data > (const uint8_t *)y->data;

@@ -23,6 +23,9 @@ typedef struct lgpu_st_tensor {
     size_t nbytes;
 } lgpu_st_tensor;
 
+/* Bytes per element of a dtype name ("F32" -> 4), 0 if unknown. */
+int lgpu_st_dtype_size(const char *dtype);
+
 int lgpu_safetensors_create(const char *path, lgpu_safetensors **out);
 void lgpu_safetensors_destroy(lgpu_safetensors *st); /* NULL: no-op */
 const char *lgpu_safetensors_path(const lgpu_safetensors *st);

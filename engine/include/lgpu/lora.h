@@ -1,0 +1,97 @@
+/* lgpu — LoRA adapters: low-rank updates W' = W + (alpha / r) B A of a
+ * model's projection matrices (q, k, v, o, gate, up, down), as Hugging Face
+ * PEFT defines them. An adapter lives on its model's device; lgpu-train
+ * trains one, the inference tools apply one or several unmerged.
+ *
+ *   lgpu_lora *a;
+ *   lgpu_lora_params lp = {.rank = 16, .alpha = 32};   // a new adapter
+ *   lgpu_lora_create(model, &lp, &a);
+ *   ...
+ *   lgpu_lora_destroy(a);
+ *
+ * Shapes: for a projection W of (out, in) — out rows of in columns, y = x W^T
+ * — A is (r, in) and B is (out, r). Rows of B for q and k are kept in the
+ * model's own (GGUF) order; the PEFT reader and writer permute them to and
+ * from Hugging Face's order. */
+#ifndef LGPU_LORA_H
+#define LGPU_LORA_H
+
+#include "lgpu/llama.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lgpu_lora lgpu_lora;
+
+/* The projections an adapter may target, in PEFT's order. */
+typedef enum lgpu_lora_target {
+    LGPU_LORA_Q = 0,
+    LGPU_LORA_K,
+    LGPU_LORA_V,
+    LGPU_LORA_O,
+    LGPU_LORA_GATE,
+    LGPU_LORA_UP,
+    LGPU_LORA_DOWN,
+    LGPU_LORA_N_TARGETS
+} lgpu_lora_target;
+#define LGPU_LORA_ALL_TARGETS ((1u << LGPU_LORA_N_TARGETS) - 1)
+
+/* "q", "k", "v", "o", "gate", "up", "down" */
+const char *lgpu_lora_target_name(lgpu_lora_target t);
+/* PEFT's module name: "q_proj", ..., "gate_proj", "up_proj", "down_proj" */
+const char *lgpu_lora_target_peft_name(lgpu_lora_target t);
+/* Parses a comma-separated list of target names (short or PEFT spelling) or
+ * "all" into a bit mask of (1 << lgpu_lora_target); LGPU_EINVAL naming the
+ * unknown entry. */
+int lgpu_lora_targets_parse(const char *list, uint32_t *mask);
+
+typedef struct lgpu_lora_params {
+    /* An adapter file to read instead of making a new one: a PEFT adapter
+     * (its directory, or its adapter_model.safetensors with
+     * adapter_config.json beside it) or a llama.cpp GGUF LoRA (.gguf). The
+     * fields below are then taken from the file. */
+    const char *path;
+    uint32_t rank;    /* r (0: 8, PEFT's default) */
+    float alpha;      /* lora_alpha (0: 8, PEFT's default); the update is scaled by alpha / r */
+    float dropout;    /* lora_dropout, applied to the adapter's input in training only */
+    uint32_t targets; /* bit mask of (1 << lgpu_lora_target); 0: all seven */
+    uint64_t seed;    /* initialisation: A uniform in +-1/sqrt(in) (PEFT's kaiming_uniform(a=sqrt(5))), B = 0 */
+} lgpu_lora_params;
+
+/* A new adapter for `model`, initialised as PEFT does (the update starts at
+ * zero), or the adapter in params->path. A file for another model (other
+ * shapes or layer count) fails with LGPU_EFORMAT naming the tensor.
+ * LGPU_EDEVMEM when the device cannot hold it. */
+int lgpu_lora_create(lgpu_model *model, const lgpu_lora_params *params, lgpu_lora **out);
+void lgpu_lora_destroy(lgpu_lora *lora);
+
+lgpu_model *lgpu_lora_model(const lgpu_lora *lora);
+uint32_t lgpu_lora_rank(const lgpu_lora *lora);
+float lgpu_lora_alpha(const lgpu_lora *lora);
+float lgpu_lora_dropout(const lgpu_lora *lora);
+uint32_t lgpu_lora_targets(const lgpu_lora *lora);
+/* Trainable values: sum over layers and targets of r * (in + out). */
+uint64_t lgpu_lora_n_params(const lgpu_lora *lora);
+/* Bytes of device memory the adapter's values take (without gradients). */
+size_t lgpu_lora_bytes(const lgpu_lora *lora);
+
+/* Writes the adapter: `path` ending in ".gguf" gives a llama.cpp GGUF LoRA
+ * (general.type adapter, adapter.lora.alpha, blk.N.<tensor>.weight.lora_a /
+ * .lora_b), anything else a Hugging Face PEFT adapter directory
+ * (adapter_config.json + adapter_model.safetensors, created if needed).
+ * base_model: base_model_name_or_path / general.base_model (may be NULL).
+ * Each file is written atomically. */
+int lgpu_lora_save(const lgpu_lora *lora, const char *path, const char *base_model);
+
+/* The shape of a target's projection: W is (out, in). */
+int lgpu_lora_target_shape(const lgpu_lora *lora, lgpu_lora_target t, uint32_t *out_dim, uint32_t *in_dim);
+/* Copies of one matrix, F32 row-major: A (r, in) when b == false, B (out, r)
+ * when b == true. LGPU_ENOTFOUND when the adapter does not target t. */
+int lgpu_lora_get(const lgpu_lora *lora, uint32_t layer, lgpu_lora_target t, bool b, float *dst);
+int lgpu_lora_set(lgpu_lora *lora, uint32_t layer, lgpu_lora_target t, bool b, const float *src);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
