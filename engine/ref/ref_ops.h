@@ -63,10 +63,12 @@ void lgpu_ref_attention_backward(const lgpu_attention_backward_params *p, const 
                                  const float *v, const float *o, const float *dout, const float *lse, float *d,
                                  float *dq, float *dk, float *dv, int nthreads);
 void lgpu_ref_cross_entropy_stats(const lgpu_cross_entropy_stats_params *p, const float *z, const int32_t *target,
-                                  float *stats, float *loss);
+                                  float *stats, float *loss, int nthreads);
 void lgpu_ref_cross_entropy_grad(const lgpu_cross_entropy_grad_params *p, float *z, const int32_t *target,
-                                 const float *stats);
-void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v);
-void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out);
+                                 const float *stats, int nthreads);
+/* Each step in double from the float state, rounded once per stored value. */
+void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v, int nthreads);
+/* Each block summed in double, in increasing i, rounded once. */
+void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out, int nthreads);
 
 #endif
