@@ -1,4 +1,4 @@
-/* lgpu-eval perplexity -m MODEL -f TEXT [-c CTX] [--chunks N] [--device SEL]
+/* lgpu-eval perplexity [-m MODEL] -f TEXT [-c CTX] [--chunks N] [--device SEL]
  * Output as llama-perplexity: "[1]12.3456,[2]..." per chunk on stdout, then
  * "Final estimate: PPL = X +/- Y". The method is in lgpu/gen.h. */
 #include <math.h>
@@ -11,8 +11,9 @@
 #include "lgpu/tokenizer.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: lgpu-eval perplexity -m MODEL -f TEXT [-c CTX] [options]\n\n"
+    fprintf(f, "usage: lgpu-eval perplexity [-m MODEL] -f TEXT [-c CTX] [options]\n\n"
                "  -m, --model MODEL    GGUF file, HF directory, llama2.c .bin or ORG/NAME[:FILE]\n"
+               "                       (default: the embedded " LGPU_MODEL_EMBEDDED_NAME " model)\n"
                "  -f, --file TEXT      text to score (tokenized with BOS at the start)\n"
                "  -c, --ctx N          chunk / context length (default 512)\n"
                "  -b, --batch N        tokens per decode call (default min(ctx, 512))\n"
@@ -81,9 +82,13 @@ int lgpu_eval_perplexity(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model || !file || n_ctx < 8) {
+    if (!file || n_ctx < 8) {
         usage(stderr);
         return 2;
+    }
+    if (!model) { /* the model built into liblgpu */
+        model = LGPU_MODEL_EMBEDDED;
+        fprintf(stderr, "lgpu-eval perplexity: no -m given: using the embedded %s model\n", LGPU_MODEL_EMBEDDED_NAME);
     }
     if (!n_batch) n_batch = n_ctx < 512 ? n_ctx : 512;
     size_t text_len;

@@ -22,7 +22,8 @@ typedef struct {
 
 #define OFF(f) offsetof(srv_config, f)
 static const opt_def OPTS[] = {
-    {"model", "-m", K_STR, OFF(model), 0, 0, "model: GGUF file, HF directory, llama2.c .bin or ORG/NAME[:FILE]"},
+    {"model", "-m", K_STR, OFF(model), 0, 0,
+     "model: GGUF file, HF directory, llama2.c .bin or ORG/NAME[:FILE] (default: the embedded " LGPU_MODEL_EMBEDDED_NAME ")"},
     {"host", NULL, K_STR, OFF(host), 0, 0, "address to listen on (default 127.0.0.1)"},
     {"port", NULL, K_INT, OFF(port), 0, 65535, "port (default 8080; 0 picks a free one)"},
     {"parallel", "-np", K_INT, OFF(parallel), 1, 256, "sequences decoded together (default 4)"},
@@ -152,10 +153,12 @@ static int set_defaults(srv_config *c) {
     return 0;
 }
 
-/* Model id: the file name without directories and extension. */
+/* Model id: the file name without directories and extension
+ * ("embedded:stories260K": "stories260K"). */
 static int default_model_name(srv_config *c) {
     const char *base = strrchr(c->model, '/');
     base = base && base[1] ? base + 1 : c->model;
+    if (!strncmp(base, LGPU_EMBEDDED_PREFIX, strlen(LGPU_EMBEDDED_PREFIX))) base += strlen(LGPU_EMBEDDED_PREFIX);
     char *d = strdup(base);
     if (!d) return lgpu_set_error(LGPU_ENOMEM, "config");
     char *dot = strrchr(d, '.');
@@ -197,9 +200,12 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
         if ((st = set_text(c, o, argv[i + 1], argv[i]))) goto fail;
         i++;
     }
-    if (!c->model) {
-        st = lgpu_set_error(LGPU_EINVAL, "no model: give -m MODEL (or \"model\" in the config file, or LGPU_MODEL)");
-        goto fail;
+    if (!c->model) { /* the model built into liblgpu */
+        c->model_default = true;
+        if (!(c->model = strdup(LGPU_MODEL_EMBEDDED))) {
+            st = lgpu_set_error(LGPU_ENOMEM, "config");
+            goto fail;
+        }
     }
     if (!c->model_name && (st = default_model_name(c))) goto fail;
     lgpu_ctx_params probe = lgpu_ctx_params_default();
@@ -220,7 +226,7 @@ void srv_config_free(srv_config *c) {
 }
 
 void srv_config_usage(FILE *f) {
-    fprintf(f, "usage: lgpu-serve -m MODEL [options]\n\noptions (flag / environment variable):\n");
+    fprintf(f, "usage: lgpu-serve [-m MODEL] [options]\n\noptions (flag / environment variable):\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char flag[64], name[64];
         int k = snprintf(flag, sizeof flag, "%s%s--%s", OPTS[i].alias ? OPTS[i].alias : "", OPTS[i].alias ? ", " : "",

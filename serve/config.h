@@ -4,11 +4,12 @@
 #ifndef LGPU_SERVE_CONFIG_H
 #define LGPU_SERVE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 typedef struct srv_config {
-    char *model;         /* model file / dir / ORG/NAME (required) */
+    char *model;         /* model file / dir / ORG/NAME[:FILE] / embedded:NAME */
     char *host;          /* listening address */
     long port;           /* 0: any free port (the chosen one is printed) */
     long parallel;       /* sequences decoded at once (KV sequence slots) */
@@ -25,6 +26,7 @@ typedef struct srv_config {
     long http_threads;   /* civetweb worker threads (0: parallel + queue + 8) */
     char *chat_template; /* chat template name overriding the model's */
     char *kv_type;       /* KV cache type: auto, f16 or f32 */
+    bool model_default;  /* none given: model is LGPU_MODEL_EMBEDDED, the one built into liblgpu */
 } srv_config;
 
 /* Environment lookup (getenv in the program, a fake in tests). */

@@ -113,6 +113,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lgpu-serve: %s\n", lgpu_last_error());
         return 2;
     }
+    if (srv.cfg.model_default)
+        fprintf(stderr, "lgpu-serve: no -m given: using the embedded %s model\n", LGPU_MODEL_EMBEDDED_NAME);
     srv.t_start = srv_now();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

@@ -18,6 +18,9 @@
 // wider loads matter; on GPUs they coalesce better. A key whose slot is invalid (bad block id, slot outside the
 // pool bindings) is masked out, so a bad block table never reads out of
 // bounds. KV_F16: the pools hold F16 values, read 4 at a time as a uvec2.
+// Training (save_lse = 1, set by the op layer when given an lse operand):
+// invocation 0 also writes lse = m + log(l) at the very end; otherwise
+// binding 7 is a dummy buffer and nothing else changes.
 #include "common.glsl"
 #include "reduce.glsl"
 #ifdef KV_F16
@@ -36,9 +39,11 @@ layout(binding = 3) readonly buffer B { int block_table[]; };
 layout(binding = 4) readonly buffer KP { POOL4_T k_pool[]; };
 layout(binding = 5) readonly buffer VP { POOL4_T v_pool[]; };
 layout(binding = 6) writeonly buffer O { vec4 o[]; };
+layout(binding = 7) writeonly buffer LSE { float lse[]; };
 layout(push_constant) uniform Params {
     uint T, n_heads, n_kv_heads, head_dim, q_stride, block_size, max_blocks;
     float scale;
+    uint kv_type, save_lse;
 } p;
 
 // head_dim % 4 == 0, head_dim <= 4 * DMAX4 and head_dim / 4 <= WG: checked by the op layer
@@ -122,5 +127,6 @@ void main() {
             a += sh_acc[rr * C + c];
         }
         o[item * D4 + c] = L > 0.0 ? a / L : vec4(0.0);
+        if (p.save_lse != 0u && tid == 0u) lse[item] = L > 0.0 ? m + log(L) : NEG_INF;
     }
 }

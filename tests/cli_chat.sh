@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `lgpu chat` end to end (tools/cmd_chat.c): two user turns piped on stdin,
 # then EOF, on stories260K with greedy sampling, on the C path and on the
-# default device (lavapipe in CI); then bad flags.
+# default device (lavapipe in CI); then without -m (the embedded model) and
+# bad flags.
 #   tests/cli_chat.sh PATH/TO/lgpu          (meson passes this build's binary)
 #
 # What is exact: turn 1 feeds BOS + the ChatML rendering of the conversation
@@ -73,6 +74,14 @@ check_device() {
 check_device cpu
 check_device ""
 
+# no -m: the model built into liblgpu, the same file, said on stderr
+run_lgpu cpu "Hello there" chat -m "$MODEL" "${GREEDY[@]}"
+with_m=$out
+run_lgpu cpu "Hello there" chat "${GREEDY[@]}"
+[ "$rc" = 0 ] || fail "lgpu chat without -m: exit $rc"
+grep -qF "no -m given: using the embedded stories260K model" "$work/err" || fail "lgpu chat without -m: no notice"
+[ -n "$out" ] && [ "$out" = "$with_m" ] || fail "lgpu chat without -m: '$out', with -m: '$with_m'"
+
 # usage errors: exit 2 and a message naming the flag; failures at load: exit 1
 expect_error() { # WANT_RC MESSAGE ARGS...
     local want=$1 msg=$2
@@ -85,7 +94,6 @@ expect_error 2 "unknown option '--bogus'" -m "$MODEL" --bogus
 expect_error 2 "unknown option '-p'" -m "$MODEL" -p hi # a `run` flag
 expect_error 2 "bad value 'hot' for --temp" -m "$MODEL" --temp hot
 expect_error 2 "--top-k needs a value" -m "$MODEL" --top-k
-expect_error 2 "no model given" --temp 0
 expect_error 2 "unknown --template 'nosuch'" -m "$MODEL" --template nosuch
 expect_error 1 "cannot load $work/missing.gguf" -m "$work/missing.gguf"
 run_lgpu cpu "" chat --help

@@ -1,7 +1,7 @@
 /* Paged KV cache: kv_store then attention in one exec on the selected device,
  * against the C twins (pools: exact; attention: tolerances below), and the
  * online-softmax C twin against a naive full-softmax reference in double
- * written here. Several sequences of different lengths per call, prefill
+ * written here, output and softmax statistics (lse, the training operand). Several sequences of different lengths per call, prefill
  * (many tokens of one sequence, causal) mixed with decode (one token per
  * sequence), GQA ratios 1/2/4, head_dim 8/64/128, shuffled block tables,
  * F32 and F16 pools. */
@@ -19,6 +19,7 @@ typedef struct {
     uint32_t prefill_from;
     /* ... followed by one decode token (position len - 1) for every other sequence */
     uint32_t kv_type; /* pool elements: LGPU_TYPE_F32 (0) or LGPU_TYPE_F16 */
+    bool check_no_lse; /* also run without the lse operand: same output bits */
 } att_cfg;
 
 typedef struct {
@@ -121,9 +122,11 @@ static lgpu_attention_params att_params(const att_data *a) {
                                    1.0f / sqrtf((float)a->cfg.head_dim), a->cfg.kv_type};
 }
 
-/* Full softmax over every key in double: the oracle for the online twin. */
+/* Full softmax over every key in double: the oracle for the online twin;
+ * lse[t, h] = log sum_j exp(score_j) = max + log(sum_j exp(score_j - max)). */
 static void naive_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
-                            const int32_t *tok_pos, const int32_t *table, const void *kp, const void *vp, float *out) {
+                            const int32_t *tok_pos, const int32_t *table, const void *kp, const void *vp, float *out,
+                            float *lse) {
     uint32_t D = p->head_dim, kv_dim = p->n_kv_heads * D;
     double *s = oh_alloc(((size_t)tok_pos[0] + 1) * 8), *acc = oh_alloc(D * 8);
     size_t cap = (size_t)tok_pos[0] + 1;
@@ -155,6 +158,7 @@ static void naive_attention(const lgpu_attention_params *p, const float *q, cons
             }
             float *o = out + ((size_t)t * p->n_heads + h) * D;
             for (uint32_t i = 0; i < D; i++) o[i] = sum > 0 ? (float)(acc[i] / sum) : 0.0f;
+            lse[(size_t)t * p->n_heads + h] = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
         }
     }
     free(s), free(acc);
@@ -166,6 +170,7 @@ typedef struct {
     lgpu_kv_store_params sp;
     lgpu_attention_params ap;
     lgpu_buf *k, *v, *st_seq, *st_pos, *table, *kp, *vp, *q, *tok_seq, *tok_pos, *out;
+    size_t lse_off; /* 0: no lse operand; else out holds lse from this byte (after the attention output) */
 } dev_run;
 
 static void run_reset(oh_case *c) {
@@ -180,27 +185,40 @@ static int run_record(oh_case *c, lgpu_exec *ex) {
     int st = lgpu_op_kv_store(ex, &d->sp, oh_ref(d->k), oh_ref(d->v), oh_ref(d->st_seq), oh_ref(d->st_pos),
                               oh_ref(d->table), oh_ref(d->kp), oh_ref(d->vp));
     if (st) return st;
+    lgpu_ref lse = d->lse_off ? lgpu_ref_at(d->out, d->lse_off) : (lgpu_ref){0};
     return lgpu_op_attention(ex, &d->ap, oh_ref(d->q), oh_ref(d->tok_seq), oh_ref(d->tok_pos), oh_ref(d->table),
-                             oh_ref(d->kp), oh_ref(d->vp), oh_ref(d->out));
+                             oh_ref(d->kp), oh_ref(d->vp), oh_ref(d->out), lse);
 }
 
-/* Runs the case on the device: `got` (T, n_heads*head_dim), pools read back. */
-static void run_device(const att_data *a, float *got, void *kp_got, void *vp_got) {
+/* Runs the case on the device: `got` (T, n_heads*head_dim), pools read
+ * back, and with lse_got != NULL the softmax statistics (T, n_heads). */
+static void run_device_lse(const att_data *a, float *got, float *lse_got, void *kp_got, void *vp_got) {
     size_t sb = (size_t)a->Ts * a->src_stride * 4, ob = (size_t)a->T * a->cfg.n_heads * a->cfg.head_dim * 4;
+    size_t lse_off = lse_got ? (ob + 255) / 256 * 256 : 0, lb = (size_t)a->T * a->cfg.n_heads * 4;
+    size_t all_b = lse_got ? lse_off + lb : ob;
     dev_run d = {a, store_params(a), att_params(a)};
+    d.lse_off = lse_off;
     d.k = oh_buf(a->k, sb), d.v = oh_buf(a->v, sb);
     d.st_seq = oh_buf(a->st_seq, a->Ts * 4), d.st_pos = oh_buf(a->st_pos, a->Ts * 4);
     d.table = oh_buf(a->table, (size_t)a->cfg.n_seqs * a->max_blocks * 4);
     d.kp = oh_buf(a->pool0, a->pool_bytes), d.vp = oh_buf(a->pool0, a->pool_bytes);
     d.q = oh_buf(a->q, (size_t)a->T * a->q_stride * 4);
     d.tok_seq = oh_buf(a->tok_seq, a->T * 4), d.tok_pos = oh_buf(a->tok_pos, a->T * 4);
-    d.out = oh_buf(NULL, ob);
-    oh_case c = {run_reset, run_record, d.out, ob, &d};
-    oh_run3(&c, got);
+    d.out = oh_buf(NULL, all_b);
+    oh_case c = {run_reset, run_record, d.out, all_b, &d};
+    char *res = oh_alloc(all_b);
+    oh_run3(&c, res);
+    memcpy(got, res, ob);
+    if (lse_got) memcpy(lse_got, res + lse_off, lb);
+    free(res);
     TU_OK(lgpu_buf_read(d.kp, 0, kp_got, a->pool_bytes));
     TU_OK(lgpu_buf_read(d.vp, 0, vp_got, a->pool_bytes));
     lgpu_buf *all[] = {d.k, d.v, d.st_seq, d.st_pos, d.table, d.kp, d.vp, d.q, d.tok_seq, d.tok_pos, d.out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
+}
+
+static void run_device(const att_data *a, float *got, void *kp_got, void *vp_got) {
+    run_device_lse(a, got, NULL, kp_got, vp_got);
 }
 
 static void check_cfg(const att_cfg *cfg, uint64_t seed) {
@@ -208,7 +226,7 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     make_data(&a, cfg, seed);
     lgpu_kv_store_params sp = store_params(&a);
     lgpu_attention_params ap = att_params(&a);
-    size_t on = (size_t)a.T * cfg->n_heads * cfg->head_dim;
+    size_t on = (size_t)a.T * cfg->n_heads * cfg->head_dim, ln = (size_t)a.T * cfg->n_heads;
 
     /* host twins: store, then online attention (1 and 4 threads) and the naive oracle */
     void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes);
@@ -216,37 +234,54 @@ static void check_cfg(const att_cfg *cfg, uint64_t seed) {
     memcpy(vp, a.pool0, a.pool_bytes);
     lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
     float *twin = oh_alloc(on * 4), *twin4 = oh_alloc(on * 4), *naive = oh_alloc(on * 4), *got = oh_alloc(on * 4);
-    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin, 1);
-    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, 4);
+    float *lse = oh_alloc(ln * 4), *lse4 = oh_alloc(ln * 4), *lse_naive = oh_alloc(ln * 4), *lse_got = oh_alloc(ln * 4);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin, lse, 1);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, lse4, 4);
     assert_memory_equal(twin, twin4, on * 4); /* independent of the thread count */
+    assert_memory_equal(lse, lse4, ln * 4);
     int isa = lgpu_ref_matmul_set_isa(LGPU_MM_ISA_PLAIN); /* baseline x86-64 build of the twin */
-    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, 2);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, lse4, 2);
     lgpu_ref_matmul_set_isa(isa);
     assert_memory_equal(twin, twin4, on * 4); /* same bits as the AVX2 build */
-    naive_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, naive);
+    assert_memory_equal(lse, lse4, ln * 4);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, twin4, NULL, 3);
+    assert_memory_equal(twin, twin4, on * 4); /* saving lse changes no output bit */
+    naive_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, naive, lse_naive);
     /* online softmax in fp32 (dots, exp, accumulators) vs full softmax in double */
     assert_int_equal(oh_compare("attention twin vs naive", twin, naive, on, 2e-6, 2e-5), 0);
     OH_CHECK_NMSE("attention twin vs naive", twin, naive, on, 1e-11);
+    /* lse: fp32 scores (|score| <~ 3 here) and running max, log of a sum in double */
+    assert_int_equal(oh_compare("lse twin vs naive", lse, lse_naive, ln, 2e-6, 1e-6), 0);
 
     /* device: kv_store + attention; pools must equal the twin's exactly (copies,
      * or F16 values rounded the same way) */
     void *kp_got = oh_alloc(a.pool_bytes), *vp_got = oh_alloc(a.pool_bytes);
-    run_device(&a, got, kp_got, vp_got);
+    run_device_lse(&a, got, lse_got, kp_got, vp_got);
     assert_memory_equal(kp_got, kp, a.pool_bytes);
     assert_memory_equal(vp_got, vp, a.pool_bytes);
     /* shader: fp32 dots, exp (GLSL: a few ulp) and accumulators, summed in another order */
     assert_int_equal(oh_compare("attention vs naive", got, naive, on, 2e-6, 2e-5), 0);
     OH_CHECK_NMSE("attention vs naive", got, naive, on, 1e-11);
     OH_CHECK_NMSE("attention vs twin", got, twin, on, 1e-11);
+    /* lse: m + log(l) in fp32 (GLSL log: a few ulp) */
+    assert_int_equal(oh_compare("lse vs naive", lse_got, lse_naive, ln, 2e-6, 1e-6), 0);
+    assert_int_equal(oh_compare("lse vs twin", lse_got, lse, ln, 2e-6, 1e-6), 0);
+    /* the inference call (no lse operand) gives the same output bits */
+    float *got_nolse = oh_alloc(on * 4);
+    if (cfg->check_no_lse) {
+        run_device(&a, got_nolse, kp_got, vp_got);
+        assert_memory_equal(got, got_nolse, on * 4);
+    }
 
     free(kp), free(vp), free(twin), free(twin4), free(naive), free(got), free(kp_got), free(vp_got);
+    free(lse), free(lse4), free(lse_naive), free(lse_got), free(got_nolse);
     free_data(&a);
 }
 
 /* GQA ratio 1, head_dim 64: a 300-token prefill plus two decodes */
 static void test_attention_mha(void **state) {
     (void)state;
-    att_cfg c = {4, 4, 64, 16, 3, {300, 17, 1}, 0, 0};
+    att_cfg c = {4, 4, 64, 16, 3, {300, 17, 1}, 0, 0, 0, true};
     check_cfg(&c, 1);
 }
 
@@ -282,6 +317,7 @@ static void test_attention_f16(void **state) {
     check_cfg(&g, 22);
     oh_force_no_subgroup(true);
     g.block_size = 7;
+    g.check_no_lse = true;
     check_cfg(&g, 23);
     oh_force_no_subgroup(false);
 }
@@ -315,8 +351,9 @@ static void test_kv_store_f16_rounding(void **state) {
 }
 
 /* One head, head_dim 4, keys K0 = (1, 0, 0, 0), K1 = (0, 1, 0, 0), V = K:
- *   q = (1, 0, 0, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414)
- *   the same q at position 0 sees only key 0: out = V0. */
+ *   q = (1, 0, 0, 0) at position 1: softmax(1, 0) = (e/(e+1), 1/(e+1)) = (0.7310586, 0.2689414),
+ *     lse = log(e + 1) = 1.3132617;
+ *   the same q at position 0 sees only key 0: out = V0, lse = 1. */
 static void test_attention_hand(void **state) {
     (void)state;
     att_cfg cfg = {1, 1, 4, 16, 1, {2}, 0, 0};
@@ -328,14 +365,16 @@ static void test_attention_hand(void **state) {
         memcpy(a.v + t * a.src_stride, kv[a.st_pos[t]], 16);
     }
     for (uint32_t t = 0; t < a.T; t++) memcpy(a.q + t * a.q_stride, kv[0], 16);
-    float got[8];
+    float got[8], lse[2];
     void *kp = oh_alloc(a.pool_bytes), *vp = oh_alloc(a.pool_bytes);
     const float want[8] = {1, 0, 0, 0, 0.731058579f, 0.268941421f, 0, 0}; /* tokens at positions 0, 1 */
+    const float want_lse[2] = {1.0f, 1.31326169f};
     assert_int_equal(a.T, 2);
     /* the scale is 1/sqrt(head_dim): q0 = 2 makes the scores (1, 0) */
     for (uint32_t t = 0; t < a.T; t++) a.q[t * a.q_stride] = 2;
-    run_device(&a, got, kp, vp);
+    run_device_lse(&a, got, lse, kp, vp);
     assert_int_equal(oh_compare("attention hand", got, want, 8, 1e-6, 1e-6), 0);
+    assert_int_equal(oh_compare("attention hand lse", lse, want_lse, 2, 1e-6, 1e-6), 0);
     free(kp), free(vp);
     free_data(&a);
 }
@@ -357,12 +396,18 @@ static void test_attention_invalid(void **state) {
     memcpy(vp, a.pool0, a.pool_bytes);
     lgpu_kv_store_params sp = store_params(&a);
     lgpu_ref_kv_store(&sp, a.k, a.v, a.st_seq, a.st_pos, a.table, kp, vp);
-    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
+    float lse_want[128], lse_got[128];
+    assert_true(a.T * 2 <= 128);
+    lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, lse_want, 1);
     for (int i = 0; i < 16; i++) assert_true(want[3 * 16 + i] == 0.0f);
+    assert_true(lse_want[6] == -INFINITY && lse_want[7] == -INFINITY); /* no key: log 0 */
     void *kp2 = oh_alloc(a.pool_bytes), *vp2 = oh_alloc(a.pool_bytes);
-    run_device(&a, got, kp2, vp2);
+    run_device_lse(&a, got, lse_got, kp2, vp2);
     OH_CHECK_NMSE("attention, invalid position", got, want, on, 1e-11);
     for (int i = 0; i < 16; i++) assert_true(got[3 * 16 + i] == 0.0f);
+    assert_true(lse_got[6] == -INFINITY && lse_got[7] == -INFINITY);
+    lse_want[6] = lse_want[7] = lse_got[6] = lse_got[7] = 0;
+    assert_int_equal(oh_compare("lse, invalid position", lse_got, lse_want, a.T * 2, 2e-6, 1e-6), 0);
 
     /* block 1 of sequence 0 points past the pools */
     int32_t saved = a.table[1];
@@ -374,7 +419,7 @@ static void test_attention_invalid(void **state) {
     TU_OK(lgpu_exec_create(oh_dev, &ex));
     TU_OK(lgpu_exec_begin(ex));
     int st = lgpu_op_attention(ex, &ap, oh_ref(q), oh_ref(ts), oh_ref(tp), oh_ref(tb), oh_ref(bk), oh_ref(bv),
-                               oh_ref(out));
+                               oh_ref(out), (lgpu_ref){0});
     TU_OK(lgpu_exec_submit(ex));
     if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) {
         assert_int_equal(st, LGPU_ERANGE);
@@ -383,7 +428,7 @@ static void test_attention_invalid(void **state) {
         TU_OK(st);
         TU_OK(lgpu_buf_read(out, 0, got, on * 4));
         a.table[1] = -1; /* what the shader does with it: keys 16..31 of sequence 0 masked */
-        lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, 1);
+        lgpu_ref_attention(&ap, a.q, a.tok_seq, a.tok_pos, a.table, kp, vp, want, NULL, 1);
         OH_CHECK_NMSE("attention, masked block", got, want, on, 1e-11);
     }
     a.table[1] = saved;
@@ -402,9 +447,9 @@ static void test_attention_errors(void **state) {
     TU_OK(lgpu_exec_create(oh_dev, &ex));
     TU_OK(lgpu_exec_begin(ex));
     lgpu_attention_params ap = {1, 6, 4, 64, 384, 16, 4, 0.125f}; /* 6 heads, 4 KV heads */
-    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EINVAL);
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r, (lgpu_ref){0}), LGPU_EINVAL);
     ap = (lgpu_attention_params){1, 4, 4, 512, 2048, 16, 4, 0.125f}; /* head_dim 512 */
-    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EUNSUPPORTED);
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r, (lgpu_ref){0}), LGPU_EUNSUPPORTED);
     lgpu_kv_store_params sp = {2, 64, 32, 16, 4}; /* src_stride < kv_dim */
     assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
     sp = (lgpu_kv_store_params){1, 63, 63, 16, 4, LGPU_TYPE_F16}; /* F16 pools store pairs */
@@ -413,7 +458,7 @@ static void test_attention_errors(void **state) {
     assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, r, r), LGPU_EINVAL);
     assert_non_null(strstr(lgpu_last_error(), "kv_type"));
     ap = (lgpu_attention_params){1, 4, 4, 16, 64, 16, 4, 0.25f, LGPU_TYPE_BF16};
-    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r), LGPU_EINVAL);
+    assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, r, r, (lgpu_ref){0}), LGPU_EINVAL);
     /* a pool split over buffer segments (> 128 MB on lavapipe) is refused, not truncated */
     lgpu_buf *big;
     TU_OK(lgpu_buf_create(oh_dev, (size_t)130 << 20, 4096, &big));
@@ -421,7 +466,7 @@ static void test_attention_errors(void **state) {
         sp = (lgpu_kv_store_params){1, 64, 64, 16, 4};
         assert_int_equal(lgpu_op_kv_store(ex, &sp, r, r, r, r, r, oh_ref(big), r), LGPU_EUNSUPPORTED);
         ap = (lgpu_attention_params){1, 4, 4, 16, 64, 16, 4, 0.25f};
-        assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, oh_ref(big), r), LGPU_EUNSUPPORTED);
+        assert_int_equal(lgpu_op_attention(ex, &ap, r, r, r, r, r, oh_ref(big), r, (lgpu_ref){0}), LGPU_EUNSUPPORTED);
         assert_non_null(strstr(lgpu_last_error(), "v_pool"));
     }
     lgpu_buf_destroy(big);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dev/device_impl.h"
 #include "ops/ops.h"
 #include "vk/vk.h"
 #include "test_util.h"
@@ -62,7 +63,7 @@ static void test_open_default(void **state) {
         assert_true(c->subgroup_size > 0);
         assert_true(c->max_wg_count[0] >= 65535);
         assert_true(c->min_storage_align >= 1 && c->min_storage_align <= LGPU_REF_ALIGN);
-        assert_true(lgpu_vk_dev_index(d) >= 0);
+        assert_true(lgpu_vk_dev_index(d->vk) >= 0);
     }
     print_message("device: %s (%s)\n", lgpu_dev_name(d), lgpu_dev_reason(d));
     lgpu_dev_destroy(d);
@@ -527,7 +528,7 @@ static void test_barriers(void **state) {
         }
         int nd = 0, nb = 0;
         if (vk) {
-            lgpu_vk_exec_stats(ex, &nd, &nb);
+            lgpu_vk_exec_stats(ex->vk, &nd, &nb);
             assert_int_equal(nd, 20);
             assert_int_equal(nb, 19);
         }
@@ -545,13 +546,13 @@ static void test_barriers(void **state) {
             TU_OK(lgpu_op_add(ex, &p, A, A, C));
             TU_OK(lgpu_op_add(ex, &p, A, A, D));
             TU_OK(lgpu_op_add(ex, &p, B, B, E));
-            lgpu_vk_exec_stats(ex, &nd, &nb);
+            lgpu_vk_exec_stats(ex->vk, &nd, &nb);
             assert_int_equal(nb, 0);
             TU_OK(lgpu_op_add(ex, &p, C, C, A));
-            lgpu_vk_exec_stats(ex, &nd, &nb);
+            lgpu_vk_exec_stats(ex->vk, &nd, &nb);
             assert_int_equal(nb, 1);
             TU_OK(lgpu_op_add(ex, &p, D, D, F));
-            lgpu_vk_exec_stats(ex, &nd, &nb);
+            lgpu_vk_exec_stats(ex->vk, &nd, &nb);
             assert_int_equal(nb, 1);
             assert_int_equal(nd, 5);
             TU_OK(lgpu_exec_submit(ex));

@@ -7,8 +7,11 @@
 #include <string.h>
 
 #include "lgpu/llama.h"
+#include "lgpu/tokenizer.h"
 #include "model/kv_cache.h"
+#include "model/lgpu_models.h"
 #include "dev/device.h"
+#include "hub/sha256.h"
 #include "test_util.h"
 
 #define N_GOLD 256
@@ -138,6 +141,81 @@ static void test_model_info(void **state) {
     lgpu_model_params mp = {.path = "/nonexistent/model.gguf"};
     assert_true(lgpu_model_create(&mp, &bad) < 0);
     assert_null(bad);
+}
+
+/* The whole file (NULL if it cannot be read), NUL-terminated. */
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = 0;
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    if (f) fclose(f);
+    return buf;
+}
+
+/* The model built into liblgpu (models/stories260K.gguf): its bytes are the
+ * recorded file (models/README.md) and equal ../shared/models' copy; a NULL
+ * path loads it from memory, and greedy decoding from BOS writes the golden
+ * ids and text. "embedded:NAME" names it; an unknown name fails cleanly. */
+static void test_embedded_model(void **state) {
+    const lgpu_model_blob *blob = lgpu_model_blob_find(LGPU_MODEL_EMBEDDED_NAME);
+    assert_non_null(blob);
+    assert_int_equal(blob->size, 1185376);
+    assert_int_equal((uintptr_t)blob->data % 64, 0);
+    lgpu_sha256 h;
+    char hex[65];
+    lgpu_sha256_init(&h);
+    lgpu_sha256_update(&h, blob->data, blob->size);
+    lgpu_sha256_hex(&h, hex);
+    assert_string_equal(hex, "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
+    assert_string_equal(blob->sha256, hex);
+    size_t n_file;
+    char *file = read_all(tu_model_path("stories260K.gguf"), &n_file);
+    assert_non_null(file);
+    assert_int_equal(n_file, blob->size);
+    assert_memory_equal(file, blob->data, n_file);
+    free(file);
+
+    lgpu_model *m = NULL;
+    TU_OK(lgpu_model_create(&(lgpu_model_params){.path = NULL}, &m));
+    assert_int_equal(lgpu_model_hparams(m)->n_vocab, V260);
+    lgpu_ctx *c = make_ctx(m, 512, 1, 0);
+    int seq;
+    TU_OK(lgpu_seq_create(c, &seq));
+    float logits[V260];
+    int32_t ids[1 + N_GOLD] = {1}; /* BOS, then the greedy tokens */
+    TU_OK(decode_run(c, seq, ids, 1, 0, logits));
+    greedy(c, seq, logits, N_GOLD, ids + 1);
+    assert_memory_equal(ids + 1, gold, sizeof gold);
+    char *text;
+    size_t len, n_want;
+    TU_OK(lgpu_tokenizer_decode(lgpu_model_tokenizer(m), ids, 1 + N_GOLD, false, &text, &len));
+    char *want = read_all(tu_model_path("stories260K.greedy-t0-n256.txt"), &n_want);
+    assert_non_null(want);
+    assert_int_equal(len, n_want);
+    assert_memory_equal(text, want, n_want);
+    assert_memory_equal(text, "Once upon a time, there was a little girl named Lily.", 52);
+    free(want);
+    free(text);
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
+
+    /* the same by name; a name that is not built in */
+    TU_OK(lgpu_model_create(&(lgpu_model_params){.path = LGPU_MODEL_EMBEDDED, .device = "cpu"}, &m));
+    assert_int_equal(lgpu_model_hparams(m)->dim, 64);
+    lgpu_model_destroy(m);
+    m = NULL;
+    assert_int_equal(lgpu_model_create(&(lgpu_model_params){.path = LGPU_EMBEDDED_PREFIX "nosuch"}, &m),
+                     LGPU_ENOTFOUND);
+    assert_null(m);
+    assert_non_null(strstr(lgpu_last_error(), "built in: " LGPU_MODEL_EMBEDDED_NAME));
 }
 
 /* Four sequences with different prompts: prefill mixed in one call, then
@@ -433,6 +511,7 @@ int main(void) {
         cmocka_unit_test(test_golden_gguf_cpu_threads),
         cmocka_unit_test(test_golden_gguf_default_f32),
         cmocka_unit_test(test_golden_gguf_cpu_f16),
+        cmocka_unit_test(test_embedded_model),
         cmocka_unit_test(test_batched_equivalence),
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_prefix_reuse),

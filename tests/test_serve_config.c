@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lgpu/llama.h"
 
 /* A fake environment: NULL-terminated name/value pairs. */
 static const char **fake_env;
@@ -45,6 +46,23 @@ static void test_defaults(void **state) {
     assert_int_equal(c.max_body, 1 << 20);
     assert_int_equal(c.n_batch, 512);
     assert_null(c.device);
+    srv_config_free(&c);
+}
+
+/* No model anywhere: the one built into liblgpu, served as "stories260K";
+ * naming it gives the same id. */
+static void test_embedded_default(void **state) {
+    (void)state;
+    fake_env = NULL;
+    srv_config c;
+    TU_OK(load(&c, 1, (const char *[]){"lgpu-serve"}));
+    assert_string_equal(c.model, LGPU_MODEL_EMBEDDED);
+    assert_true(c.model_default);
+    assert_string_equal(c.model_name, "stories260K");
+    srv_config_free(&c);
+    TU_OK(load(&c, 3, (const char *[]){"lgpu-serve", "-m", "embedded:stories260K"}));
+    assert_false(c.model_default);
+    assert_string_equal(c.model_name, "stories260K");
     srv_config_free(&c);
 }
 
@@ -94,7 +112,6 @@ static void expect_error(int argc, const char **argv, const char *needle) {
 static void test_errors(void **state) {
     (void)state;
     fake_env = NULL;
-    expect_error(1, (const char *[]){"lgpu-serve"}, "no model");
     expect_error(4, (const char *[]){"lgpu-serve", "-m", "x", "--bogus"}, "--bogus");
     expect_error(4, (const char *[]){"lgpu-serve", "-m", "x", "--port"}, "needs a value");
     expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--port", "80x"}, "--port");
@@ -120,6 +137,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_embedded_default),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_errors),
     };

@@ -87,7 +87,7 @@ fail:
 
 int lgpu_cmd_bench(int argc, char **argv) {
     gen_opts o;
-    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench -m MODEL [-p 512] [-n 128] [-r 5] [--seqs S] [--device SEL]", &o);
+    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench [-m MODEL] [-p 512] [-n 128] [-r 5] [--seqs S] [--device SEL]", &o);
     if (st) return st == 1 ? 0 : st;
     if (o.bench_p < 0 || o.bench_n < 0 || o.bench_r < 1 || (o.bench_p == 0 && o.bench_n == 0) ||
         o.bench_s < 1) {

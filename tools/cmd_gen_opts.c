@@ -50,7 +50,8 @@ typedef struct opt {
 #define ALL (GO_RUN | GO_CHAT | GO_BENCH)
 #define GEN (GO_RUN | GO_CHAT)
 static const opt OPTS[] = {
-    {"--model", "-m", A_STR, OFF(model), ALL, "model: GGUF file, HF directory, llama2.c .bin or ORG/NAME[:FILE]"},
+    {"--model", "-m", A_STR, OFF(model), ALL,
+     "model: GGUF file, HF directory, llama2.c .bin or ORG/NAME[:FILE] (default: the embedded " LGPU_MODEL_EMBEDDED_NAME ")"},
     {"--tokenizer", NULL, A_STR, OFF(tokenizer), ALL, "tokenizer file (tokenizer.bin / tokenizer.json / GGUF)"},
     {"--device", NULL, A_STR, OFF(device), ALL, "device: index, name substring or 'cpu' (default $LGPU_DEVICE)"},
     {"--prompt", "-p", A_STR, OFF(prompt), GO_RUN, "prompt text (empty: BOS only)"},
@@ -180,10 +181,9 @@ int gen_opts_parse(int argc, char **argv, int cmd, const char *usage_line, gen_o
         int st = set_value(op, v, o);
         if (st) return st;
     }
-    if (!o->model) {
-        fprintf(stderr, "lgpu: no model given (-m MODEL)\n");
-        print_help(stderr, cmd, usage_line);
-        return 2;
+    if (!o->model) { /* the model built into liblgpu */
+        o->model = LGPU_MODEL_EMBEDDED;
+        fprintf(stderr, "lgpu: no -m given: using the embedded %s model\n", LGPU_MODEL_EMBEDDED_NAME);
     }
     return 0;
 }

@@ -1,54 +1,30 @@
-/* The device interface (device.h, op_internal.h): argument checks, segment
- * planning and the switch between the host backend and the Vulkan one. */
+/* The device interface (device.h, dispatch.h): argument checks, segment
+ * planning and the switch between the host backend (device_host.c) and the
+ * Vulkan one (device_vk.c, the glue over engine/vk). */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "dev/device_impl.h"
-#include "vk/vk.h"
 
 int lgpu_dev_create(const char *selector, lgpu_dev **out) {
     if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_dev_create: out is NULL");
     *out = NULL;
-    const char *origin = "selector";
-    if (!selector) {
-        selector = getenv("LGPU_DEVICE");
-        origin = "LGPU_DEVICE";
-    }
-    if (selector && (!*selector || !strcasecmp(selector, "auto"))) selector = NULL;
     lgpu_dev *dev = calloc(1, sizeof *dev);
     if (!dev) return lgpu_set_error(LGPU_ENOMEM, "lgpu_dev_create");
-    char why[512];
-    if (selector && !strcasecmp(selector, "cpu")) {
-        snprintf(why, sizeof why, "%s=cpu: host C path", origin);
-        lgpu_host_dev_init(dev, why);
-        *out = dev;
-        return 0;
+    char reason[600];
+    int st = lgpu_dev_vk_open(dev, selector, reason, sizeof reason);
+    if (st) {
+        free(dev);
+        return st;
     }
-    bool no_vulkan = false;
-    int st = lgpu_vk_dev_create(dev, selector, origin, &no_vulkan, why, sizeof why);
-    if (st == 0) {
-        *out = dev;
-        return 0;
-    }
-    if (no_vulkan && !selector) {
-        char reason[600];
-        snprintf(reason, sizeof reason, "no Vulkan device (%s): host C path", why);
-        lgpu_log(LGPU_LOG_WARN, "%s", reason);
-        memset(dev, 0, sizeof *dev);
-        lgpu_host_dev_init(dev, reason);
-        lgpu_clear_error();
-        *out = dev;
-        return 0;
-    }
-    if (no_vulkan) st = lgpu_set_error(LGPU_ENODEV, "%s \"%s\": %s; devices: cpu: host C path", origin, selector, why);
-    free(dev);
-    return st;
+    if (!dev->vk) lgpu_host_dev_init(dev, reason); /* "cpu", or no Vulkan at all */
+    *out = dev;
+    return 0;
 }
 
 void lgpu_dev_destroy(lgpu_dev *dev) {
     if (!dev) return;
-    if (dev->kind == LGPU_DEV_VULKAN) lgpu_vk_dev_destroy(dev);
+    if (dev->kind == LGPU_DEV_VULKAN) lgpu_dev_vk_close(dev);
     free(dev);
 }
 
@@ -61,7 +37,7 @@ const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev) { return &dev->caps; 
 
 void lgpu_dev_memory(const lgpu_dev *dev, size_t *used, size_t *budget) {
     if (dev->kind == LGPU_DEV_VULKAN) {
-        lgpu_vk_mem_budget(dev->vk, used, budget);
+        lgpu_dev_vk_memory(dev, used, budget);
         return;
     }
     if (used) *used = __atomic_load_n(&((lgpu_dev *)dev)->host_used, __ATOMIC_RELAXED);
@@ -119,7 +95,7 @@ int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out) {
             buf->seg[i].start = (size_t)i * buf->seg_len;
             buf->seg[i].len = i + 1 < buf->n_seg ? buf->seg_len : size - buf->seg[i].start;
         }
-        st = dev->kind == LGPU_DEV_VULKAN ? lgpu_vk_buf_alloc(buf) : lgpu_host_buf_alloc(buf);
+        st = dev->kind == LGPU_DEV_VULKAN ? lgpu_dev_vk_buf_alloc(buf) : lgpu_host_buf_alloc(buf);
     }
     if (st) {
         free(buf->seg);
@@ -132,7 +108,7 @@ int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out) {
 
 void lgpu_buf_destroy(lgpu_buf *buf) {
     if (!buf) return;
-    if (buf->dev->kind == LGPU_DEV_VULKAN) lgpu_vk_buf_free(buf);
+    if (buf->dev->kind == LGPU_DEV_VULKAN) lgpu_dev_vk_buf_free(buf);
     else lgpu_host_buf_free(buf);
     free(buf->seg);
     free(buf);
@@ -163,7 +139,7 @@ static int check_range(const lgpu_buf *buf, size_t off, size_t n, const void *p,
 int lgpu_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n) {
     int st = check_range(buf, off, n, src, "lgpu_buf_write");
     if (st || !n) return st;
-    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_vk_buf_write(buf, off, src, n);
+    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_dev_vk_buf_write(buf, off, src, n);
     memcpy(buf->seg[0].host + off, src, n);
     return 0;
 }
@@ -171,7 +147,7 @@ int lgpu_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n) {
 int lgpu_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n) {
     int st = check_range(buf, off, n, dst, "lgpu_buf_read");
     if (st || !n) return st;
-    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_vk_buf_read(buf, off, dst, n);
+    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_dev_vk_buf_read(buf, off, dst, n);
     memcpy(dst, buf->seg[0].host + off, n);
     return 0;
 }
@@ -179,7 +155,7 @@ int lgpu_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n) {
 int lgpu_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n) {
     int st = check_range(buf, off, n, "", "lgpu_buf_fill_zero");
     if (st || !n) return st;
-    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_vk_buf_fill_zero(buf, off, n);
+    if (buf->dev->kind == LGPU_DEV_VULKAN) return lgpu_dev_vk_buf_fill_zero(buf, off, n);
     memset(buf->seg[0].host + off, 0, n);
     return 0;
 }
@@ -192,16 +168,6 @@ void *lgpu_buf_host_ptr(lgpu_buf *buf, size_t off) {
 
 void *lgpu_ref_host(lgpu_ref r) { return lgpu_buf_host_ptr(r.buf, r.off); }
 
-bool lgpu_texel_viewable(const lgpu_dev *dev, lgpu_ref r, size_t size) {
-    const lgpu_dev_caps *c = &dev->caps;
-    if (dev->kind != LGPU_DEV_VULKAN || !c->texel_buffers || !r.buf || r.buf->dev != dev || r.off >= r.buf->size)
-        return false;
-    const lgpu_seg *s = &r.buf->seg[lgpu_buf_seg_index(r.buf, r.off)];
-    size_t in = r.off - s->start, align = c->min_texel_align ? c->min_texel_align : 1;
-    if (in % align || size > s->len - in) return false;
-    return (size + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES <= lgpu_vk_texel_view_elems(c, s->vk, in);
-}
-
 /* ---- execs ---- */
 
 int lgpu_exec_create(lgpu_dev *dev, lgpu_exec **out) {
@@ -212,7 +178,7 @@ int lgpu_exec_create(lgpu_dev *dev, lgpu_exec **out) {
     if (!ex) return lgpu_set_error(LGPU_ENOMEM, "lgpu_exec_create");
     ex->dev = dev;
     if (dev->kind == LGPU_DEV_VULKAN) {
-        int st = lgpu_vk_exec_create(ex);
+        int st = lgpu_dev_vk_exec_create(ex);
         if (st) {
             free(ex);
             return st;
@@ -224,7 +190,7 @@ int lgpu_exec_create(lgpu_dev *dev, lgpu_exec **out) {
 
 void lgpu_exec_destroy(lgpu_exec *ex) {
     if (!ex) return;
-    if (ex->dev->kind == LGPU_DEV_VULKAN) lgpu_vk_exec_destroy(ex);
+    if (ex->dev->kind == LGPU_DEV_VULKAN) lgpu_dev_vk_exec_destroy(ex);
     free(ex);
 }
 
@@ -237,7 +203,7 @@ int lgpu_exec_begin(lgpu_exec *ex) {
     if (!ex) return lgpu_set_error(LGPU_EINVAL, "lgpu_exec_begin: exec is NULL");
     ex->recording = false;
     if (ex->dev->kind == LGPU_DEV_VULKAN) {
-        int st = lgpu_vk_exec_begin(ex);
+        int st = lgpu_dev_vk_exec_begin(ex);
         if (st) return st;
     }
     ex->recording = true;
@@ -248,7 +214,7 @@ int lgpu_exec_submit(lgpu_exec *ex) {
     if (!ex) return lgpu_set_error(LGPU_EINVAL, "lgpu_exec_submit: exec is NULL");
     if (!ex->recording) return lgpu_set_error(LGPU_EINVAL, "lgpu_exec_submit without lgpu_exec_begin");
     ex->recording = false;
-    return ex->dev->kind == LGPU_DEV_VULKAN ? lgpu_vk_exec_submit(ex) : 0;
+    return ex->dev->kind == LGPU_DEV_VULKAN ? lgpu_dev_vk_exec_submit(ex) : 0;
 }
 
 int lgpu_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
@@ -259,5 +225,5 @@ int lgpu_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
     if (!ex->recording)
         return lgpu_set_error(LGPU_EINVAL, "%s: lgpu_exec_dispatch outside lgpu_exec_begin/submit",
                               d->op ? d->op : d->shader ? d->shader : "?");
-    return lgpu_vk_exec_dispatch(ex, d);
+    return lgpu_dev_vk_dispatch(ex, d);
 }

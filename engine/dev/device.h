@@ -1,7 +1,7 @@
 /* Device memory and command streams, the engine's side of the device
  * interface (the device handle itself is public: lgpu/device.h). One
- * interface, two implementations: engine/vk for Vulkan, the host for the C
- * path.
+ * interface, two implementations: the host for the C path (device_host.c),
+ * and Vulkan (device_vk.c, the glue over engine/vk, the floor below).
  *
  * Lifetimes: lgpu_dev owns everything created from it; destroy buffers and
  * execs before the device. destroy(NULL) is a no-op everywhere. */

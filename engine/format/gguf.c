@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/gguf_mem.h"
 #include "format/mapfile.h"
 #include "format/name_index.h"
 
@@ -355,7 +356,8 @@ bool lgpu_gguf_file_is_gguf(const char *path) {
     return magic == LGPU_GGUF_MAGIC;
 }
 
-int lgpu_gguf_create(const char *path, lgpu_gguf **out) {
+/* From the file at path, or (mem) over the given bytes. */
+static int create(const char *path, const lgpu_mapfile *mem, lgpu_gguf **out) {
     if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_create: out is NULL");
     *out = NULL;
     if (!path) return lgpu_set_error(LGPU_EINVAL, "lgpu_gguf_create: path is NULL");
@@ -365,7 +367,9 @@ int lgpu_gguf_create(const char *path, lgpu_gguf **out) {
         return lgpu_set_error(LGPU_ENOMEM, "%s: out of memory", path);
     }
     g->fname = lgpu_path_base(g->path);
-    int st = lgpu_mapfile_create(path, &g->map);
+    int st = 0;
+    if (mem) g->map = *mem;
+    else st = lgpu_mapfile_create(path, &g->map);
     if (!st) st = parse(g);
     if (st) {
         lgpu_gguf_destroy(g);
@@ -373,6 +377,14 @@ int lgpu_gguf_create(const char *path, lgpu_gguf **out) {
     }
     *out = g;
     return 0;
+}
+
+int lgpu_gguf_create(const char *path, lgpu_gguf **out) { return create(path, NULL, out); }
+
+int lgpu_gguf_create_from_memory(const char *name, const void *data, uint64_t size, lgpu_gguf **out) {
+    lgpu_mapfile mem;
+    lgpu_mapfile_from_memory(data, size, &mem);
+    return create(name, &mem, out);
 }
 
 void lgpu_gguf_destroy(lgpu_gguf *g) {

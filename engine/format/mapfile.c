@@ -1,4 +1,4 @@
-/* Whole-file read-only mmap with errno-specific details. */
+/* Whole-file read-only mmap with errno-specific details, or borrowed memory. */
 #include "format/mapfile.h"
 
 #include <errno.h>
@@ -20,8 +20,7 @@ const char *lgpu_path_base(const char *path) {
 }
 
 int lgpu_mapfile_create(const char *path, lgpu_mapfile *m) {
-    m->data = NULL;
-    m->size = 0;
+    *m = (lgpu_mapfile){0};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -52,10 +51,11 @@ int lgpu_mapfile_create(const char *path, lgpu_mapfile *m) {
     return 0;
 }
 
+void lgpu_mapfile_from_memory(const void *data, uint64_t size, lgpu_mapfile *m) {
+    *m = (lgpu_mapfile){.data = size ? data : NULL, .size = size, .borrowed = true};
+}
+
 void lgpu_mapfile_destroy(lgpu_mapfile *m) {
-    if (m && m->data) munmap((void *)m->data, (size_t)m->size);
-    if (m) {
-        m->data = NULL;
-        m->size = 0;
-    }
+    if (m && m->data && !m->borrowed) munmap((void *)m->data, (size_t)m->size);
+    if (m) *m = (lgpu_mapfile){0};
 }

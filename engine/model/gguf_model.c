@@ -35,7 +35,7 @@ static int key_f32(lgpu_model_file *mf, const char *arch, const char *suffix, bo
 }
 
 int lgpu_mf_load_gguf(lgpu_model_file *mf) {
-    int st = lgpu_gguf_create(mf->path, &mf->gguf);
+    int st = mf->gguf ? 0 : lgpu_gguf_create(mf->path, &mf->gguf); /* opened already: an embedded model */
     if (st) return st;
     const lgpu_gguf *g = mf->gguf;
     int64_t ai = lgpu_gguf_find_key(g, "general.architecture");

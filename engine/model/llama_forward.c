@@ -66,7 +66,8 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
         lgpu_attention_params ap = {.T = T, .n_heads = H, .n_kv_heads = G, .head_dim = hd, .q_stride = q_dim,
                                     .block_size = c->params.block_size, .max_blocks = c->kv.max_blocks,
                                     .scale = 1.0f / sqrtf((float)hd), .kv_type = kv_type};
-        TRY(lgpu_op_attention(ex, &ap, R(sc->q), row, pos, table, R(c->k_pool[l]), R(c->v_pool[l]), R(sc->att)));
+        TRY(lgpu_op_attention(ex, &ap, R(sc->q), row, pos, table, R(c->k_pool[l]), R(c->v_pool[l]), R(sc->att),
+                              (lgpu_ref){0})); /* no softmax statistics: inference */
         /* x += att Wo^T (residual folded into the matmul) */
         TRY(matmul(ex, &w->wo, sc->att, sc->x, T, true));
         /* h = rmsnorm(x) * ffn_norm */

@@ -211,12 +211,13 @@ static int resolve_path(const char *path, char **resolved) {
 }
 
 int lgpu_model_create(const lgpu_model_params *params, lgpu_model **out) {
-    if (!params || !params->path || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_create: no model path");
+    if (!params || !out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_create: NULL argument");
     *out = NULL;
+    const char *given = params->path ? params->path : LGPU_MODEL_EMBEDDED;
     char *hub_path = NULL;
-    int st = resolve_path(params->path, &hub_path);
+    int st = resolve_path(given, &hub_path);
     if (st) return st;
-    const char *path = hub_path ? hub_path : params->path;
+    const char *path = hub_path ? hub_path : given;
     lgpu_model_file *mf = NULL;
     lgpu_model *m = calloc(1, sizeof *m);
     if (!m) {

@@ -10,6 +10,9 @@
 
 #include "model/gguf_llama.h"
 #include "core/grow.h"
+#include "format/gguf_mem.h"
+#include "lgpu/llama.h"
+#include "model/lgpu_models.h"
 #include "model/model_file_internal.h"
 #include "format/safetensors.h"
 #include "quant/quant.h"
@@ -137,12 +140,29 @@ static int check_tensors(lgpu_model_file *mf) {
 
 /* ---- open / close ------------------------------------------------------ */
 
+/* "embedded:NAME": the model built into liblgpu under NAME (models/, the
+ * generated model/lgpu_models.h), *blob NULL for any other path. */
+static int find_embedded(const char *path, const lgpu_model_blob **blob) {
+    const size_t np = strlen(LGPU_EMBEDDED_PREFIX);
+    *blob = NULL;
+    if (strncmp(path, LGPU_EMBEDDED_PREFIX, np)) return 0;
+    if ((*blob = lgpu_model_blob_find(path + np))) return 0;
+    char names[256] = "";
+    for (size_t i = 0, n = 0; i < lgpu_model_blob_count && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", lgpu_model_blobs[i].name);
+    return lgpu_set_error(LGPU_ENOTFOUND, "%s: no such embedded model (built in: %s)", path,
+                          names[0] ? names : "none");
+}
+
 int lgpu_model_file_create(const char *path, lgpu_model_file **out) {
     if (!out) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_create: out is NULL");
     *out = NULL;
     if (!path || !*path) return lgpu_set_error(LGPU_EINVAL, "lgpu_model_file_create: empty path");
+    const lgpu_model_blob *blob;
+    int st = find_embedded(path, &blob);
+    if (st) return st;
     struct stat sb;
-    if (stat(path, &sb) != 0) return lgpu_set_error(LGPU_ENOTFOUND, "%s: no such file or directory", path);
+    if (!blob && stat(path, &sb) != 0) return lgpu_set_error(LGPU_ENOTFOUND, "%s: no such file or directory", path);
     lgpu_model_file *mf = calloc(1, sizeof *mf);
     if (!mf || !(mf->path = strdup(path))) {
         free(mf);
@@ -150,8 +170,11 @@ int lgpu_model_file_create(const char *path, lgpu_model_file **out) {
     }
     mf->fname = lgpu_path_base(mf->path);
     mf->hp.rope_theta = 10000.0f;
-    int st;
-    if (S_ISDIR(sb.st_mode)) {
+    if (blob) { /* GGUF in memory: lgpu_mf_load_gguf reads the handle made here */
+        mf->src = LGPU_MODEL_SRC_GGUF;
+        st = lgpu_gguf_create_from_memory(path, blob->data, blob->size, &mf->gguf);
+        if (!st) st = lgpu_mf_load_gguf(mf);
+    } else if (S_ISDIR(sb.st_mode)) {
         mf->src = LGPU_MODEL_SRC_HF;
         st = lgpu_mf_load_hf(mf);
     } else {

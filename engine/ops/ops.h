@@ -37,8 +37,10 @@ int lgpu_op_rope(lgpu_exec *ex, const lgpu_rope_params *p, lgpu_ref x, lgpu_ref 
 int lgpu_op_softmax(lgpu_exec *ex, const lgpu_softmax_params *p, lgpu_ref x, lgpu_ref y);
 int lgpu_op_kv_store(lgpu_exec *ex, const lgpu_kv_store_params *p, lgpu_ref k, lgpu_ref v, lgpu_ref tok_seq,
                      lgpu_ref tok_pos, lgpu_ref block_table, lgpu_ref k_pool, lgpu_ref v_pool);
+/* lse: (lgpu_ref){0} (inference) or the (T, n_heads) F32 softmax statistics
+ * the backward needs (engine/params/attention.h). */
 int lgpu_op_attention(lgpu_exec *ex, const lgpu_attention_params *p, lgpu_ref q, lgpu_ref tok_seq, lgpu_ref tok_pos,
-                      lgpu_ref block_table, lgpu_ref k_pool, lgpu_ref v_pool, lgpu_ref out);
+                      lgpu_ref block_table, lgpu_ref k_pool, lgpu_ref v_pool, lgpu_ref out, lgpu_ref lse);
 int lgpu_op_swiglu(lgpu_exec *ex, const lgpu_swiglu_params *p, lgpu_ref g, lgpu_ref u, lgpu_ref y);
 int lgpu_op_add(lgpu_exec *ex, const lgpu_add_params *p, lgpu_ref a, lgpu_ref b, lgpu_ref y);
 int lgpu_op_scale(lgpu_exec *ex, const lgpu_scale_params *p, lgpu_ref x, lgpu_ref y);

@@ -21,9 +21,17 @@
  *   dv_jg = sum_{h in g} sum_{i >= j} P_ij do_ih
  * q, o, dout, dq: (B*T, n_heads*head_dim); k, v, dk, dv: (B*T,
  * n_kv_heads*head_dim); lse and the scratch d (D above, written by the op):
- * (B*T, n_heads). All F32, contiguous. dq, dk, dv are written, not
- * accumulated. Sums run in a fixed order (no atomics): reruns are
- * bit-identical. */
+ * (B*T, n_heads). All F32, contiguous; the outputs (d, dq, dk, dv) must not
+ * overlap the inputs. dq, dk, dv are written, not accumulated. Sums run in a
+ * fixed order (no atomics): reruns are bit-identical. The forward that made
+ * o and lse is lgpu_op_attention over F32 pools with block_size dividing T
+ * and the identity table (table[b*max_blocks + n] = b*max_blocks + n,
+ * max_blocks = T / block_size; tok_seq = b, tok_pos = t), so k and v may be
+ * the pool buffers themselves. A T padded up to a multiple of the block size
+ * works unchanged when the padding rows have dout = 0: the real rows'
+ * gradients are those of the unpadded T, the padding rows' are 0. head_dim
+ * <= LGPU_ATTN_MAX_HEAD_DIM, and on Vulkan a multiple of 4 (vec4 columns),
+ * as for lgpu_op_attention. */
 typedef struct lgpu_attention_backward_params {
     uint32_t B, T, n_heads, n_kv_heads, head_dim;
     float scale;

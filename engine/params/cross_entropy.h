@@ -13,7 +13,12 @@
  *     with accumulate).
  * A row whose target is < 0 (prompt tokens, padding) has loss 0 and zero
  * gradient. stats: (M, 4) F32 per row {max, sum of exp(z - max), target
- * logit, 0}. */
+ * logit, 0}; a row with target < 0 gets {0, 0, 0, 0}. A target must be a
+ * vocabulary id (< n_vocab): the ops cannot check ids on the device.
+ * Every op binding starts at a multiple of LGPU_REF_ALIGN (256 bytes), so
+ * pick C with C * (W_out row bytes) a multiple of 256 for the chunk's
+ * W_out rows to start aligned. Each chunk's row sums run in a fixed order:
+ * reruns are bit-identical. */
 #ifndef LGPU_PARAMS_CROSS_ENTROPY_H
 #define LGPU_PARAMS_CROSS_ENTROPY_H
 
@@ -22,7 +27,8 @@
 /* z: (M, C) F32 with row stride z_stride, logits of vocabulary ids v0 + c;
  * target: I32 (M). first != 0 starts the rows' statistics with this chunk;
  * last != 0 also writes loss[m] = max + log(sum) - target logit (0 when
- * target[m] < 0); loss: (M) F32. */
+ * target[m] < 0); loss: (M) F32, only bound when last (may be a NULL ref
+ * otherwise). Columns c >= C of a padded row are not touched. */
 typedef struct lgpu_cross_entropy_stats_params {
     uint32_t M, C, z_stride, v0;
     uint32_t first, last;

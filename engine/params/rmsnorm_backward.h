@@ -8,7 +8,9 @@
 /* The gradient of y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (lgpu_op_rmsnorm),
  * with respect to x, w frozen, row by row:
  *   g = dy * w;   dx = r * g - x * r^3 * sum(g * x) / N     (dx += ... when accumulate)
- * x, dy, dx: (M, N) F32 contiguous; w: (N) F32. r is recomputed from x. */
+ * x, dy, dx: (M, N) F32 contiguous; w: (N) F32. r is recomputed from x.
+ * dx may be dy (in place). Sums over the row in a fixed order: reruns are
+ * bit-identical. */
 typedef struct lgpu_rmsnorm_backward_params {
     uint32_t M, N;
     float eps;

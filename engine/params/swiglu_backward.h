@@ -6,7 +6,8 @@
 #include "params/common.h"
 
 /* The gradients of y = silu(g) * u (lgpu_op_swiglu), s = sigmoid(g):
- *   dg[i] = dy[i] * u[i] * s * (1 + g * (1 - s));   du[i] = dy[i] * g * s      (i < n) */
+ *   dg[i] = dy[i] * u[i] * s * (1 + g * (1 - s));   du[i] = dy[i] * g * s      (i < n)
+ * All F32 (n). dg may be g and du may be u (in place); dg and du differ. */
 typedef struct lgpu_swiglu_backward_params {
     uint32_t n;
 } lgpu_swiglu_backward_params;

@@ -16,6 +16,9 @@
  * Clang vector extensions; on x86-64 an AVX2 build of the same code is picked
  * at run time (LGPU_CPU_ISA=plain forces the baseline).
  *
+ * Training (lse != NULL) also writes each head's m + log(l) once at the end;
+ * nothing else changes.
+ *
  * F16 pools are widened chunk by chunk into float buffers, so the arithmetic
  * is unchanged (on CPUs that costs more than the halved reads save, so the
  * host path's automatic cache type is F32; see lgpu_kv_type).
@@ -48,6 +51,7 @@ typedef struct {
     const int32_t *tok_seq, *tok_pos, *block_table;
     const void *k_pool, *v_pool;
     float *out;
+    float *lse;                  /* NULL, or the (T, n_heads) softmax statistics */
     uint32_t hb;                 /* heads per item of one KV head */
     uint32_t blocks_per_group;   /* items per (token, KV head) */
     uint32_t gb;                 /* KV heads per item (> 1 only with all their heads: hb == rep) */
@@ -221,6 +225,10 @@ INL void attend(const att_ctx *c, int64_t item) {
         float *out = c->out + ((size_t)t * p->n_heads + (g0 + s / nh) * rep + hoff + s % nh) * D;
         for (uint32_t d = 0; d < D; d++) out[d] = l[s] > 0 ? (float)(acc[s][d] / l[s]) : 0.0f;
     }
+    if (c->lse) /* training: log sum_j exp(score_j) = m + log(l) per head */
+        for (uint32_t s = 0; s < ns; s++)
+            c->lse[(size_t)t * p->n_heads + (g0 + s / nh) * rep + hoff + s % nh] =
+                l[s] > 0 ? (float)((double)m[s] + log(l[s])) : -INFINITY;
 }
 
 static void f16_rows_plain(float *dst, const lgpu_f16 *const *rows, uint32_t n, uint32_t D) {
@@ -266,7 +274,7 @@ static void att_range(void *vctx, int64_t begin, int64_t end, int thread) {
 
 void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
                         const int32_t *tok_pos, const int32_t *block_table, const void *k_pool,
-                        const void *v_pool, float *out, int nthreads) {
+                        const void *v_pool, float *out, float *lse, int nthreads) {
     uint32_t rep = p->n_heads / p->n_kv_heads, hb = rep < HEADS ? rep : HEADS;
     /* small GQA groups (MHA: 1 head each) take several KV heads per item */
     uint32_t gb = rep < HEADS ? HEADS / rep : 1;
@@ -278,7 +286,7 @@ void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const in
     uint64_t groups = (uint64_t)p->T * ((p->n_kv_heads + gb - 1) / gb);
     while (gb == 1 && hb > 1 && groups * ((rep + hb - 1) / hb) < want) hb = (hb + 1) / 2;
     const bool avx2 = have_avx2();
-    att_ctx c = {p,  q,  tok_seq, tok_pos, block_table, k_pool, v_pool, out, hb, (rep + hb - 1) / hb,
+    att_ctx c = {p,  q,  tok_seq, tok_pos, block_table, k_pool, v_pool, out, lse, hb, (rep + hb - 1) / hb,
                  gb, avx2, avx2 ? f16_rows_f16c : f16_rows_plain};
     lgpu_parallel_for(nthreads, (int64_t)groups * c.blocks_per_group, att_range, &c);
 }

@@ -40,9 +40,10 @@ void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);
 /* Pools hold p->kv_type elements (F32 or F16). */
 void lgpu_ref_kv_store(const lgpu_kv_store_params *p, const float *k, const float *v, const int32_t *tok_seq,
                        const int32_t *tok_pos, const int32_t *block_table, void *k_pool, void *v_pool);
+/* lse: NULL, or (T, n_heads) softmax statistics (p->save_lse is ignored). */
 void lgpu_ref_attention(const lgpu_attention_params *p, const float *q, const int32_t *tok_seq,
                         const int32_t *tok_pos, const int32_t *block_table, const void *k_pool,
-                        const void *v_pool, float *out, int nthreads);
+                        const void *v_pool, float *out, float *lse, int nthreads);
 void lgpu_ref_swiglu(const lgpu_swiglu_params *p, const float *g, const float *u, float *y, int nthreads);
 void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, float *y);
 void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);
@@ -63,10 +64,12 @@ void lgpu_ref_attention_backward(const lgpu_attention_backward_params *p, const 
                                  const float *v, const float *o, const float *dout, const float *lse, float *d,
                                  float *dq, float *dk, float *dv, int nthreads);
 void lgpu_ref_cross_entropy_stats(const lgpu_cross_entropy_stats_params *p, const float *z, const int32_t *target,
-                                  float *stats, float *loss);
+                                  float *stats, float *loss, int nthreads);
 void lgpu_ref_cross_entropy_grad(const lgpu_cross_entropy_grad_params *p, float *z, const int32_t *target,
-                                 const float *stats);
-void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v);
-void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out);
+                                 const float *stats, int nthreads);
+/* Each step in double from the float state, rounded once per stored value. */
+void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v, int nthreads);
+/* Each block summed in double, in increasing i, rounded once. */
+void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out, int nthreads);
 
 #endif

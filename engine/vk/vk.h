@@ -1,6 +1,10 @@
-/* Vulkan backend internals (engine/vk). The rest of the engine sees only
- * ops/device.h and ops/op_internal.h; this header is for engine/vk itself, the
- * dispatcher in ops/device.c, `lgpu info` and white-box tests.
+/* The Vulkan backend (engine/vk): instance, physical devices, logical
+ * devices, memory, segments (one VkBuffer each), pipelines, command streams.
+ * It works on its own types only (lgpu_vk_dev, lgpu_vk_seg, lgpu_vk_exec,
+ * lgpu_vk_dispatch) and includes nothing above it: only the public lgpu/
+ * headers and core/. engine/dev is its one caller, besides white-box tests:
+ * dev/device_vk.c maps device handles, buffers, refs and execs onto these,
+ * and `lgpu info` comes through lgpu_dev_print_info to lgpu_vk_print_info.
  *
  * Threading: a device may be used from several threads (queue submission,
  * allocation, pipeline creation and staging copies take the device's locks);
@@ -12,7 +16,11 @@
 #include <stdio.h>
 #include <vulkan/vulkan.h>
 
-#include "dev/device_impl.h"
+#include "lgpu/device.h"
+
+#define LGPU_VK_MAX_BINDINGS 8 /* bindings of every descriptor set layout */
+#define LGPU_VK_MAX_SPEC 8     /* specialization constants of a pipeline */
+#define LGPU_VK_TEXEL_BYTES 16 /* one R32G32B32A32_UINT texel */
 
 /* KHR cooperative matrices: only when the shaders were built for them
  * (shaders/meson.build defines LGPU_HAVE_KHR_COOPMAT) and the Vulkan headers
@@ -145,6 +153,7 @@ typedef struct lgpu_vk_prof_entry {
 typedef struct lgpu_vk_dev {
     lgpu_vk_instance vi;
     lgpu_vk_devinfo info;
+    lgpu_dev_caps caps; /* info.caps with LGPU_TEXEL_WEIGHTS applied: what callers see */
     VkDevice dev;
     VkQueue queue;
     pthread_mutex_t queue_lock;
@@ -162,7 +171,7 @@ typedef struct lgpu_vk_dev {
 
     /* pipelines */
     pthread_mutex_t pipe_lock;
-    lgpu_vk_layout layouts[1 << LGPU_MAX_BINDINGS]; /* by texel mask, created on first use (pipe_lock) */
+    lgpu_vk_layout layouts[1 << LGPU_VK_MAX_BINDINGS]; /* by texel mask, created on first use (pipe_lock) */
     VkPipelineCache cache;
     char cache_path[1024];
     bool cache_dirty;
@@ -178,7 +187,8 @@ typedef struct lgpu_vk_dev {
     uint64_t ts_mask;
     pthread_mutex_t prof_lock;
     lgpu_vk_prof_entry *prof;
-    int n_prof, cap_prof;
+    int n_prof;
+    size_t cap_prof;
 } lgpu_vk_dev;
 
 int lgpu_vk_memory_init(lgpu_vk_dev *vd);
@@ -201,45 +211,62 @@ typedef struct lgpu_vk_view {
     VkBufferView view;
 } lgpu_vk_view;
 
-struct lgpu_vk_seg {
+/* ---- segments (vk_buffer.c) ----
+ * A segment is one VkBuffer in its own sub-allocation: what a dispatch binds
+ * and a copy addresses. The caller owns the struct (e.g. a table of them per
+ * buffer); these functions fill and release it. */
+typedef struct lgpu_vk_seg {
     VkBuffer buf;
-    lgpu_vk_alloc mem;
+    lgpu_vk_alloc mem;   /* mem.map: host pointer of byte 0 when mapped, else NULL */
     VkDeviceSize size;   /* of the VkBuffer: the segment rounded up to 16 bytes (whole texels) */
     lgpu_vk_view *views; /* created on first use, destroyed with the buffer (vd->view_lock) */
-    int n_views, cap_views;
-};
+    int n_views;
+    size_t cap_views;
+} lgpu_vk_seg;
+
+/* A segment of `len` (>= 1) bytes in *s: a VkBuffer of whole texels bound to
+ * fresh memory. Fails with LGPU_EDEVMEM when the device is full. On failure
+ * *s is left zeroed. */
+int lgpu_vk_seg_create(lgpu_vk_dev *vd, size_t len, lgpu_vk_seg *s);
+/* Release its views, buffer and memory and zero *s; a zeroed *s is a no-op. */
+void lgpu_vk_seg_destroy(lgpu_vk_dev *vd, lgpu_vk_seg *s);
+/* Synchronous copies of bytes [off, off + n) of the segment (n <= its length
+ * - off): memcpy on mapped memory, else through the staging buffer in chunks.
+ * No device work may use the segment meanwhile (execs submit and wait; the
+ * caller must not copy into what an unsubmitted exec uses). */
+int lgpu_vk_seg_write(lgpu_vk_dev *vd, lgpu_vk_seg *s, size_t off, const void *src, size_t n);
+int lgpu_vk_seg_read(lgpu_vk_dev *vd, const lgpu_vk_seg *s, size_t off, void *dst, size_t n);
+int lgpu_vk_seg_fill_zero(lgpu_vk_dev *vd, lgpu_vk_seg *s, size_t off, size_t n);
 
 /* Texels in the view a texel binding at byte `in` of segment `s` gets: one
  * view per offset, from `in` to the end of the allocation in whole texels (so
  * bindings at one offset with other sizes share it), at most
  * maxTexelBufferElements. A binding of `size` bytes fits when
- * ceil(size / 16) <= this (lgpu_texel_viewable, vk_exec.c resolve). */
-static inline size_t lgpu_vk_texel_view_elems(const lgpu_dev_caps *c, const struct lgpu_vk_seg *s, size_t in) {
-    size_t n = (size_t)(s->size - in) / LGPU_TEXEL_BYTES;
+ * ceil(size / 16) <= this (dev/device_vk.c checks it before dispatching). */
+static inline size_t lgpu_vk_texel_view_elems(const lgpu_dev_caps *c, const lgpu_vk_seg *s, size_t in) {
+    size_t n = (size_t)(s->size - in) / LGPU_VK_TEXEL_BYTES;
     return n < c->max_texel_elems ? n : c->max_texel_elems;
 }
-
-/* ---- device (vk_device.c) ---- */
-/* Open per selector. On failure returns LGPU_ENODEV; *no_vulkan tells that no
- * usable Vulkan device exists at all (then `why` says why) so the caller may
- * fall back to the host. */
-int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
-                     size_t why_len);
-void lgpu_vk_dev_destroy(lgpu_dev *dev);
-/* Index of the physical device in the enumeration. */
-int lgpu_vk_dev_index(const lgpu_dev *dev);
-
-/* ---- buffers (vk_buffer.c) ---- */
-int lgpu_vk_buf_alloc(lgpu_buf *buf);
-void lgpu_vk_buf_free(lgpu_buf *buf);
-int lgpu_vk_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n);
-int lgpu_vk_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n);
-int lgpu_vk_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n);
 /* Texel view of segment `seg` bytes [off, off + range) (off a multiple of
  * minTexelBufferOffsetAlignment, range of 16-byte texels), cached on the
  * segment. */
-int lgpu_vk_texel_view(lgpu_vk_dev *vd, struct lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range,
-                       VkBufferView *out);
+int lgpu_vk_texel_view(lgpu_vk_dev *vd, lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range, VkBufferView *out);
+
+/* ---- device (vk_device.c) ---- */
+/* Open the device `selector` names, by the rules of lgpu_dev_create
+ * (lgpu/device.h): NULL reads $LGPU_DEVICE; NULL, "" and "auto" choose
+ * automatically; "cpu" names the host; an index or a name substring a Vulkan
+ * device. Returns 0 with *out the opened Vulkan device, or 0 with *out NULL
+ * when the choice is the host: "cpu", or an automatic choice where no usable
+ * Vulkan exists at all (logged as a warning). `reason` gets why, either way;
+ * `name` (may be NULL) the Vulkan device's name and `caps` (may be NULL) its
+ * capabilities (LGPU_TEXEL_WEIGHTS applied). An explicit choice that cannot be
+ * met fails with LGPU_ENODEV and a detail that lists the devices. */
+int lgpu_vk_dev_open(const char *selector, lgpu_vk_dev **out, char *name, size_t name_len, char *reason,
+                     size_t reason_len, lgpu_dev_caps *caps);
+void lgpu_vk_dev_destroy(lgpu_vk_dev *vd); /* NULL: no-op */
+/* Index of the physical device in the enumeration (-1 for NULL). */
+int lgpu_vk_dev_index(const lgpu_vk_dev *vd);
 
 /* ---- pipelines (vk_pipeline.c) ---- */
 int lgpu_vk_pipelines_init(lgpu_vk_dev *vd);
@@ -252,14 +279,52 @@ int lgpu_vk_layout_get(lgpu_vk_dev *vd, uint32_t texel_mask, const lgpu_vk_layou
 /* $XDG_CACHE_HOME/lgpu/pipelines-<vendor>-<device>-<driver>.bin ("" if no home) */
 void lgpu_vk_pipeline_cache_path(const lgpu_vk_devinfo *info, char *out, size_t len);
 
-/* ---- execs (vk_exec.c) ---- */
-int lgpu_vk_exec_create(lgpu_exec *ex);
-void lgpu_vk_exec_destroy(lgpu_exec *ex);
-int lgpu_vk_exec_begin(lgpu_exec *ex);
-int lgpu_vk_exec_submit(lgpu_exec *ex);
-int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d);
+/* ---- execs (vk_exec.c) ----
+ * A command stream: dispatches are recorded into a command buffer (a barrier
+ * first only where a binding depends on an unbarriered earlier one) and run
+ * at submit, which waits for completion. */
+typedef struct lgpu_vk_exec lgpu_vk_exec;
+
+/* One binding, resolved to a segment: bytes [off, off + size) of `seg`
+ * (size >= 1, off aligned to minStorageBufferOffsetAlignment, or for `texel`
+ * to minTexelBufferOffsetAlignment). `write` marks outputs (barrier
+ * tracking). `texel` (read-only) binds a uniform texel buffer view from `off`
+ * over lgpu_vk_texel_view_elems() texels, which must hold `size` bytes. */
+typedef struct lgpu_vk_binding {
+    lgpu_vk_seg *seg;
+    size_t off, size;
+    bool write, texel;
+} lgpu_vk_binding;
+
+typedef struct lgpu_vk_dispatch {
+    const char *shader;   /* embedded blob name (shaders/meson.build) */
+    const char *op;       /* name for the LGPU_PROFILE table (NULL: shader) */
+    const void *params;   /* push constants */
+    uint32_t params_size; /* a multiple of 4, <= 128 */
+    lgpu_vk_binding bind[LGPU_VK_MAX_BINDINGS];
+    int n_bind;
+    uint32_t spec[LGPU_VK_MAX_SPEC]; /* specialization constants, constant_id 0..n_spec-1 */
+    int n_spec;
+    uint32_t groups[3]; /* workgroup counts (each <= caps.max_wg_count) */
+} lgpu_vk_dispatch;
+
+int lgpu_vk_exec_create(lgpu_vk_dev *vd, lgpu_vk_exec **out);
+void lgpu_vk_exec_destroy(lgpu_vk_exec *e); /* NULL: no-op */
+/* Start recording (discards a recording that was never submitted). */
+int lgpu_vk_exec_begin(lgpu_vk_exec *e);
+/* Submit what was recorded and wait for completion (with LGPU_PROFILE, add
+ * the dispatches' times to the device's table). */
+int lgpu_vk_exec_submit(lgpu_vk_exec *e);
+/* The checks of d that need no bindings: binding count, push constants,
+ * workgroup counts against the device. lgpu_vk_exec_dispatch makes them too;
+ * callers that resolve bindings first call this before, so that these errors
+ * come first. */
+int lgpu_vk_dispatch_check(const lgpu_vk_dev *vd, const lgpu_vk_dispatch *d);
+/* Record a dispatch between begin and submit (pipeline created and cached on
+ * first use). An empty grid records nothing. */
+int lgpu_vk_exec_dispatch(lgpu_vk_exec *e, const lgpu_vk_dispatch *d);
 /* Counters of the current/last recording (for tests and debugging). */
-void lgpu_vk_exec_stats(const lgpu_exec *ex, int *dispatches, int *barriers);
+void lgpu_vk_exec_stats(const lgpu_vk_exec *e, int *dispatches, int *barriers);
 
 /* ---- profiling (vk_profile.c) ---- */
 int lgpu_vk_prof_intern(lgpu_vk_dev *vd, const char *op); /* index of op's row, < 0 on OOM */

@@ -1,50 +1,37 @@
-/* Buffers on a Vulkan device: one VkBuffer per segment, each sub-allocated
- * separately. Host-visible coherent memory (UMA, lavapipe) is read and written
- * through its persistent map; other memory goes through a reusable staging
- * buffer in chunks.
+/* Segments on a Vulkan device: one VkBuffer each, sub-allocated separately.
+ * Host-visible coherent memory (UMA, lavapipe) is read and written through
+ * its persistent map; other memory goes through a reusable staging buffer in
+ * chunks.
  *
  * Synchronisation: execs submit and wait, so no device work is in flight when
  * a write/read starts, except submissions from other threads; callers must not
- * write or read a buffer that an exec recorded but not yet submitted uses. */
+ * write or read a segment that an exec recorded but not yet submitted uses. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #define STAGING_SIZE ((VkDeviceSize)16 << 20)
 
-int lgpu_vk_buf_alloc(lgpu_buf *buf) {
-    lgpu_vk_dev *vd = buf->dev->vk;
-    int st = lgpu_vk_mem_precheck(vd, buf->size);
-    if (st) return st;
-    struct lgpu_vk_seg *vs = calloc((size_t)buf->n_seg, sizeof *vs);
-    if (!vs) return lgpu_set_error(LGPU_ENOMEM, "buffer of %zu bytes: segment table", buf->size);
-    for (int i = 0; i < buf->n_seg; i++) {
-        buf->seg[i].vk = &vs[i];
-        /* whole 16-byte texels, so a texel view can reach the last bytes */
-        vs[i].size = (buf->seg[i].len + LGPU_TEXEL_BYTES - 1) / LGPU_TEXEL_BYTES * LGPU_TEXEL_BYTES;
-        st = lgpu_vk_buffer_create(vd, vs[i].size, false, &vs[i].buf, &vs[i].mem);
-        if (st) {
-            lgpu_vk_buf_free(buf);
-            return st;
-        }
-        buf->seg[i].host = vs[i].mem.map;
+int lgpu_vk_seg_create(lgpu_vk_dev *vd, size_t len, lgpu_vk_seg *s) {
+    memset(s, 0, sizeof *s);
+    /* whole 16-byte texels, so a texel view can reach the last bytes */
+    VkDeviceSize size = (len + LGPU_VK_TEXEL_BYTES - 1) / LGPU_VK_TEXEL_BYTES * LGPU_VK_TEXEL_BYTES;
+    int st = lgpu_vk_buffer_create(vd, size, false, &s->buf, &s->mem);
+    if (st) {
+        memset(s, 0, sizeof *s);
+        return st;
     }
+    s->size = size;
     return 0;
 }
 
-void lgpu_vk_buf_free(lgpu_buf *buf) {
-    if (!buf->n_seg || !buf->seg[0].vk) return;
-    struct lgpu_vk_seg *vs = buf->seg[0].vk;
-    lgpu_vk_dev *vd = buf->dev->vk;
-    for (int i = 0; i < buf->n_seg; i++) {
-        for (int j = 0; j < vs[i].n_views; j++) vkDestroyBufferView(vd->dev, vs[i].views[j].view, NULL);
-        free(vs[i].views);
-        if (vs[i].buf) lgpu_vk_buffer_destroy(vd, vs[i].buf, &vs[i].mem);
-        buf->seg[i].vk = NULL;
-        buf->seg[i].host = NULL;
-    }
-    free(vs);
+void lgpu_vk_seg_destroy(lgpu_vk_dev *vd, lgpu_vk_seg *s) {
+    for (int j = 0; j < s->n_views; j++) vkDestroyBufferView(vd->dev, s->views[j].view, NULL);
+    free(s->views);
+    if (s->buf) lgpu_vk_buffer_destroy(vd, s->buf, &s->mem);
+    memset(s, 0, sizeof *s);
 }
 
 /* Staging buffer, created on first use; caller holds xfer_lock. */
@@ -112,40 +99,30 @@ static int staged(lgpu_vk_dev *vd, VkBuffer devbuf, size_t off, uint8_t *host, s
     return st;
 }
 
-/* Apply op to [off, off+n) segment by segment. */
-static int each_segment(const lgpu_buf *buf, size_t off, uint8_t *host, size_t n, xfer_op op) {
-    lgpu_vk_dev *vd = buf->dev->vk;
-    while (n) {
-        int i = lgpu_buf_seg_index(buf, off);
-        const lgpu_seg *s = &buf->seg[i];
-        size_t in = off - s->start, k = s->len - in < n ? s->len - in : n;
-        if (s->host) {
-            if (op == OP_WRITE) memcpy(s->host + in, host, k);
-            else if (op == OP_READ) memcpy(host, s->host + in, k);
-            else memset(s->host + in, 0, k);
-        } else {
-            int st = staged(vd, s->vk->buf, in, host, k, op);
-            if (st) return st;
-        }
-        off += k;
-        n -= k;
-        if (host) host += k;
-    }
+/* op on bytes [off, off + n) of one segment: memcpy when mapped, else staged. */
+static int seg_copy(lgpu_vk_dev *vd, const lgpu_vk_seg *s, size_t off, uint8_t *host, size_t n, xfer_op op) {
+    if (!n) return 0;
+    uint8_t *map = s->mem.map;
+    if (!map) return staged(vd, s->buf, off, host, n, op);
+    if (op == OP_WRITE) memcpy(map + off, host, n);
+    else if (op == OP_READ) memcpy(host, map + off, n);
+    else memset(map + off, 0, n);
     return 0;
 }
 
-int lgpu_vk_buf_write(lgpu_buf *buf, size_t off, const void *src, size_t n) {
-    return each_segment(buf, off, (uint8_t *)(uintptr_t)src, n, OP_WRITE);
+int lgpu_vk_seg_write(lgpu_vk_dev *vd, lgpu_vk_seg *s, size_t off, const void *src, size_t n) {
+    return seg_copy(vd, s, off, (uint8_t *)(uintptr_t)src, n, OP_WRITE);
 }
 
-int lgpu_vk_buf_read(const lgpu_buf *buf, size_t off, void *dst, size_t n) {
-    return each_segment(buf, off, dst, n, OP_READ);
+int lgpu_vk_seg_read(lgpu_vk_dev *vd, const lgpu_vk_seg *s, size_t off, void *dst, size_t n) {
+    return seg_copy(vd, s, off, dst, n, OP_READ);
 }
 
-int lgpu_vk_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n) { return each_segment(buf, off, NULL, n, OP_ZERO); }
+int lgpu_vk_seg_fill_zero(lgpu_vk_dev *vd, lgpu_vk_seg *s, size_t off, size_t n) {
+    return seg_copy(vd, s, off, NULL, n, OP_ZERO);
+}
 
-int lgpu_vk_texel_view(lgpu_vk_dev *vd, struct lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range,
-                       VkBufferView *out) {
+int lgpu_vk_texel_view(lgpu_vk_dev *vd, lgpu_vk_seg *seg, VkDeviceSize off, VkDeviceSize range, VkBufferView *out) {
     pthread_mutex_lock(&vd->view_lock);
     int st = 0;
     for (int i = 0; i < seg->n_views; i++)
@@ -153,16 +130,7 @@ int lgpu_vk_texel_view(lgpu_vk_dev *vd, struct lgpu_vk_seg *seg, VkDeviceSize of
             *out = seg->views[i].view;
             goto done;
         }
-    if (seg->n_views == seg->cap_views) {
-        int cap = seg->cap_views ? 2 * seg->cap_views : 2;
-        lgpu_vk_view *v = realloc(seg->views, (size_t)cap * sizeof *v);
-        if (!v) {
-            st = lgpu_set_error(LGPU_ENOMEM, "texel buffer view list");
-            goto done;
-        }
-        seg->views = v;
-        seg->cap_views = cap;
-    }
+    if ((st = LGPU_GROW(seg->views, seg->cap_views, (size_t)seg->n_views + 1, 2, "texel buffer view list"))) goto done;
     VkBufferViewCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                  .buffer = seg->buf,
                                  .format = VK_FORMAT_R32G32B32A32_UINT,

@@ -1,10 +1,11 @@
-/* Opening a Vulkan device: instance, selection, logical device with the
- * features the shaders may use, compute queue, memory, transfer objects,
- * pipelines, profiling. */
+/* Opening a Vulkan device: the selector rules (the host C path is one of
+ * the choices), instance, selection, logical device with the features the
+ * shaders may use, compute queue, memory, transfer objects, pipelines,
+ * profiling. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "core/parallel.h"
 #include "vk/vk.h"
 
 static bool env_on(const char *name) {
@@ -145,8 +146,11 @@ static void teardown(lgpu_vk_dev *vd) {
     free(vd);
 }
 
-int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, bool *no_vulkan, char *why,
-                     size_t why_len) {
+/* Open the Vulkan device `selector` names (NULL: automatic). On failure
+ * *no_vulkan tells that no usable Vulkan device exists at all (then `why` says
+ * why) so that an automatic choice may fall back to the host. */
+static int open_vulkan(const char *selector, const char *origin, lgpu_vk_dev **out, char *reason, size_t reason_len,
+                       bool *no_vulkan, char *why, size_t why_len) {
     *no_vulkan = false;
     why[0] = 0;
     lgpu_vk_dev *vd = calloc(1, sizeof *vd);
@@ -180,7 +184,7 @@ int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, 
             snprintf(why, why_len, "%s", l.error[0] ? l.error : "no Vulkan device");
         }
     }
-    int idx = lgpu_vk_select(&l, selector, origin, dev->reason, sizeof dev->reason);
+    int idx = lgpu_vk_select(&l, selector, origin, reason, reason_len);
     if (idx < 0) {
         lgpu_vk_devlist_destroy(&l);
         teardown(vd);
@@ -197,29 +201,55 @@ int lgpu_vk_dev_create(lgpu_dev *dev, const char *selector, const char *origin, 
     }
     setup_profile(vd);
 
-    dev->kind = LGPU_DEV_VULKAN;
-    dev->vk = vd;
-    dev->caps = vd->info.caps;
+    vd->caps = vd->info.caps;
     /* LGPU_TEXEL_WEIGHTS=0/1: matmul weights through uniform texel buffers (default: CPU-type devices) */
     const char *tw = getenv("LGPU_TEXEL_WEIGHTS");
     if (tw && *tw) {
         bool on = strcmp(tw, "0") != 0;
-        if (on && !dev->caps.texel_buffers)
+        if (on && !vd->caps.texel_buffers)
             lgpu_log(LGPU_LOG_WARN, "LGPU_TEXEL_WEIGHTS=%s: %s has no R32G32B32A32_UINT uniform texel buffers; off", tw,
                      vd->info.name);
-        dev->caps.texel_weights = on && dev->caps.texel_buffers;
+        vd->caps.texel_weights = on && vd->caps.texel_buffers;
     }
-    dev->threads = lgpu_default_threads();
-    snprintf(dev->name, sizeof dev->name, "%s", vd->info.name);
-    lgpu_log(LGPU_LOG_INFO, "device %d: %s (%s) — %s", idx, vd->info.name, lgpu_vk_type_name(vd->info.type),
-             dev->reason);
+    lgpu_log(LGPU_LOG_INFO, "device %d: %s (%s) — %s", idx, vd->info.name, lgpu_vk_type_name(vd->info.type), reason);
+    *out = vd;
     return 0;
 }
 
-void lgpu_vk_dev_destroy(lgpu_dev *dev) {
-    if (!dev || !dev->vk) return;
-    teardown(dev->vk);
-    dev->vk = NULL;
+int lgpu_vk_dev_open(const char *selector, lgpu_vk_dev **out, char *name, size_t name_len, char *reason,
+                     size_t reason_len, lgpu_dev_caps *caps) {
+    *out = NULL;
+    reason[0] = 0;
+    const char *origin = "selector";
+    if (!selector) {
+        selector = getenv("LGPU_DEVICE");
+        origin = "LGPU_DEVICE";
+    }
+    if (selector && (!*selector || !strcasecmp(selector, "auto"))) selector = NULL;
+    if (selector && !strcasecmp(selector, "cpu")) {
+        snprintf(reason, reason_len, "%s=cpu: host C path", origin);
+        return 0;
+    }
+    char why[600]; /* holds "no usable Vulkan device (<512-byte list>)" */
+    bool no_vulkan = false;
+    int st = open_vulkan(selector, origin, out, reason, reason_len, &no_vulkan, why, sizeof why);
+    if (st == 0) {
+        if (name) snprintf(name, name_len, "%s", (*out)->info.name);
+        if (caps) *caps = (*out)->caps;
+        return 0;
+    }
+    if (no_vulkan && !selector) {
+        snprintf(reason, reason_len, "no Vulkan device (%s): host C path", why);
+        lgpu_log(LGPU_LOG_WARN, "%s", reason);
+        lgpu_clear_error();
+        return 0;
+    }
+    if (no_vulkan) st = lgpu_set_error(LGPU_ENODEV, "%s \"%s\": %s; devices: cpu: host C path", origin, selector, why);
+    return st;
 }
 
-int lgpu_vk_dev_index(const lgpu_dev *dev) { return dev && dev->vk ? dev->vk->info.index : -1; }
+void lgpu_vk_dev_destroy(lgpu_vk_dev *vd) {
+    if (vd) teardown(vd);
+}
+
+int lgpu_vk_dev_index(const lgpu_vk_dev *vd) { return vd ? vd->info.index : -1; }

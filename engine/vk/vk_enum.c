@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/parallel.h"
 #include "vk/vk.h"
 
 const char *lgpu_vk_type_name(VkPhysicalDeviceType t) {
@@ -400,16 +401,16 @@ int lgpu_vk_print_info(FILE *f, const char *selector) {
     lgpu_vk_devlist_destroy(&l);
     if (have_inst) lgpu_vk_instance_destroy(&vi);
 
-    lgpu_dev *dev = NULL;
-    int st = lgpu_dev_create(selector, &dev);
+    lgpu_vk_dev *vd = NULL;
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE], reason[600];
+    int st = lgpu_vk_dev_open(selector, &vd, name, sizeof name, reason, sizeof reason, NULL);
     if (st) {
         fprintf(f, "selected: none — %s\n", lgpu_last_error());
         return st;
     }
-    if (lgpu_dev_kind_of(dev) == LGPU_DEV_VULKAN)
-        fprintf(f, "selected: %d %s — %s\n", lgpu_vk_dev_index(dev), lgpu_dev_name(dev), lgpu_dev_reason(dev));
-    else
-        fprintf(f, "selected: %s (%d threads) — %s\n", lgpu_dev_name(dev), lgpu_dev_threads(dev), lgpu_dev_reason(dev));
-    lgpu_dev_destroy(dev);
+    /* the reason as lgpu_dev_reason() has it (512 bytes) */
+    if (vd) fprintf(f, "selected: %d %s — %.511s\n", lgpu_vk_dev_index(vd), name, reason);
+    else fprintf(f, "selected: cpu (%d threads) — %.511s\n", lgpu_default_threads(), reason);
+    lgpu_vk_dev_destroy(vd);
     return 0;
 }

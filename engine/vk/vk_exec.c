@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #define SETS_PER_POOL 256
@@ -21,10 +22,12 @@ typedef struct {
 
 typedef struct {
     span *v;
-    int n, cap;
+    int n;
+    size_t cap;
 } span_set;
 
 struct lgpu_vk_exec {
+    lgpu_vk_dev *vd;
     VkCommandPool pool;
     VkCommandBuffer cmd;
     VkFence fence;
@@ -37,18 +40,13 @@ struct lgpu_vk_exec {
     int n_qpools;
     uint32_t n_queries;
     int *rows; /* profile row of each dispatch */
-    int cap_rows;
+    size_t cap_rows;
     int n_dispatch, n_barrier;
 };
 
 static int span_add(span_set *s, VkBuffer buf, VkDeviceSize off, VkDeviceSize end) {
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 16;
-        span *v = realloc(s->v, (size_t)cap * sizeof *v);
-        if (!v) return lgpu_set_error(LGPU_ENOMEM, "exec barrier tracking");
-        s->v = v;
-        s->cap = cap;
-    }
+    int st = LGPU_GROW(s->v, s->cap, (size_t)s->n + 1, 16, "exec barrier tracking");
+    if (st) return st;
     s->v[s->n++] = (span){buf, off, end};
     return 0;
 }
@@ -59,11 +57,11 @@ static bool span_hits(const span_set *s, VkBuffer buf, VkDeviceSize off, VkDevic
     return false;
 }
 
-int lgpu_vk_exec_create(lgpu_exec *ex) {
-    lgpu_vk_dev *vd = ex->dev->vk;
-    struct lgpu_vk_exec *e = calloc(1, sizeof *e);
+int lgpu_vk_exec_create(lgpu_vk_dev *vd, lgpu_vk_exec **out) {
+    *out = NULL;
+    lgpu_vk_exec *e = calloc(1, sizeof *e);
     if (!e) return lgpu_set_error(LGPU_ENOMEM, "exec");
-    ex->vk = e;
+    e->vd = vd;
     VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                   .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
                                   .queueFamilyIndex = vd->info.compute_family};
@@ -76,16 +74,16 @@ int lgpu_vk_exec_create(lgpu_exec *ex) {
     LGPU_VK_TRY(st, vkAllocateCommandBuffers(vd->dev, &ai, &e->cmd), fail);
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     LGPU_VK_TRY(st, vkCreateFence(vd->dev, &fi, NULL, &e->fence), fail);
+    *out = e;
     return 0;
 fail:
-    lgpu_vk_exec_destroy(ex);
+    lgpu_vk_exec_destroy(e);
     return st;
 }
 
-void lgpu_vk_exec_destroy(lgpu_exec *ex) {
-    struct lgpu_vk_exec *e = ex->vk;
+void lgpu_vk_exec_destroy(lgpu_vk_exec *e) {
     if (!e) return;
-    VkDevice dev = ex->dev->vk->dev;
+    VkDevice dev = e->vd->dev;
     for (int i = 0; i < e->n_dpools; i++) vkDestroyDescriptorPool(dev, e->dpools[i], NULL);
     for (int i = 0; i < e->n_qpools; i++) vkDestroyQueryPool(dev, e->qpools[i], NULL);
     if (e->fence) vkDestroyFence(dev, e->fence, NULL);
@@ -96,12 +94,10 @@ void lgpu_vk_exec_destroy(lgpu_exec *ex) {
     free(e->written.v);
     free(e->read.v);
     free(e);
-    ex->vk = NULL;
 }
 
-int lgpu_vk_exec_begin(lgpu_exec *ex) {
-    struct lgpu_vk_exec *e = ex->vk;
-    VkDevice dev = ex->dev->vk->dev;
+int lgpu_vk_exec_begin(lgpu_vk_exec *e) {
+    VkDevice dev = e->vd->dev;
     /* also discards a recording that was never submitted */
     LGPU_VK_CHECK(vkResetCommandPool(dev, e->pool, 0));
     for (int i = 0; i < e->n_dpools; i++) LGPU_VK_CHECK(vkResetDescriptorPool(dev, e->dpools[i], 0));
@@ -117,7 +113,7 @@ int lgpu_vk_exec_begin(lgpu_exec *ex) {
     return 0;
 }
 
-static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSetLayout dsl, VkDescriptorSet *out) {
+static int alloc_set(lgpu_vk_dev *vd, lgpu_vk_exec *e, VkDescriptorSetLayout dsl, VkDescriptorSet *out) {
     if (e->cur_used == SETS_PER_POOL) {
         e->cur_dpool++;
         e->cur_used = 0;
@@ -128,8 +124,8 @@ static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSetLay
         e->dpools = v;
         /* enough of both kinds that maxSets is the only limit */
         VkDescriptorPoolSize ps[2] = {
-            {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS},
-            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_MAX_BINDINGS},
+            {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_VK_MAX_BINDINGS},
+            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = SETS_PER_POOL * LGPU_VK_MAX_BINDINGS},
         };
         VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                          .maxSets = SETS_PER_POOL,
@@ -148,7 +144,7 @@ static int alloc_set(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkDescriptorSetLay
 }
 
 /* Query slot for the next timestamp pair; resets a pool on its first use in this recording. */
-static int next_queries(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkQueryPool *pool, uint32_t *slot) {
+static int next_queries(lgpu_vk_dev *vd, lgpu_vk_exec *e, VkQueryPool *pool, uint32_t *slot) {
     int p = (int)(e->n_queries / QUERIES_PER_POOL);
     if (p == e->n_qpools) {
         VkQueryPool *v = realloc(e->qpools, (size_t)(e->n_qpools + 1) * sizeof *v);
@@ -167,76 +163,48 @@ static int next_queries(lgpu_vk_dev *vd, struct lgpu_vk_exec *e, VkQueryPool *po
     return 0;
 }
 
-typedef struct {
-    VkBuffer buf;
-    VkDeviceSize off, range;
-    VkBufferView view; /* texel bindings */
-} resolved;
-
-static int resolve(const lgpu_exec *ex, const lgpu_dispatch *d, int i, resolved *out) {
-    const lgpu_binding *b = &d->bind[i];
-    const char *op = d->op ? d->op : d->shader;
-    const lgpu_buf *buf = b->ref.buf;
-    if (!buf) return lgpu_set_error(LGPU_EINVAL, "%s: binding %d has no buffer", op, i);
-    if (buf->dev != ex->dev) return lgpu_set_error(LGPU_EINVAL, "%s: binding %d is on another device", op, i);
-    if (b->ref.off >= buf->size)
-        return lgpu_set_error(LGPU_EINVAL, "%s: binding %d offset %zu is past the buffer end (%zu bytes)", op, i,
-                              b->ref.off, buf->size);
-    const lgpu_seg *s = &buf->seg[lgpu_buf_seg_index(buf, b->ref.off)];
-    size_t in = b->ref.off - s->start, range = b->size ? b->size : s->len - in;
-    if (range > s->len - in)
-        return lgpu_set_error(LGPU_EINVAL,
-                              "%s: binding %d [%zu, +%zu) crosses the end of its segment at %zu (segments of %zu bytes)",
-                              op, i, b->ref.off, range, s->start + s->len, buf->seg_len);
-    const lgpu_dev_caps *caps = &ex->dev->caps;
-    size_t align = b->texel ? caps->min_texel_align : caps->min_storage_align;
-    if (!align) align = 1;
-    if (in % align)
-        return lgpu_set_error(LGPU_EINVAL, "%s: binding %d offset %zu is not a multiple of %zu", op, i, b->ref.off,
-                              align);
-    *out = (resolved){s->vk->buf, in, range, VK_NULL_HANDLE};
-    if (b->texel) {
-        VkDeviceSize tb = LGPU_TEXEL_BYTES, n = lgpu_vk_texel_view_elems(caps, s->vk, in);
-        if (b->write || !caps->texel_buffers || (range + tb - 1) / tb > n)
-            return lgpu_set_error(LGPU_EINVAL, "%s: binding %d [%zu, +%zu) cannot be a %stexel buffer (see "
-                                  "lgpu_texel_viewable)", op, i, b->ref.off, range, b->write ? "written " : "");
-        return lgpu_vk_texel_view(ex->dev->vk, s->vk, in, n * tb, &out->view);
-    }
-    return 0;
-}
-
-int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
-    lgpu_vk_dev *vd = ex->dev->vk;
-    struct lgpu_vk_exec *e = ex->vk;
+int lgpu_vk_dispatch_check(const lgpu_vk_dev *vd, const lgpu_vk_dispatch *d) {
     const char *op = d->op ? d->op : d->shader ? d->shader : "?";
-    if (d->n_bind < 0 || d->n_bind > LGPU_MAX_BINDINGS)
-        return lgpu_set_error(LGPU_EINVAL, "%s: %d bindings (max %d)", op, d->n_bind, LGPU_MAX_BINDINGS);
+    if (d->n_bind < 0 || d->n_bind > LGPU_VK_MAX_BINDINGS)
+        return lgpu_set_error(LGPU_EINVAL, "%s: %d bindings (max %d)", op, d->n_bind, LGPU_VK_MAX_BINDINGS);
     if (d->params_size > 128 || d->params_size % 4 || (d->params_size && !d->params))
         return lgpu_set_error(LGPU_EINVAL, "%s: push constants of %u bytes (need a multiple of 4, <= 128)", op,
                               d->params_size);
     for (int k = 0; k < 3; k++)
-        if (d->groups[k] > ex->dev->caps.max_wg_count[k])
+        if (d->groups[k] > vd->caps.max_wg_count[k])
             return lgpu_set_error(LGPU_EINVAL, "%s: %u workgroups in dimension %d (device max %u)", op, d->groups[k],
-                                  k, ex->dev->caps.max_wg_count[k]);
+                                  k, vd->caps.max_wg_count[k]);
+    return 0;
+}
+
+int lgpu_vk_exec_dispatch(lgpu_vk_exec *e, const lgpu_vk_dispatch *d) {
+    lgpu_vk_dev *vd = e->vd;
+    const char *op = d->op ? d->op : d->shader ? d->shader : "?";
+    int st = lgpu_vk_dispatch_check(vd, d);
+    if (st) return st;
     if (!d->groups[0] || !d->groups[1] || !d->groups[2]) return 0; /* empty grid: nothing to do */
 
-    resolved r[LGPU_MAX_BINDINGS];
+    /* texel bindings: a view from the binding's offset over whole texels (lgpu_vk_texel_view_elems) */
+    VkBufferView views[LGPU_VK_MAX_BINDINGS] = {0};
     for (int i = 0; i < d->n_bind; i++) {
-        int st = resolve(ex, d, i, &r[i]);
-        if (st) return st;
+        const lgpu_vk_binding *b = &d->bind[i];
+        if (!b->texel) continue;
+        VkDeviceSize range = (VkDeviceSize)lgpu_vk_texel_view_elems(&vd->caps, b->seg, b->off) * LGPU_VK_TEXEL_BYTES;
+        if ((st = lgpu_vk_texel_view(vd, b->seg, b->off, range, &views[i]))) return st;
     }
     uint32_t mask = 0;
     for (int i = 0; i < d->n_bind; i++) mask |= d->bind[i].texel ? 1u << i : 0u;
     VkPipeline pipe;
     const lgpu_vk_layout *lay;
-    int st = lgpu_vk_pipeline_get(vd, d->shader, d->spec, d->n_spec, mask, &pipe, &lay);
+    st = lgpu_vk_pipeline_get(vd, d->shader, d->spec, d->n_spec, mask, &pipe, &lay);
     if (st) return st;
 
     bool need = false;
     for (int i = 0; i < d->n_bind && !need; i++) {
-        VkDeviceSize end = r[i].off + r[i].range;
-        need = span_hits(&e->written, r[i].buf, r[i].off, end) ||
-               (d->bind[i].write && span_hits(&e->read, r[i].buf, r[i].off, end));
+        const lgpu_vk_binding *b = &d->bind[i];
+        VkDeviceSize end = b->off + b->size;
+        need = span_hits(&e->written, b->seg->buf, b->off, end) ||
+               (b->write && span_hits(&e->read, b->seg->buf, b->off, end));
     }
     if (need) {
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -247,17 +215,18 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
         e->written.n = e->read.n = 0;
         e->n_barrier++;
     }
-    for (int i = 0; i < d->n_bind; i++)
-        if ((st = span_add(d->bind[i].write ? &e->written : &e->read, r[i].buf, r[i].off, r[i].off + r[i].range)))
-            return st;
+    for (int i = 0; i < d->n_bind; i++) {
+        const lgpu_vk_binding *b = &d->bind[i];
+        if ((st = span_add(b->write ? &e->written : &e->read, b->seg->buf, b->off, b->off + b->size))) return st;
+    }
 
     VkDescriptorSet set;
     if ((st = alloc_set(vd, e, lay->dsl, &set))) return st;
-    VkDescriptorBufferInfo bi[LGPU_MAX_BINDINGS];
-    VkWriteDescriptorSet w[LGPU_MAX_BINDINGS];
-    for (int i = 0; i < LGPU_MAX_BINDINGS; i++) {
+    VkDescriptorBufferInfo bi[LGPU_VK_MAX_BINDINGS];
+    VkWriteDescriptorSet w[LGPU_VK_MAX_BINDINGS];
+    for (int i = 0; i < LGPU_VK_MAX_BINDINGS; i++) {
         bool tx = mask & (1u << i);
-        bi[i] = i < d->n_bind ? (VkDescriptorBufferInfo){r[i].buf, r[i].off, r[i].range}
+        bi[i] = i < d->n_bind ? (VkDescriptorBufferInfo){d->bind[i].seg->buf, d->bind[i].off, d->bind[i].size}
                               : (VkDescriptorBufferInfo){vd->dummy, 0, VK_WHOLE_SIZE};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
@@ -266,9 +235,9 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
                                       .descriptorType = tx ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
                                                            : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = tx ? NULL : &bi[i],
-                                      .pTexelBufferView = tx ? &r[i].view : NULL};
+                                      .pTexelBufferView = tx ? &views[i] : NULL};
     }
-    vkUpdateDescriptorSets(vd->dev, LGPU_MAX_BINDINGS, w, 0, NULL);
+    vkUpdateDescriptorSets(vd->dev, LGPU_VK_MAX_BINDINGS, w, 0, NULL);
 
     if (pipe != e->bound) {
         vkCmdBindPipeline(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
@@ -281,13 +250,7 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
     VkQueryPool qp = VK_NULL_HANDLE;
     uint32_t slot = 0;
     if (vd->profile) {
-        if (e->n_dispatch == e->cap_rows) {
-            int cap = e->cap_rows ? e->cap_rows * 2 : 64;
-            int *v = realloc(e->rows, (size_t)cap * sizeof *v);
-            if (!v) return lgpu_set_error(LGPU_ENOMEM, "profile rows");
-            e->rows = v;
-            e->cap_rows = cap;
-        }
+        if ((st = LGPU_GROW(e->rows, e->cap_rows, (size_t)e->n_dispatch + 1, 64, "profile rows"))) return st;
         if ((st = next_queries(vd, e, &qp, &slot))) return st;
         e->rows[e->n_dispatch] = lgpu_vk_prof_intern(vd, op);
         /* both at the compute stage: the span from "all earlier work done" to "this done" */
@@ -299,7 +262,7 @@ int lgpu_vk_exec_dispatch(lgpu_exec *ex, const lgpu_dispatch *d) {
     return 0;
 }
 
-static int collect_profile(lgpu_vk_dev *vd, struct lgpu_vk_exec *e) {
+static int collect_profile(lgpu_vk_dev *vd, lgpu_vk_exec *e) {
     uint64_t ts[QUERIES_PER_POOL];
     double period = vd->info.timestamp_period;
     for (uint32_t q0 = 0; q0 < e->n_queries; q0 += QUERIES_PER_POOL) {
@@ -314,9 +277,8 @@ static int collect_profile(lgpu_vk_dev *vd, struct lgpu_vk_exec *e) {
     return 0;
 }
 
-int lgpu_vk_exec_submit(lgpu_exec *ex) {
-    lgpu_vk_dev *vd = ex->dev->vk;
-    struct lgpu_vk_exec *e = ex->vk;
+int lgpu_vk_exec_submit(lgpu_vk_exec *e) {
+    lgpu_vk_dev *vd = e->vd;
     /* results visible to the host and to later submissions (transfers, other execs) */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -336,8 +298,7 @@ int lgpu_vk_exec_submit(lgpu_exec *ex) {
     return 0;
 }
 
-void lgpu_vk_exec_stats(const lgpu_exec *ex, int *dispatches, int *barriers) {
-    const struct lgpu_vk_exec *e = ex && ex->vk ? ex->vk : NULL;
+void lgpu_vk_exec_stats(const lgpu_vk_exec *e, int *dispatches, int *barriers) {
     if (dispatches) *dispatches = e ? e->n_dispatch : 0;
     if (barriers) *barriers = e ? e->n_barrier : 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #ifndef LGPU_VK_VALIDATE_DEFAULT
@@ -65,20 +66,15 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
  * and a process that opens a device once tends to do it again. */
 typedef struct {
     char **names;
-    int n, cap;
+    int n;
+    size_t cap;
 } modlist;
 
 static int collect_cb(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     modlist *l = data;
     if (!info->dlpi_name || !info->dlpi_name[0]) return 0;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        char **v = realloc(l->names, (size_t)cap * sizeof *v);
-        if (!v) return 1;
-        l->names = v;
-        l->cap = cap;
-    }
+    if (LGPU_GROW(l->names, l->cap, (size_t)l->n + 1, 64, "loaded modules")) return 1;
     if (!(l->names[l->n] = strdup(info->dlpi_name))) return 1;
     l->n++;
     return 0;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 #define MiB (1024.0 * 1024.0)
@@ -23,7 +24,8 @@ struct lgpu_vk_block {
     bool dedicated;
     int n_allocs;
     range *free; /* sorted by offset, non-adjacent */
-    int n_free, cap_free;
+    int n_free;
+    size_t cap_free;
     lgpu_vk_block *next;
 };
 
@@ -139,13 +141,8 @@ static int devmem_error(lgpu_vk_dev *vd, VkDeviceSize size, int heap, const char
 }
 
 static int add_range(lgpu_vk_block *b, int at, VkDeviceSize off, VkDeviceSize size) {
-    if (b->n_free == b->cap_free) {
-        int cap = b->cap_free ? b->cap_free * 2 : 8;
-        range *r = realloc(b->free, (size_t)cap * sizeof *r);
-        if (!r) return LGPU_ENOMEM;
-        b->free = r;
-        b->cap_free = cap;
-    }
+    int st = LGPU_GROW(b->free, b->cap_free, (size_t)b->n_free + 1, 8, "device memory free list");
+    if (st) return st;
     memmove(b->free + at + 1, b->free + at, (size_t)(b->n_free - at) * sizeof *b->free);
     b->free[at] = (range){off, size};
     b->n_free++;

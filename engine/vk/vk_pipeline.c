@@ -1,6 +1,6 @@
 /* Compute pipelines, created lazily from the embedded SPIR-V and cached by
  * (shader name, specialization constants, texel mask). The descriptor set
- * layout has LGPU_MAX_BINDINGS bindings, each a storage buffer or (bit i of
+ * layout has LGPU_VK_MAX_BINDINGS bindings, each a storage buffer or (bit i of
  * the texel mask) a uniform texel buffer; one layout per mask, created on
  * first use, each with a 128-byte push-constant range. A VkPipelineCache is loaded from and saved
  * to $XDG_CACHE_HOME/lgpu (or ~/.cache/lgpu). */
@@ -15,7 +15,7 @@
 
 struct lgpu_vk_pipeline {
     char *shader;
-    uint32_t spec[LGPU_MAX_SPEC];
+    uint32_t spec[LGPU_VK_MAX_SPEC];
     int n_spec;
     uint32_t texel_mask;
     VkPipeline pipe;
@@ -108,11 +108,11 @@ static void save_cache(lgpu_vk_dev *vd) {
 
 /* Caller holds pipe_lock. */
 static int layout_locked(lgpu_vk_dev *vd, uint32_t mask, const lgpu_vk_layout **out) {
-    if (mask >= (1u << LGPU_MAX_BINDINGS)) return lgpu_set_error(LGPU_EINVAL, "texel binding mask 0x%x", mask);
+    if (mask >= (1u << LGPU_VK_MAX_BINDINGS)) return lgpu_set_error(LGPU_EINVAL, "texel binding mask 0x%x", mask);
     lgpu_vk_layout *l = &vd->layouts[mask];
     if (!l->layout) {
-        VkDescriptorSetLayoutBinding b[LGPU_MAX_BINDINGS];
-        for (int i = 0; i < LGPU_MAX_BINDINGS; i++)
+        VkDescriptorSetLayoutBinding b[LGPU_VK_MAX_BINDINGS];
+        for (int i = 0; i < LGPU_VK_MAX_BINDINGS; i++)
             b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
                                                   .descriptorType = mask & (1u << i)
                                                                         ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
@@ -120,7 +120,7 @@ static int layout_locked(lgpu_vk_dev *vd, uint32_t mask, const lgpu_vk_layout **
                                                   .descriptorCount = 1,
                                                   .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
         VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                               .bindingCount = LGPU_MAX_BINDINGS,
+                                               .bindingCount = LGPU_VK_MAX_BINDINGS,
                                                .pBindings = b};
         LGPU_VK_CHECK(vkCreateDescriptorSetLayout(vd->dev, &dci, NULL, &l->dsl));
         VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = 128};
@@ -190,7 +190,7 @@ void lgpu_vk_pipelines_destroy(lgpu_vk_dev *vd) {
     }
     lgpu_vk_buffer_destroy(vd, vd->dummy, &vd->dummy_mem);
     vd->dummy = VK_NULL_HANDLE;
-    for (int i = 0; i < 1 << LGPU_MAX_BINDINGS; i++) {
+    for (int i = 0; i < 1 << LGPU_VK_MAX_BINDINGS; i++) {
         lgpu_vk_layout *l = &vd->layouts[i];
         if (l->layout) vkDestroyPipelineLayout(vd->dev, l->layout, NULL);
         if (l->dsl) vkDestroyDescriptorSetLayout(vd->dev, l->dsl, NULL);
@@ -216,7 +216,7 @@ static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int
                                    .pCode = blob->code};
     VkShaderModule mod;
     LGPU_VK_CHECK(vkCreateShaderModule(vd->dev, &mi, NULL, &mod));
-    VkSpecializationMapEntry map[LGPU_MAX_SPEC];
+    VkSpecializationMapEntry map[LGPU_VK_MAX_SPEC];
     for (int i = 0; i < n_spec; i++)
         map[i] = (VkSpecializationMapEntry){.constantID = (uint32_t)i, .offset = (uint32_t)(4 * i), .size = 4};
     VkSpecializationInfo si = {.mapEntryCount = (uint32_t)n_spec,
@@ -244,9 +244,9 @@ static int create(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int
 int lgpu_vk_pipeline_get(lgpu_vk_dev *vd, const char *shader, const uint32_t *spec, int n_spec, uint32_t texel_mask,
                          VkPipeline *out, const lgpu_vk_layout **layout) {
     if (!shader) return lgpu_set_error(LGPU_EINVAL, "dispatch without a shader name");
-    if (n_spec < 0 || n_spec > LGPU_MAX_SPEC)
+    if (n_spec < 0 || n_spec > LGPU_VK_MAX_SPEC)
         return lgpu_set_error(LGPU_EINVAL, "shader \"%s\": %d specialization constants (max %d)", shader, n_spec,
-                              LGPU_MAX_SPEC);
+                              LGPU_VK_MAX_SPEC);
     uint32_t bucket = key_hash(shader, spec, n_spec, texel_mask) % LGPU_VK_PIPE_BUCKETS;
     pthread_mutex_lock(&vd->pipe_lock);
     const lgpu_vk_layout *l = NULL;

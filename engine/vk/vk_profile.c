@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "vk/vk.h"
 
 int lgpu_vk_prof_intern(lgpu_vk_dev *vd, const char *op) {
@@ -10,15 +11,9 @@ int lgpu_vk_prof_intern(lgpu_vk_dev *vd, const char *op) {
     int i = 0;
     while (i < vd->n_prof && strncmp(vd->prof[i].op, op, sizeof vd->prof[i].op - 1)) i++;
     if (i == vd->n_prof) {
-        if (vd->n_prof == vd->cap_prof) {
-            int cap = vd->cap_prof ? vd->cap_prof * 2 : 32;
-            lgpu_vk_prof_entry *v = realloc(vd->prof, (size_t)cap * sizeof *v);
-            if (!v) {
-                pthread_mutex_unlock(&vd->prof_lock);
-                return -1;
-            }
-            vd->prof = v;
-            vd->cap_prof = cap;
+        if (LGPU_GROW(vd->prof, vd->cap_prof, (size_t)vd->n_prof + 1, 32, "profile table")) {
+            pthread_mutex_unlock(&vd->prof_lock);
+            return -1;
         }
         memset(&vd->prof[i], 0, sizeof vd->prof[i]);
         snprintf(vd->prof[i].op, sizeof vd->prof[i].op, "%s", op);
@@ -65,5 +60,6 @@ void lgpu_vk_prof_print(lgpu_vk_dev *vd, FILE *f) {
 void lgpu_vk_prof_destroy(lgpu_vk_dev *vd) {
     free(vd->prof);
     vd->prof = NULL;
-    vd->n_prof = vd->cap_prof = 0;
+    vd->n_prof = 0;
+    vd->cap_prof = 0;
 }

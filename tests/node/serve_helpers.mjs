@@ -31,11 +31,12 @@ export function tempDir(prefix) {
 }
 
 // Starts lgpu-serve with --port 0 and extra args; resolves once /health is 200.
+// model null: no -m (the model built into the server).
 export async function startServer(args = [], { env = {}, waitReady = true, model = MODEL } = {}) {
   const dir = tempDir('lgpu-serve-test-');
   const logPath = path.join(dir, 'server.log');
   const fd = openSync(logPath, 'w');
-  const proc = spawn(SERVE_BIN, ['-m', model, '--port', '0', ...args], {
+  const proc = spawn(SERVE_BIN, [...(model === null ? [] : ['-m', model]), '--port', '0', ...args], {
     stdio: ['ignore', fd, fd],
     env: { ...process.env, ...env },
   });

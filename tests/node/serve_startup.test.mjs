@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SERVE_BIN, getJSON, tempDir, withServer } from './serve_helpers.mjs';
+import { SERVE_BIN, getJSON, postJSON, sseEvents, tempDir, withServer } from './serve_helpers.mjs';
 
 test('--help lists every setting with its environment variable', () => {
   const r = spawnSync(SERVE_BIN, ['--help'], { encoding: 'utf8' });
@@ -17,6 +17,24 @@ test('--help lists every setting with its environment variable', () => {
   const bad = spawnSync(SERVE_BIN, ['-m', 'x', '--parallel', 'many'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--parallel/);
+});
+
+// README's quick start on a fresh clone: no -m, no model files anywhere.
+test('without -m it serves the embedded stories260K model', async () => {
+  await withServer([], async (s) => {
+    assert.match(s.log(), /no -m given: using the embedded stories260K model/);
+    const models = await s.client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ['stories260K']);
+    const r = await postJSON(`${s.url}/v1/chat/completions`, {
+      model: 'stories260K', stream: true, max_tokens: 16, temperature: 0,
+      messages: [{ role: 'user', content: 'Tell me a story' }],
+    });
+    assert.equal(r.status, 200);
+    const ev = sseEvents(r.text);
+    assert.equal(ev.at(-1), '[DONE]');
+    const text = ev.slice(0, -1).map((e) => e.choices[0]?.delta?.content ?? '').join('');
+    assert.ok(text.length > 0, 'streamed some text');
+  }, { model: null });
 });
 
 test('defaults < config file < environment < flags', async () => {

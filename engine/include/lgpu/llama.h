@@ -22,11 +22,18 @@ typedef struct lgpu_model lgpu_model;
 typedef struct lgpu_ctx lgpu_ctx;
 
 typedef struct lgpu_model_params {
-    const char *path;           /* GGUF file, HF directory, llama2.c .bin, or ORG/NAME[:FILE] on the Hub */
+    const char *path;           /* GGUF file, HF directory, llama2.c .bin, ORG/NAME[:FILE] on the Hub, or
+                                 * embedded:NAME; NULL: the embedded default, LGPU_MODEL_EMBEDDED */
     const char *tokenizer_path; /* optional tokenizer file (tokenizer.bin / tokenizer.json / GGUF) */
     const char *device;         /* device selector; NULL: $LGPU_DEVICE, else automatic */
     bool progress;              /* print load progress on stderr */
 } lgpu_model_params;
+
+/* The model built into liblgpu (models/README.md: TinyStories 260K, MIT),
+ * loaded from memory, no file, when lgpu_model_params.path is NULL or this. */
+#define LGPU_EMBEDDED_PREFIX "embedded:"
+#define LGPU_MODEL_EMBEDDED_NAME "stories260K"
+#define LGPU_MODEL_EMBEDDED LGPU_EMBEDDED_PREFIX LGPU_MODEL_EMBEDDED_NAME
 
 /* LLaMA-3.1 RoPE scaling (rope_type "llama3"); factor <= 0 means none. */
 typedef struct lgpu_rope_scaling {
