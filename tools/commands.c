@@ -28,6 +28,6 @@ const lgpu_cmd lgpu_commands[] = {
     {"run", lgpu_cmd_run, "generate text from a prompt (streamed)"},
     {"chat", lgpu_cmd_chat, "interactive chat on stdin with the model's chat template"},
     {"bench", lgpu_cmd_bench, "prompt processing and generation speed (llama-bench style)"},
-    {"bench-ops", lgpu_cmd_bench_ops, "matmul speed per weight type on LLaMA-7B shapes (Vulkan and C path)"},
+    {"bench-ops", lgpu_cmd_bench_ops, "matmul, matmul_backward and gemm speed (Vulkan and C path)"},
     {NULL, NULL, NULL},
 };

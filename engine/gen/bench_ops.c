@@ -1,5 +1,5 @@
-/* Kernel benchmarks (lgpu/bench.h): weights of any type and the timed matmul
- * op behind `lgpu bench-ops`. */
+/* Kernel benchmarks (lgpu/bench.h): weights of any type and the timed
+ * matmul, matmul_backward and gemm ops behind `lgpu bench-ops`. */
 #include "lgpu/bench.h"
 
 #include <stdlib.h>
@@ -104,5 +104,90 @@ done:
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(bw), lgpu_buf_destroy(bx), lgpu_buf_destroy(by);
     free(x);
+    return st;
+}
+
+/* ---- training ops: operands built, then one warm-up and `reps` timed ops */
+
+typedef int (*record_fn)(void *ctx, lgpu_exec *ex);
+
+static int time_op(lgpu_dev *dev, record_fn rec, void *ctx, int reps, double *s_per_op) {
+    lgpu_exec *ex = NULL;
+    int st;
+    if ((st = lgpu_exec_create(dev, &ex))) return st;
+    if ((st = lgpu_exec_begin(ex)) || (st = rec(ctx, ex)) || (st = lgpu_exec_submit(ex))) goto done;
+    double t0 = lgpu_now_s();
+    if ((st = lgpu_exec_begin(ex))) goto done;
+    for (int r = 0; r < reps; r++)
+        if ((st = rec(ctx, ex))) goto done;
+    if ((st = lgpu_exec_submit(ex))) goto done;
+    *s_per_op = (lgpu_now_s() - t0) / reps;
+done:
+    lgpu_exec_destroy(ex);
+    return st;
+}
+
+/* A device buffer of n uniform [-1, 1) floats. */
+static int float_buf(lgpu_dev *dev, size_t n, uint64_t seed, lgpu_buf **out) {
+    float *v = malloc(n * sizeof *v + 4);
+    if (!v) return lgpu_set_error(LGPU_ENOMEM, "bench: %zu floats", n);
+    uint64_t z = seed | 1;
+    for (size_t i = 0; i < n; i++) v[i] = unit(&z);
+    int st = lgpu_buf_create(dev, n * sizeof *v + 4, 4, out);
+    if (!st) st = lgpu_buf_write(*out, 0, v, n * sizeof *v);
+    free(v);
+    return st;
+}
+
+typedef struct {
+    lgpu_matmul_backward_params p;
+    lgpu_buf *w, *dy, *dx;
+} mmb_bench;
+
+static int mmb_record(void *ctx, lgpu_exec *ex) {
+    mmb_bench *b = ctx;
+    return lgpu_op_matmul_backward(ex, &b->p, lgpu_ref_at(b->w, 0), lgpu_ref_at(b->dy, 0), lgpu_ref_at(b->dx, 0));
+}
+
+int lgpu_bench_matmul_backward(lgpu_dev *dev, const lgpu_bench_weights *w, uint32_t M, int reps, double *s_per_op) {
+    if (!dev || !w || !M || reps <= 0 || !s_per_op)
+        return lgpu_set_error(LGPU_EINVAL, "lgpu_bench_matmul_backward: M %u, reps %d", M, reps);
+    const uint32_t N = w->N, K = w->K;
+    /* the host path reads Q4_0 in the layout models are loaded in (repacked) */
+    const bool x8 = lgpu_dev_kind_of(dev) == LGPU_DEV_CPU && lgpu_repack_q4_0_x8_wanted(w->type, N);
+    mmb_bench b = {{M, N, K, N, K, 0, (uint32_t)w->type, 0, x8}, NULL, NULL, NULL};
+    int st;
+    if ((st = lgpu_buf_create(dev, w->bytes, lgpu_type_row_bytes(w->type, K), &b.w)) ||
+        (st = float_buf(dev, (size_t)M * N, 777, &b.dy)) || (st = lgpu_buf_create(dev, (size_t)M * K * 4, 4, &b.dx)))
+        goto done;
+    st = x8 ? lgpu_repack_q4_0_x8(w->data, lgpu_buf_host_ptr(b.w, 0), N, K) : lgpu_buf_write(b.w, 0, w->data, w->bytes);
+    if (!st) st = time_op(dev, mmb_record, &b, reps, s_per_op);
+done:
+    lgpu_buf_destroy(b.w), lgpu_buf_destroy(b.dy), lgpu_buf_destroy(b.dx);
+    return st;
+}
+
+typedef struct {
+    lgpu_gemm_params p;
+    lgpu_buf *a, *b, *c;
+} gemm_bench;
+
+static int gemm_record(void *ctx, lgpu_exec *ex) {
+    gemm_bench *g = ctx;
+    return lgpu_op_gemm(ex, &g->p, lgpu_ref_at(g->a, 0), lgpu_ref_at(g->b, 0), lgpu_ref_at(g->c, 0));
+}
+
+int lgpu_bench_gemm(lgpu_dev *dev, uint32_t M, uint32_t N, uint32_t K, bool trans_a, bool trans_b, int reps,
+                    double *s_per_op) {
+    if (!dev || !M || !N || reps <= 0 || !s_per_op)
+        return lgpu_set_error(LGPU_EINVAL, "lgpu_bench_gemm: %u x %u x %u, reps %d", M, N, K, reps);
+    gemm_bench g = {{M, N, K, 0, 0, 0, trans_a, trans_b, 0, 1.0f}, NULL, NULL, NULL};
+    int st;
+    if ((st = float_buf(dev, (size_t)M * K, 11, &g.a)) || (st = float_buf(dev, (size_t)K * N, 13, &g.b)) ||
+        (st = lgpu_buf_create(dev, (size_t)M * N * 4, 4, &g.c)))
+        goto done;
+    st = time_op(dev, gemm_record, &g, reps, s_per_op);
+done:
+    lgpu_buf_destroy(g.a), lgpu_buf_destroy(g.b), lgpu_buf_destroy(g.c);
     return st;
 }

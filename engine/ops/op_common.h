@@ -142,6 +142,52 @@ static inline int op_check_storage(const lgpu_dev_caps *caps, uint32_t type, con
 
 static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps_of(lgpu_exec_dev(ex)); }
 
+/* Output tiles of the shared-memory product kernels (gemm.comp,
+ * matmul_backward.comp): a g x g grid of invocations (16 x 16 on GPUs, 8 x 8
+ * on CPU devices and small workgroups), each owning tr x tc outputs of a
+ * (g tr) x (g tc) tile. tr and tc are 4 where the matrix has the rows and
+ * columns, less along a thin side (a LoRA rank of 16); on GPUs they also
+ * shrink, the larger first, until there are at least 128 tiles to spread over
+ * the compute units (a sum is never split, so small outputs need small
+ * tiles). */
+typedef struct op_tiles {
+    uint32_t wg;     /* invocations per workgroup: g * g */
+    uint32_t br, bc; /* tile rows and columns */
+    uint32_t tr, tc; /* outputs per invocation along each */
+} op_tiles;
+
+static inline op_tiles op_pick_tiles(const lgpu_dev_caps *caps, uint32_t rows, uint32_t cols) {
+    uint32_t max_inv = caps->max_wg_invocations ? caps->max_wg_invocations : 128;
+    bool small = caps->cpu_shaders || max_inv < 256;
+    uint32_t g = small ? 8 : 16;
+    uint32_t tr = rows >= 4 * g ? 4 : rows >= 2 * g ? 2 : 1, tc = cols >= 4 * g ? 4 : cols >= 2 * g ? 2 : 1;
+    while (!small && (tr > 1 || tc > 1) &&
+           (uint64_t)LGPU_CEIL_DIV(rows, g * tr) * LGPU_CEIL_DIV(cols, g * tc) < 128) {
+        if (tr >= tc) tr /= 2;
+        else tc /= 2;
+    }
+    op_tiles t = {g * g, g * tr, g * tc, tr, tc};
+    return t;
+}
+
+/* Grid of a tiled kernel: x = column tiles, y = row tiles folded into z past
+ * max_wg_count[1] (the shader's row tile: z * gl_NumWorkGroups.y + y). */
+static inline int op_tile_grid(const lgpu_dev_caps *caps, const op_tiles *t, uint32_t rows, uint32_t cols,
+                               uint32_t groups[3], const char *op) {
+    uint64_t mx = caps->max_wg_count[0] ? caps->max_wg_count[0] : 65535;
+    uint64_t my = caps->max_wg_count[1] ? caps->max_wg_count[1] : 65535;
+    uint64_t mz = caps->max_wg_count[2] ? caps->max_wg_count[2] : 65535;
+    uint64_t gx = LGPU_CEIL_DIV((uint64_t)cols, t->bc), rt = LGPU_CEIL_DIV((uint64_t)rows, t->br);
+    uint64_t gy = rt < my ? rt : my, gz = gy ? LGPU_CEIL_DIV(rt, gy) : 0;
+    if (gx > mx || gz > mz)
+        return lgpu_set_error(LGPU_ERANGE, "%s: %u x %u outputs in %u x %u tiles exceed the device grid", op, rows,
+                              cols, t->br, t->bc);
+    groups[0] = (uint32_t)gx;
+    groups[1] = (uint32_t)gy;
+    groups[2] = (uint32_t)gz;
+    return 0;
+}
+
 
 /* The rows of a table operand (matmul W, get_rows embeddings) that one
  * buffer segment holds: rows [r0, r1), bytes [lo, hi) of the buffer, inside

@@ -12,7 +12,13 @@
  * a, b, c: F32; c row stride ldc (elements). Each c element is one sum over k
  * in increasing order (float accumulation, no split over k), so results do
  * not depend on the device's tiling and reruns are bit-identical. K = 0
- * gives alpha * 0 (+ c). */
+ * gives alpha * 0 (+ c), reading neither a nor b.
+ * Strides 0 mean contiguous: lda = trans_a ? M : K, ldb = trans_b ? K : N,
+ * ldc = N; smaller nonzero strides are LGPU_EINVAL. The C twin computes
+ * s = ((0 + p_0) + p_1) + ..., then alpha * s, then + c: the shader's order
+ * exactly; a device that fuses multiply-adds differs from it by at most
+ * (K + 2) 2^-24 (|alpha| sum_k |opA opB| + |c|) per element (lavapipe
+ * matches it bit for bit). */
 typedef struct lgpu_gemm_params {
     uint32_t M, N, K;
     uint32_t lda, ldb, ldc;

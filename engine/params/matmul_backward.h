@@ -14,7 +14,14 @@
  * accumulate != 0 adds to dx (the residual stream's gradient, several
  * projections reading one input). Sums over n run in increasing n, so
  * reruns are bit-identical. W may span several buffer segments: the op
- * layer dispatches once per segment, the later ones accumulating. */
+ * layer dispatches once per segment, the later ones accumulating.
+ * Strides 0 mean contiguous (N, K). M = 0 or K = 0 is an empty op; N = 0
+ * gives dx = 0 (or leaves it when accumulating). The C twin computes
+ * s = ((0 + p_0) + p_1) + ... then dx + s, the shader's order exactly (W
+ * dequantized by lgpu_dequantize_row, which the shaders' types.glsl
+ * mirrors); a device that fuses multiply-adds, or a W split over
+ * segments (each adds its partial sum to dx), differs from it by at most
+ * (N + 4 + segments) 2^-24 (sum_n |dy W| + |dx|) per element. */
 typedef struct lgpu_matmul_backward_params {
     uint32_t M, N, K;
     uint32_t dy_stride, dx_stride;

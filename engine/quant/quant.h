@@ -65,6 +65,8 @@ bool lgpu_repack_q4_0_x8_wanted(int type, int64_t n_rows);
 int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k);
 /* Row `row` (k values) of a repacked matrix w, dequantized as Q4_0 would be. */
 void lgpu_dequantize_row_q4_0_x8(const void *w, int64_t row, int64_t k, float *dst);
+/* Blocks [b0, b0 + nb) of that row (values 32 b0 .. 32 (b0 + nb) - 1) into dst. */
+void lgpu_dequantize_blocks_q4_0_x8(const void *w, int64_t row, int64_t k, int64_t b0, int64_t nb, float *dst);
 
 float lgpu_f16_to_f32(lgpu_f16 h);
 lgpu_f16 lgpu_f32_to_f16(float f); /* round to nearest even */

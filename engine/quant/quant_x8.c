@@ -31,11 +31,10 @@ int lgpu_repack_q4_0_x8(const void *src, void *dst, int64_t n_rows, int64_t k) {
     return 0;
 }
 
-void lgpu_dequantize_row_q4_0_x8(const void *w, int64_t row, int64_t k, float *dst) {
-    const int64_t nb = k / LGPU_QK;
+void lgpu_dequantize_blocks_q4_0_x8(const void *w, int64_t row, int64_t k, int64_t b0, int64_t nb, float *dst) {
     const int r = (int)(row % 8);
-    const lgpu_block_q4_0x8 *blk = (const lgpu_block_q4_0x8 *)w + row / 8 * nb;
-    for (int64_t b = 0; b < nb; b++, dst += LGPU_QK) {
+    const lgpu_block_q4_0x8 *blk = (const lgpu_block_q4_0x8 *)w + row / 8 * (k / LGPU_QK);
+    for (int64_t b = b0; b < b0 + nb; b++, dst += LGPU_QK) {
         const float d = lgpu_f16_to_f32(blk[b].d[r]);
         for (int i = 0; i < LGPU_QK / 2; i++) {
             const uint8_t q = blk[b].qs[32 * (i / 4) + 4 * r + i % 4];
@@ -43,4 +42,8 @@ void lgpu_dequantize_row_q4_0_x8(const void *w, int64_t row, int64_t k, float *d
             dst[i + LGPU_QK / 2] = ((q >> 4) - 8) * d;
         }
     }
+}
+
+void lgpu_dequantize_row_q4_0_x8(const void *w, int64_t row, int64_t k, float *dst) {
+    lgpu_dequantize_blocks_q4_0_x8(w, row, k, 0, k / LGPU_QK, dst);
 }

@@ -1,6 +1,7 @@
-/* lgpu — kernel benchmarks behind `lgpu bench-ops`: the matmul op timed on a
- * device for a weight matrix of any type. The engine builds the operands and
- * times the op; the program chooses the shapes and prints the figures.
+/* lgpu — kernel benchmarks behind `lgpu bench-ops`: the matmul op and its
+ * backward timed on a device for a weight matrix of any type, and the F32
+ * gemm of LoRA training. The engine builds the operands and times the op;
+ * the program chooses the shapes and prints the figures.
  *
  *   lgpu_bench_weights *w; lgpu_bench_weights_create(LGPU_TYPE_Q4_0, 4096, 4096, &w);
  *   double s; lgpu_bench_matmul(dev, w, 1, 10, &s);  (GB/s: lgpu_bench_weights_bytes(w) / s)
@@ -36,6 +37,16 @@ size_t lgpu_bench_weights_bytes(const lgpu_bench_weights *w);
  * device Q4_0 weights are timed in the repacked layout models are loaded in.
  * Returns 0 or a negative LGPU_E* code (the device's, with its detail). */
 int lgpu_bench_matmul(lgpu_dev *dev, const lgpu_bench_weights *w, uint32_t M, int reps, double *s_per_op);
+
+/* Times dx (M x K) = dy (M x N) W, F32 dy and dx, with the matmul_backward
+ * op (the gradient through a frozen weight), as lgpu_bench_matmul does. */
+int lgpu_bench_matmul_backward(lgpu_dev *dev, const lgpu_bench_weights *w, uint32_t M, int reps, double *s_per_op);
+
+/* Times the F32 gemm c (M x N) = op(a) op(b), op(a) M x K and op(b) K x N
+ * (transposed as asked, contiguous, alpha 1, not accumulating), uniform
+ * operands, as lgpu_bench_matmul does. */
+int lgpu_bench_gemm(lgpu_dev *dev, uint32_t M, uint32_t N, uint32_t K, bool trans_a, bool trans_b, int reps,
+                    double *s_per_op);
 
 #ifdef __cplusplus
 }
