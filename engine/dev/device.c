@@ -18,6 +18,14 @@ int lgpu_dev_create(const char *selector, lgpu_dev **out) {
         return st;
     }
     if (!dev->vk) lgpu_host_dev_init(dev, reason); /* "cpu", or no Vulkan at all */
+    const char *lim = getenv("LGPU_DEVICE_MEMORY_LIMIT");
+    if (lim && *lim) {
+        char *end;
+        double v = strtod(lim, &end);
+        double mul = *end == 'K' || *end == 'k' ? 1024.0 : *end == 'M' || *end == 'm' ? 1048576.0
+                     : *end == 'G' || *end == 'g' ? 1073741824.0 : 1.0;
+        if (v > 0) dev->mem_limit = (size_t)(v * mul);
+    }
     *out = dev;
     return 0;
 }
@@ -34,6 +42,26 @@ const char *lgpu_dev_reason(const lgpu_dev *dev) { return dev->reason; }
 size_t lgpu_dev_max_binding(const lgpu_dev *dev) { return dev->caps.max_binding; }
 int lgpu_dev_threads(const lgpu_dev *dev) { return dev->threads; }
 const lgpu_dev_caps *lgpu_dev_caps_of(const lgpu_dev *dev) { return &dev->caps; }
+size_t lgpu_dev_buffer_bytes(const lgpu_dev *dev) { return __atomic_load_n(&dev->buf_bytes, __ATOMIC_RELAXED); }
+size_t lgpu_dev_memory_peak(const lgpu_dev *dev) { return __atomic_load_n(&dev->buf_peak, __ATOMIC_RELAXED); }
+void lgpu_dev_memory_peak_reset(lgpu_dev *dev) {
+    __atomic_store_n(&dev->buf_peak, lgpu_dev_buffer_bytes(dev), __ATOMIC_RELAXED);
+}
+
+/* Counts a new buffer's bytes, refusing it past LGPU_DEVICE_MEMORY_LIMIT. */
+static int account(lgpu_dev *dev, size_t size) {
+    size_t now = __atomic_add_fetch(&dev->buf_bytes, size, __ATOMIC_RELAXED);
+    if (dev->mem_limit && now > dev->mem_limit) {
+        __atomic_sub_fetch(&dev->buf_bytes, size, __ATOMIC_RELAXED);
+        return lgpu_set_error(LGPU_EDEVMEM, "out of device memory: a buffer of %zu bytes on %s, with %zu of %zu bytes "
+                              "in use (LGPU_DEVICE_MEMORY_LIMIT)", size, dev->name, now - size, dev->mem_limit);
+    }
+    size_t peak = __atomic_load_n(&dev->buf_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&dev->buf_peak, &peak, now, true, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+    return 0;
+}
 
 void lgpu_dev_memory(const lgpu_dev *dev, size_t *used, size_t *budget) {
     if (dev->kind == LGPU_DEV_VULKAN) {
@@ -82,12 +110,17 @@ int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out) {
     if (!dev || !size || !unit)
         return lgpu_set_error(LGPU_EINVAL, "lgpu_buf_create: dev %p, size %zu, unit %zu (need a device, size >= 1, unit >= 1)",
                               (void *)dev, size, unit);
+    int st = account(dev, size);
+    if (st) return st;
     lgpu_buf *buf = calloc(1, sizeof *buf);
-    if (!buf) return lgpu_set_error(LGPU_ENOMEM, "buffer of %zu bytes", size);
+    if (!buf) {
+        __atomic_sub_fetch(&dev->buf_bytes, size, __ATOMIC_RELAXED);
+        return lgpu_set_error(LGPU_ENOMEM, "buffer of %zu bytes", size);
+    }
     buf->dev = dev;
     buf->size = size;
     buf->unit = unit;
-    int st = plan_segments(buf, dev->caps.max_binding);
+    st = plan_segments(buf, dev->caps.max_binding);
     if (st == 0 && !(buf->seg = calloc((size_t)buf->n_seg, sizeof *buf->seg)))
         st = lgpu_set_error(LGPU_ENOMEM, "buffer of %zu bytes: %d segments", size, buf->n_seg);
     if (st == 0) {
@@ -98,6 +131,7 @@ int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out) {
         st = dev->kind == LGPU_DEV_VULKAN ? lgpu_dev_vk_buf_alloc(buf) : lgpu_host_buf_alloc(buf);
     }
     if (st) {
+        __atomic_sub_fetch(&dev->buf_bytes, size, __ATOMIC_RELAXED);
         free(buf->seg);
         free(buf);
         return st;
@@ -110,6 +144,7 @@ void lgpu_buf_destroy(lgpu_buf *buf) {
     if (!buf) return;
     if (buf->dev->kind == LGPU_DEV_VULKAN) lgpu_dev_vk_buf_free(buf);
     else lgpu_host_buf_free(buf);
+    __atomic_sub_fetch(&buf->dev->buf_bytes, buf->size, __ATOMIC_RELAXED);
     free(buf->seg);
     free(buf);
 }

@@ -18,6 +18,10 @@ struct lgpu_dev {
     lgpu_dev_caps caps;
     int threads;
     size_t host_used;       /* host backend: bytes in buffers */
+    /* Every backend: bytes of live buffers (their requested sizes), the
+     * most there have been at once (reset by lgpu_dev_memory_peak_reset),
+     * and LGPU_DEVICE_MEMORY_LIMIT (0: none). */
+    size_t buf_bytes, buf_peak, mem_limit;
     struct lgpu_vk_dev *vk; /* kind == LGPU_DEV_VULKAN */
 };
 

@@ -103,7 +103,11 @@ int lgpu_optim_step(lgpu_optim *o, lgpu_exec *ex, lgpu_buf *const *grad, float l
     }
     o->t++;
     double t = (double)o->t;
+    /* 1 - beta in double, rounded once, as torch does (in float 1 - 0.999f
+     * is 1.3e-5 off 0.001) */
     lgpu_adamw_params p = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2, .eps = o->cfg.eps,
+                           .one_minus_beta1 = (float)(1.0 - (double)o->cfg.beta1),
+                           .one_minus_beta2 = (float)(1.0 - (double)o->cfg.beta2),
                            .weight_decay = o->cfg.weight_decay,
                            .c1 = (float)(1.0 / (1.0 - pow(o->cfg.beta1, t))),
                            .c2 = (float)(1.0 / sqrt(1.0 - pow(o->cfg.beta2, t))), .grad_scale = (float)coef};

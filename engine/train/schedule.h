@@ -19,11 +19,7 @@
 
 #include <stdint.h>
 
-typedef enum lgpu_lr_kind {
-    LGPU_LR_CONSTANT = 0,
-    LGPU_LR_LINEAR,
-    LGPU_LR_COSINE,
-} lgpu_lr_kind;
+#include "lgpu/train.h" /* lgpu_lr_kind, its names */
 
 typedef struct lgpu_lr_schedule {
     lgpu_lr_kind kind;
@@ -35,8 +31,5 @@ typedef struct lgpu_lr_schedule {
 /* The learning rate of optimizer step `step` (from 0). */
 float lgpu_lr_at(const lgpu_lr_schedule *s, uint64_t step);
 
-/* "constant", "linear", "cosine" (transformers' names) -> kind; -1 if unknown. */
-int lgpu_lr_kind_parse(const char *name);
-const char *lgpu_lr_kind_name(lgpu_lr_kind kind);
 
 #endif

@@ -73,8 +73,11 @@ static int load_data(lgpu_trainer *t) {
     const lgpu_train_params *p = &t->p;
     lgpu_tokenizer *tok = lgpu_model_tokenizer(t->model);
     if (!tok) return lgpu_set_error(LGPU_EINVAL, "training: the model has no tokenizer");
-    lgpu_dataset_params dp = {.path = p->train_file, .skip_invalid = p->skip_invalid,
-                              .train_on_prompt = p->train_on_prompt, .max_tokens = p->seq_len};
+    lgpu_dataset_params dp = lgpu_dataset_params_default();
+    dp.path = p->train_file, dp.skip_invalid = p->skip_invalid, dp.train_on_prompt = p->train_on_prompt;
+    /* one example per row: cut (and count) what passes a row; packed rows
+     * carry long examples across rows instead */
+    dp.max_tokens = p->pack ? 0 : p->seq_len;
     int st = lgpu_dataset_create(tok, &dp, &t->train_ds);
     if (st) return st;
     size_t n = lgpu_dataset_size(t->train_ds);
@@ -102,7 +105,7 @@ static int load_data(lgpu_trainer *t) {
     t->info.n_train = n_train;
     t->info.n_val = t->val_ds ? lgpu_dataset_size(t->val_ds) : n_val;
     t->info.n_skipped = lgpu_dataset_n_skipped(t->train_ds) + (t->val_ds ? lgpu_dataset_n_skipped(t->val_ds) : 0);
-    t->info.n_truncated = lgpu_dataset_n_truncated(t->train_ds);
+    t->info.n_truncated = lgpu_dataset_n_truncated(t->train_ds) + lgpu_dataset_n_dropped(t->train_ds);
     t->info.batches_per_epoch = t->n_batches;
     for (size_t i = 0; i < n_train; i++) {
         const int32_t *tk;
@@ -343,14 +346,17 @@ static int metrics_truncate(const lgpu_trainer *t) {
 /* The settings a resumed run must share for its steps to be the same. */
 static json_t *run_identity(const lgpu_trainer *t) {
     const lgpu_train_params *p = &t->p;
-    return json_pack("{s:s, s:s?, s:f, s:b, s:b, s:b, s:i, s:i, s:i, s:I, s:I, s:i, s:f, s:i, s:s, s:I, s:I}",
+    /* the data's fingerprint (tokens and masks) as text: JSON integers are signed */
+    char fingerprint[24];
+    snprintf(fingerprint, sizeof fingerprint, "%016llx", (unsigned long long)lgpu_dataset_fingerprint(t->train_ds));
+    return json_pack("{s:s, s:s?, s:f, s:b, s:b, s:b, s:i, s:i, s:i, s:I, s:I, s:i, s:f, s:i, s:s, s:I, s:s}",
                      "train_file", p->train_file, "val_file", p->val_file, "val_split", (double)p->val_split,
                      "skip_invalid", p->skip_invalid, "train_on_prompt", p->train_on_prompt, "pack", p->pack,
                      "seq_len", (int)p->seq_len, "micro_batch", (int)p->micro_batch, "grad_accum",
                      (int)p->grad_accum, "seed", (json_int_t)p->seed, "train_examples", (json_int_t)t->info.n_train,
                      "lora_rank", (int)t->lora->rank, "lora_alpha", (double)t->lora->alpha, "lora_targets",
                      (int)t->lora->targets, "model", lgpu_model_desc(t->model), "model_params",
-                     (json_int_t)lgpu_model_n_params(t->model), "train_tokens", (json_int_t)t->info.train_tokens);
+                     (json_int_t)lgpu_model_n_params(t->model), "train_data", fingerprint);
 }
 
 int lgpu_trainer_save(lgpu_trainer *t, const char **dir) {

@@ -42,6 +42,15 @@ int lgpu_dev_print_info(FILE *f, const char *selector);
 int lgpu_dev_threads(const lgpu_dev *dev);
 /* Device memory in use by this process, and the total budget (0 if unknown). */
 void lgpu_dev_memory(const lgpu_dev *dev, size_t *used, size_t *budget);
+/* Bytes in lgpu buffers now, and the most at once since the device was
+ * created or the last reset: what the engine itself asked for, on every
+ * backend (the driver's own overhead and block rounding excluded). */
+size_t lgpu_dev_buffer_bytes(const lgpu_dev *dev);
+size_t lgpu_dev_memory_peak(const lgpu_dev *dev);
+void lgpu_dev_memory_peak_reset(lgpu_dev *dev);
+/* $LGPU_DEVICE_MEMORY_LIMIT (bytes, or with a K/M/G suffix) caps the
+ * buffers of every device as if it were that small: a buffer past it fails
+ * with LGPU_EDEVMEM as a full GPU would (to try a smaller card's limits). */
 
 /* Device capabilities that decide which shader variant an op records. */
 typedef struct lgpu_dev_caps {
