@@ -299,9 +299,14 @@ static void metrics_path(const lgpu_trainer *t, char *path, size_t len) {
     snprintf(path, len, "%s/metrics.jsonl", t->output_dir);
 }
 
+/* A number, or null for NaN / infinity (a step that counted no token has no
+ * loss), which JSON cannot hold. */
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
 static int metrics_line(lgpu_trainer *t, json_t *line) {
     char path[4200];
     metrics_path(t, path, sizeof path);
+    if (!line) return lgpu_set_error(LGPU_ENOMEM, "%s", path);
     FILE *f = fopen(path, "a");
     if (!f) {
         json_decref(line);
@@ -431,15 +436,15 @@ int lgpu_trainer_run(lgpu_trainer *t, lgpu_train_callback cb, void *ud) {
         if ((st = lgpu_trainer_step(t, &pr))) break;
         bool last = t->step == t->total_steps;
         if (t->step % log_every == 0 || last) {
-            st = metrics_line(t, json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "step", (json_int_t)t->step, "epoch",
-                                           pr.epoch, "loss", pr.loss, "lr", pr.lr, "grad_norm", pr.grad_norm,
-                                           "tokens_per_s", pr.tokens_per_s));
+            st = metrics_line(t, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "step", (json_int_t)t->step, "epoch",
+                                           num(pr.epoch), "loss", num(pr.loss), "lr", num(pr.lr), "grad_norm",
+                                           num(pr.grad_norm), "tokens_per_s", num(pr.tokens_per_s)));
             if (!st && cb && cb(ud, &pr)) stop = true;
         }
         if (!st && t->val_b && ((p->eval_every && t->step % p->eval_every == 0) || last)) {
             double vl;
             if (!(st = lgpu_trainer_evaluate(t, &vl)))
-                st = metrics_line(t, json_pack("{s:I, s:f}", "step", (json_int_t)t->step, "val_loss", vl));
+                st = metrics_line(t, json_pack("{s:I, s:o}", "step", (json_int_t)t->step, "val_loss", num(vl)));
             fill_progress(t, &pr, LGPU_TRAIN_EVAL);
             if (!st && cb && cb(ud, &pr)) stop = true;
         }
