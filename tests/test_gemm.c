@@ -195,6 +195,32 @@ static void test_gemm_lora(void **state) {
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) run_shape(&s[i], 700 + i, true);
 }
 
+/* The GPU tile shapes (op_pick_tiles: 16 x 16 invocations, 1, 2 or 4
+ * outputs each way, shrunk for thin sides and few tiles), forced on a CPU
+ * device by clearing caps.cpu_shaders (white box), which otherwise always
+ * gets 8 x 8 invocations of 4 x 4. */
+static void test_gemm_gpu_tiles(void **state) {
+    (void)state;
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) {
+        fprintf(stderr, "note: the host device has no tiles\n");
+        return;
+    }
+    lgpu_dev_caps *caps = (lgpu_dev_caps *)lgpu_dev_caps_of(oh_dev);
+    const bool saved = caps->cpu_shaders;
+    caps->cpu_shaders = false;
+    const shape s[] = {
+        /* outputs per invocation (rows x columns) that lavapipe's 1024 invocations give */
+        {8200, 16, 8, 0, false, true, false, 1.0f},  /* 4 x 1 */
+        {16, 8200, 8, 0, true, false, true, 1.5f},   /* 1 x 4 */
+        {640, 832, 4, 1, false, false, false, 1.0f}, /* 4 x 4 */
+        {2100, 40, 8, 0, true, true, true, -1.0f},   /* 2 x 2 */
+        {300, 260, 20, 0, false, false, false, 1.0f}, /* 1 x 2 */
+        {200, 16, 70, 1, false, true, false, 1.0f},  /* 1 x 1 */
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) run_shape(&s[i], 900 + i, true);
+    caps->cpu_shaders = saved;
+}
+
 /* K = 0: c = alpha * 0 (+ c), for both devices; the a and b refs are never read. */
 static void test_gemm_k0(void **state) {
     (void)state;
@@ -274,7 +300,8 @@ static void test_gemm_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_hand),   cmocka_unit_test(test_gemm_twin), cmocka_unit_test(test_gemm_device),
-        cmocka_unit_test(test_gemm_lora),   cmocka_unit_test(test_gemm_k0),   cmocka_unit_test(test_gemm_errors),
+        cmocka_unit_test(test_gemm_lora),   cmocka_unit_test(test_gemm_gpu_tiles), cmocka_unit_test(test_gemm_k0),
+        cmocka_unit_test(test_gemm_errors),
     };
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

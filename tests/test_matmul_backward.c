@@ -325,6 +325,31 @@ static void test_mmb_device(void **state) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_device(&shapes[i], 300 + i);
 }
 
+/* The GPU tile shapes (op_pick_tiles: 16 x 16 invocations, 1, 2 or 4
+ * outputs each way), forced on a CPU device by clearing caps.cpu_shaders
+ * (white box), which otherwise always gets 8 x 8 invocations of 4 x 4. */
+static void test_mmb_gpu_tiles(void **state) {
+    (void)state;
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) {
+        fprintf(stderr, "note: the host device has no tiles\n");
+        return;
+    }
+    lgpu_dev_caps *caps = (lgpu_dev_caps *)lgpu_dev_caps_of(oh_dev);
+    const bool saved = caps->cpu_shaders;
+    caps->cpu_shaders = false;
+    const shape shapes[] = {
+        /* outputs per invocation (rows x columns) that lavapipe's 1024 invocations give */
+        {LGPU_TYPE_F16, 8200, 5, 16, 0, false},    /* 4 x 1 */
+        {LGPU_TYPE_Q8_0, 16, 6, 8224, 0, true},    /* 1 x 4 */
+        {LGPU_TYPE_Q4_0, 640, 3, 832, 1, false},   /* 4 x 4 */
+        {LGPU_TYPE_F32, 2100, 7, 40, 0, true},     /* 2 x 2 */
+        {LGPU_TYPE_Q4_K, 300, 5, 256, 0, false},   /* 1 x 2 */
+        {LGPU_TYPE_Q6_K, 40, 9, 256, 2, false},    /* 1 x 1 */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_device(&shapes[i], 360 + i);
+    caps->cpu_shaders = saved;
+}
+
 /* N = 0: the empty sum (dx = 0, or unchanged when accumulating). */
 static void test_mmb_n0(void **state) {
     (void)state;
@@ -476,7 +501,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mmb_hand),     cmocka_unit_test(test_mmb_twin),   cmocka_unit_test(test_mmb_identity),
         cmocka_unit_test(test_mmb_fd),       cmocka_unit_test(test_mmb_x8),     cmocka_unit_test(test_mmb_device),
-        cmocka_unit_test(test_mmb_n0),       cmocka_unit_test(test_mmb_segments), cmocka_unit_test(test_mmb_errors),
+        cmocka_unit_test(test_mmb_gpu_tiles), cmocka_unit_test(test_mmb_n0),  cmocka_unit_test(test_mmb_segments),
+        cmocka_unit_test(test_mmb_errors),
     };
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

@@ -149,7 +149,8 @@ static inline const lgpu_dev_caps *op_caps(lgpu_exec *ex) { return lgpu_dev_caps
  * columns, less along a thin side (a LoRA rank of 16); on GPUs they also
  * shrink, the larger first, until there are at least 128 tiles to spread over
  * the compute units (a sum is never split, so small outputs need small
- * tiles). */
+ * tiles). CPU devices always take 4 x 4: one pipeline per shader, where
+ * lavapipe compiles each for seconds. */
 typedef struct op_tiles {
     uint32_t wg;     /* invocations per workgroup: g * g */
     uint32_t br, bc; /* tile rows and columns */
@@ -161,6 +162,7 @@ static inline op_tiles op_pick_tiles(const lgpu_dev_caps *caps, uint32_t rows, u
     bool small = caps->cpu_shaders || max_inv < 256;
     uint32_t g = small ? 8 : 16;
     uint32_t tr = rows >= 4 * g ? 4 : rows >= 2 * g ? 2 : 1, tc = cols >= 4 * g ? 4 : cols >= 2 * g ? 2 : 1;
+    if (caps->cpu_shaders) tr = tc = 4; /* one pipeline per shader: lavapipe compiles each for seconds */
     while (!small && (tr > 1 || tc > 1) &&
            (uint64_t)LGPU_CEIL_DIV(rows, g * tr) * LGPU_CEIL_DIV(cols, g * tc) < 128) {
         if (tr >= tc) tr /= 2;
