@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build-test -Dsanitize=true -Dbuildtype=debugoptimized
+# The tests' independent reference for training gradients: PyTorch autograd
+# (tests/torch), from Debian's python3-torch under Debian's /usr/bin/python3.
+if ! /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "test: installing python3-torch python3-numpy"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy
+fi
 # (Re)install the Node test dependencies when they are absent or older than the
 # lockfile: npm writes node_modules/.package-lock.json at every install.
 node_deps_stale() {
