@@ -30,6 +30,7 @@
 #include "params/cross_entropy.h"
 #include "params/adamw.h"
 #include "params/sumsq.h"
+#include "params/dropout.h"
 
 int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_ref x, lgpu_ref y);
 int lgpu_op_rmsnorm(lgpu_exec *ex, const lgpu_rmsnorm_params *p, lgpu_ref x, lgpu_ref w, lgpu_ref y);
@@ -68,5 +69,7 @@ int lgpu_op_cross_entropy_grad(lgpu_exec *ex, const lgpu_cross_entropy_grad_para
 int lgpu_op_adamw(lgpu_exec *ex, const lgpu_adamw_params *p, lgpu_ref param, lgpu_ref grad, lgpu_ref m,
                   lgpu_ref v);
 int lgpu_op_sumsq(lgpu_exec *ex, const lgpu_sumsq_params *p, lgpu_ref x, lgpu_ref out);
+/* LoRA dropout: y (+)= x * mask(seed, i) / (1 - p) (engine/params/dropout.h) */
+int lgpu_op_dropout(lgpu_exec *ex, const lgpu_dropout_params *p, lgpu_ref x, lgpu_ref y);
 
 #endif

@@ -23,6 +23,7 @@
 #include "params/cross_entropy.h"
 #include "params/adamw.h"
 #include "params/sumsq.h"
+#include "params/dropout.h"
 
 /* Elements below which a threaded pointwise/row twin stays on the calling
  * thread (waking the pool costs more than the work, e.g. one decode token). */
@@ -71,5 +72,9 @@ void lgpu_ref_cross_entropy_grad(const lgpu_cross_entropy_grad_params *p, float 
 void lgpu_ref_adamw(const lgpu_adamw_params *p, float *param, const float *grad, float *m, float *v, int nthreads);
 /* Each block summed in double, in increasing i, rounded once. */
 void lgpu_ref_sumsq(const lgpu_sumsq_params *p, const float *x, float *out, int nthreads);
+void lgpu_ref_dropout(const lgpu_dropout_params *p, const float *x, float *y, int nthreads);
+/* Philox4x32-10 (Random123's philox4x32_R(10, ctr, key)): the counter-based
+ * generator dropout's masks come from, shared with the tests' known answers. */
+void lgpu_ref_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 #endif
