@@ -1,8 +1,10 @@
 /* The trainer end to end on stories260K and datasets/stories-instruct:
  * loss falls; 10 steps + resume + 10 steps give the same adapter bits as 20
  * steps; a kill -9 in the middle of a save leaves the previous checkpoint
- * whole and the run resumable to the same bits; gradient accumulation
- * equals a bigger micro-batch; bad data and a full device are clear errors. */
+ * whole and the run resumable to the same bits; the same with LoRA dropout,
+ * whose masks are functions of (seed, step, micro-batch); gradient
+ * accumulation equals a bigger micro-batch; bad data and a full device are
+ * clear errors. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -136,6 +138,10 @@ static void test_loss_falls(void **state) {
  * test_resume_exact, which computes that one anyway. */
 static float *killed_values;
 static size_t n_killed;
+/* test_resume_exact's 20 steps without dropout, which test_resume_dropout's
+ * must differ from (else its masks would drop nothing) */
+static float *plain_values;
+static size_t n_plain;
 
 /* A child dies (SIGKILL) half-way through writing checkpoint-20; the parent
  * finds checkpoint-10 whole and a .tmp folder, and resumes from it. */
@@ -199,10 +205,57 @@ static void test_resume_exact(void **state) {
     assert_int_equal(n, n_killed);
     assert_memory_equal(ref, killed_values, n * sizeof *ref);
     print_message("killed in the save of step 20, resumed from checkpoint-10: the same %zu values\n", n);
-    free(ref);
+    plain_values = ref;
+    n_plain = n;
     free(resumed);
     free(killed_values);
     killed_values = NULL;
+    lgpu_model_destroy(m);
+    tu_tmpdir_remove(d1);
+    tu_tmpdir_remove(d2);
+}
+
+/* With LoRA dropout: 20 steps == 10 steps, stop, resume, 10 more, bit for
+ * bit; the adapter differs from the dropout-free run's; a checkpoint does
+ * not resume under another dropout. (That each micro-batch of a step gets
+ * its own masks is test_train_step's: a second micro-batch per step would
+ * double this test's time on lavapipe.) */
+static void test_resume_dropout(void **state) {
+    lgpu_model *m = model();
+    char d1[512], d2[512];
+    assert_non_null(tu_tmpdir_create("train-drop-whole", d1, sizeof d1));
+    assert_non_null(tu_tmpdir_create("train-drop-resumed", d2, sizeof d2));
+    lgpu_train_params p = small_params(d1);
+    p.lora.dropout = 0.1f;
+    run_log whole = {.first_val = NAN};
+    size_t n, n2;
+    float *ref = train(m, &p, NULL, &whole, &n);
+    p.output_dir = d2;
+    run_log first = {.first_val = NAN, .stop_at = 10};
+    free(train(m, &p, NULL, &first, &n2));
+    assert_int_equal(first.n_steps, 10);
+    run_log second = {.first_val = NAN};
+    float *resumed = train(m, &p, d2, &second, &n2);
+    assert_int_equal(second.n_steps, 10);
+    assert_int_equal(n, n2);
+    assert_memory_equal(ref, resumed, n * sizeof *ref);
+    print_message("dropout 0.1: 20 steps and 10 + resume + 10: %zu adapter values bit-identical (loss %.3f -> %.3f)\n",
+                  n, whole.first_loss, whole.last_loss);
+    assert_non_null(plain_values);
+    assert_int_equal(n, n_plain);
+    assert_true(memcmp(ref, plain_values, n * sizeof *ref) != 0);
+    /* another dropout is another run: refused, naming the field */
+    p.lora.dropout = 0.2f;
+    lgpu_trainer *t;
+    TU_OK(lgpu_trainer_create(m, &p, &t));
+    assert_int_equal(lgpu_trainer_resume(t, d2), LGPU_EINVAL);
+    print_message("%s\n", lgpu_last_error());
+    assert_non_null(strstr(lgpu_last_error(), "lora_dropout"));
+    lgpu_trainer_destroy(t);
+    free(ref);
+    free(resumed);
+    free(plain_values);
+    plain_values = NULL;
     lgpu_model_destroy(m);
     tu_tmpdir_remove(d1);
     tu_tmpdir_remove(d2);
@@ -289,6 +342,7 @@ int main(void) {
         /* first: it forks, and a child must not inherit thread pools */
         cmocka_unit_test(test_kill_during_save),
         cmocka_unit_test(test_loss_falls),    cmocka_unit_test(test_resume_exact),
+        cmocka_unit_test(test_resume_dropout),
         cmocka_unit_test(test_grad_accum),
         cmocka_unit_test(test_bad_data),      cmocka_unit_test(test_out_of_memory),
     };

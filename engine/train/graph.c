@@ -3,9 +3,13 @@
  * Notation: M = B*T rows, D = dim, H heads of size hd, G kv heads, F =
  * hidden_dim, V = n_vocab, r = rank, s = alpha / r. A LoRA-adapted
  * projection computes y = x W^T + s (x A^T) B^T; u = x A^T (M, r) is saved
- * for the backward.
+ * for the backward. With LoRA dropout p > 0 (a training run's backward
+ * pass only; evaluation runs without it, as model.eval() does), the
+ * adapter's input is dropped as PEFT does, lora_B(lora_A(dropout(x))) *
+ * scaling, with a mask of its own per projection: xd = dropout(x) (M, in) is
+ * saved and u = xd A^T, while the base matmul sees x.
  *
- * Forward, per layer l (saved: x_l, h1, q, k, v, o, lse, xm, h2, g, u, sw, u_t):
+ * Forward, per layer l (saved: x_l, h1, q, k, v, o, lse, xm, h2, g, u, sw, u_t, xd_t):
  *   h1 = rmsnorm(x_l) * attn_norm
  *   q, k, v = projections of h1 (k, v written straight into the dense pools)
  *   rope(q), rope(k)
@@ -23,12 +27,26 @@
  *   dh = dproj_q(dq) + dproj_k(dk) + dproj_v(dv);  dx += rmsnorm'(x_l, dh)
  * where dproj(dy) = dy W (frozen W) plus the LoRA part, which also adds to
  * the adapter's gradients:
- *   dB += s dy^T u;  du_t = s dy B;  dA += du_t^T x;  dx_in += du_t A */
+ *   dB += s dy^T u;  du_t = s dy B;  dA += du_t^T x;  dx_in += du_t A
+ * and with dropout, x is xd and the last one is dx_in += mask(du_t A): du_t A
+ * into a scratch, then the same dropout op (same seed, so the same mask)
+ * accumulating into dx_in.
+ *
+ * Masks: the dropout op's mask is a function of its seed and the element's
+ * index only (Philox, integer arithmetic), and the seed of each (layer,
+ * target) comes from the micro-batch's key (run seed, step, micro-batch)
+ * through splitmix64 on the host: a step draws the same masks on every
+ * device, on every rerun and after a resume. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "train/graph.h"
+#include "train/rng.h"
+
+/* dropout's stream of the run's seed: even, so it never meets an epoch's
+ * shuffle (odd streams, batch.c), and not the split's "split" */
+#define LGPU_DROPOUT_STREAM 0x64726F706F7574ull /* "dropout" */
 
 #define TRY(expr)                          \
     do {                                   \
@@ -39,6 +57,7 @@ typedef struct layer_act {
     lgpu_buf *x;           /* (M, D) the layer's input */
     lgpu_buf *h1, *q, *k, *v, *o, *lse, *xm, *h2, *g, *u, *sw;
     lgpu_buf *lu[LGPU_LORA_N_TARGETS]; /* (M, r) x A^T of each targeted projection */
+    lgpu_buf *xd[LGPU_LORA_N_TARGETS]; /* (M, in) dropout(x) of each, when dropout > 0 */
 } layer_act;
 
 struct lgpu_train_graph {
@@ -57,6 +76,10 @@ struct lgpu_train_graph {
     lgpu_buf *hf;     /* (M, D) final norm */
     /* backward scratch */
     lgpu_buf *dx, *dh, *dq, *dk, *dv, *d_o, *dsw, *dg, *du, *dlu, *dsc;
+    lgpu_buf *dxd; /* (M, max in) du A before its dropout mask, when dropout > 0 */
+    /* this run: whether it drops the adapters' inputs, and with which key */
+    bool drop;
+    lgpu_train_mb_key key;
     lgpu_buf *z, *stats, *loss; /* (M, C) logits chunk; (M, 4); (M) */
     float *loss_host;
     lgpu_buf **grad; /* n_layers, the adapter's layout */
@@ -92,8 +115,12 @@ static int alloc_all(lgpu_train_graph *g) {
             (st = new_buf(g, M * D * f, &a->h2)) || (st = new_buf(g, M * F * f, &a->g)) ||
             (st = new_buf(g, M * F * f, &a->u)) || (st = new_buf(g, M * F * f, &a->sw)))
             return st;
-        for (int t = 0; t < LGPU_LORA_N_TARGETS; t++)
-            if (g->lora->layer[l].mat[t].on && (st = new_buf(g, M * r * f, &a->lu[t]))) return st;
+        for (int t = 0; t < LGPU_LORA_N_TARGETS; t++) {
+            const lgpu_lora_mat *mt = &g->lora->layer[l].mat[t];
+            if (!mt->on) continue;
+            if ((st = new_buf(g, M * r * f, &a->lu[t]))) return st;
+            if (g->lora->dropout > 0 && (st = new_buf(g, M * mt->in * f, &a->xd[t]))) return st;
+        }
         size_t gb = g->lora->layer[l].bytes;
         if ((st = lgpu_buf_create(g->dev, gb, gb, &g->grad[l]))) return st;
         g->bytes += gb;
@@ -107,6 +134,16 @@ static int alloc_all(lgpu_train_graph *g) {
         (st = new_buf(g, M * hp->n_heads * f, &g->dsc)) || (st = new_buf(g, M * g->C * f, &g->z)) ||
         (st = new_buf(g, M * 4 * f, &g->stats)) || (st = new_buf(g, M * f, &g->loss)))
         return st;
+    if (g->lora->dropout > 0) {
+        /* the dropout op counts elements in 32 bits (the host device has no
+         * binding limit to stop a larger buffer earlier) */
+        size_t in_max = D > F ? D : F;
+        if (qd > in_max) in_max = qd;
+        if ((uint64_t)M * in_max > UINT32_MAX)
+            return lgpu_set_error(LGPU_ERANGE, "training: LoRA dropout over %zu x %zu values exceeds 2^32 (lower the "
+                                  "micro-batch size or the sequence length)", M, in_max);
+        if ((st = new_buf(g, M * in_max * f, &g->dxd))) return st;
+    }
     /* inputs: tokens, targets, sequence (= block table row) and position of each row, the block table */
     size_t a = LGPU_ALIGN_UP(M * 4, LGPU_REF_ALIGN);
     g->off_tok = 0, g->off_tgt = a, g->off_seq = 2 * a, g->off_pos = 3 * a, g->off_table = 4 * a;
@@ -166,11 +203,14 @@ void lgpu_train_graph_destroy(lgpu_train_graph *g) {
         layer_act *a = &g->act[l];
         lgpu_buf *all[] = {a->x, a->h1, a->q, a->k, a->v, a->o, a->lse, a->xm, a->h2, a->g, a->u, a->sw};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
-        for (int t = 0; t < LGPU_LORA_N_TARGETS; t++) lgpu_buf_destroy(a->lu[t]);
+        for (int t = 0; t < LGPU_LORA_N_TARGETS; t++) {
+            lgpu_buf_destroy(a->lu[t]);
+            lgpu_buf_destroy(a->xd[t]);
+        }
     }
     for (uint32_t l = 0; g->grad && l < L; l++) lgpu_buf_destroy(g->grad[l]);
     lgpu_buf *all[] = {g->in, g->inv_freq, g->x_last, g->hf, g->dx, g->dh, g->dq, g->dk, g->dv, g->d_o, g->dsw,
-                       g->dg, g->du, g->dlu, g->dsc, g->z, g->stats, g->loss};
+                       g->dg, g->du, g->dlu, g->dsc, g->dxd, g->z, g->stats, g->loss};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lgpu_buf_destroy(all[i]);
     free(g->act);
     free(g->grad);
@@ -233,17 +273,31 @@ static int copy(lgpu_train_graph *g, lgpu_buf *x, lgpu_buf *y, size_t n) {
     return lgpu_op_scale(g->ex, &p, R(x), R(y));
 }
 
-/* y (+)= x W^T + s (x A^T) B^T, saving u = x A^T */
+/* The dropout op of target t in layer l for this run's micro-batch: n
+ * elements of (M, in), y (+)= x * mask / (1 - p). */
+static int dropout(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, uint32_t in, lgpu_buf *x, lgpu_buf *y,
+                   bool acc) {
+    lgpu_dropout_params p = lgpu_dropout_params_make(g->M * in, g->lora->dropout,
+                                                     lgpu_train_dropout_seed(&g->key, l, t), acc);
+    return lgpu_op_dropout(g->ex, &p, R(x), R(y));
+}
+
+/* y (+)= x W^T + s (xd A^T) B^T, saving u = xd A^T; xd = x, or with dropout
+ * dropout(x), saved too */
 static int proj(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, lgpu_buf *x, lgpu_buf *y, bool acc) {
     const lgpu_wt *w = lgpu_lora_base_weight(g->m, l, t);
     int st = matmul(g, w, x, y, acc);
     const lgpu_lora_mat *mt = &g->lora->layer[l].mat[t];
     if (st || !mt->on) return st;
-    lgpu_buf *ab = g->lora->layer[l].buf, *u = g->act[l].lu[t];
+    lgpu_buf *ab = g->lora->layer[l].buf, *u = g->act[l].lu[t], *xd = x;
     const uint32_t r = g->lora->rank;
-    /* u = x A^T: (M, in) x (r, in)^T */
-    if ((st = gemm(g, g->M, r, mt->in, R(x), mt->in, false, lgpu_ref_at(ab, mt->off_a), mt->in, true, R(u), r, 1.0f,
-                   false)))
+    if (g->drop) {
+        xd = g->act[l].xd[t];
+        if ((st = dropout(g, l, t, mt->in, x, xd, false))) return st;
+    }
+    /* u = xd A^T: (M, in) x (r, in)^T */
+    if ((st = gemm(g, g->M, r, mt->in, R(xd), mt->in, false, lgpu_ref_at(ab, mt->off_a), mt->in, true, R(u), r,
+                   1.0f, false)))
         return st;
     /* y += s u B^T: (M, r) x (out, r)^T */
     return gemm(g, g->M, mt->out, r, R(u), r, false, lgpu_ref_at(ab, mt->off_b), r, true, R(y), mt->out,
@@ -251,7 +305,8 @@ static int proj(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, lgpu_buf *x
 }
 
 /* dx (+)= dy W + the LoRA part, whose gradients are added to dA and dB:
- * dB += s dy^T u;  du = s dy B;  dA += du^T x;  dx += du A */
+ * dB += s dy^T u;  du = s dy B;  dA += du^T xd;  dx += mask(du A) (xd = x
+ * and no mask without dropout) */
 static int proj_back(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, lgpu_buf *x, lgpu_buf *dy, lgpu_buf *dx,
                      bool acc) {
     const lgpu_wt *w = lgpu_lora_base_weight(g->m, l, t);
@@ -259,6 +314,7 @@ static int proj_back(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, lgpu_b
     const lgpu_lora_mat *mt = &g->lora->layer[l].mat[t];
     if (st || !mt->on) return st;
     lgpu_buf *ab = g->lora->layer[l].buf, *gb = g->grad[l], *u = g->act[l].lu[t];
+    lgpu_buf *xd = g->drop ? g->act[l].xd[t] : x;
     const uint32_t r = g->lora->rank, M = g->M;
     const float s = g->lora->scale;
     /* dB (out, r) += s dy^T u: dy (M, out) transposed, u (M, r) */
@@ -268,13 +324,19 @@ static int proj_back(lgpu_train_graph *g, uint32_t l, lgpu_lora_target t, lgpu_b
     if ((st = gemm(g, M, r, mt->out, R(dy), mt->out, false, lgpu_ref_at(ab, mt->off_b), r, false, R(g->dlu), r, s,
                    false)))
         return st;
-    /* dA (r, in) += du^T x */
-    if ((st = gemm(g, r, mt->in, M, R(g->dlu), r, true, R(x), mt->in, false, lgpu_ref_at(gb, mt->off_a), mt->in,
+    /* dA (r, in) += du^T xd */
+    if ((st = gemm(g, r, mt->in, M, R(g->dlu), r, true, R(xd), mt->in, false, lgpu_ref_at(gb, mt->off_a), mt->in,
                    1.0f, true)))
         return st;
     /* dx (M, in) += du A */
-    return gemm(g, M, mt->in, r, R(g->dlu), r, false, lgpu_ref_at(ab, mt->off_a), mt->in, false, R(dx), mt->in, 1.0f,
-                true);
+    if (!g->drop)
+        return gemm(g, M, mt->in, r, R(g->dlu), r, false, lgpu_ref_at(ab, mt->off_a), mt->in, false, R(dx), mt->in,
+                    1.0f, true);
+    /* dx += mask(du A): the forward's mask, drawn again from the same seed */
+    if ((st = gemm(g, M, mt->in, r, R(g->dlu), r, false, lgpu_ref_at(ab, mt->off_a), mt->in, false, R(g->dxd), mt->in,
+                   1.0f, false)))
+        return st;
+    return dropout(g, l, t, mt->in, g->dxd, dx, true);
 }
 
 /* ---- forward ---- */
@@ -401,9 +463,28 @@ done:
     return st;
 }
 
+uint64_t lgpu_train_dropout_seed(const lgpu_train_mb_key *key, uint32_t layer, lgpu_lora_target t) {
+    /* a stream of the run's seed of its own (the data's split and shuffles
+     * use others), then each coordinate folded in by one splitmix64 step:
+     * for a fixed state the step is a bijection of the coordinate */
+    uint64_t h = lgpu_rng_stream(key->seed, LGPU_DROPOUT_STREAM);
+    const uint64_t parts[4] = {key->step, key->micro, layer, (uint64_t)t};
+    for (int i = 0; i < 4; i++) {
+        uint64_t s = h ^ parts[i];
+        h = lgpu_splitmix64(&s);
+    }
+    return h;
+}
+
 int lgpu_train_graph_run(lgpu_train_graph *g, const int32_t *tokens, const int32_t *targets, bool backward,
-                         float grad_scale, double *loss_sum, uint32_t *n_counted) {
+                         float grad_scale, const lgpu_train_mb_key *key, double *loss_sum, uint32_t *n_counted) {
     if (!g || !tokens || !targets) return lgpu_set_error(LGPU_EINVAL, "lgpu_train_graph_run: NULL argument");
+    /* dropout in training only: a run without backward is an evaluation */
+    g->drop = backward && g->lora->dropout > 0;
+    if (g->drop && !key)
+        return lgpu_set_error(LGPU_EINVAL, "lgpu_train_graph_run: LoRA dropout %g needs the micro-batch's key",
+                              (double)g->lora->dropout);
+    g->key = key ? *key : (lgpu_train_mb_key){0};
     const uint32_t V = g->m->hp.n_vocab;
     uint32_t counted = 0;
     for (uint32_t i = 0; i < g->M; i++) {

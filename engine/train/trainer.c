@@ -249,7 +249,11 @@ int lgpu_trainer_step(lgpu_trainer *t, lgpu_train_progress *out) {
     for (uint32_t k = 0; k < p->grad_accum; k++) {
         double s;
         uint32_t c;
-        if ((st = lgpu_train_graph_run(t->graph, t->tokens + k * rows, t->targets + k * rows, true, scale, &s, &c)))
+        /* LoRA dropout's masks: a function of (seed, step, micro-batch), so
+         * a resumed run draws the ones the uninterrupted run would have */
+        lgpu_train_mb_key key = {.seed = p->seed, .step = t->step, .micro = k};
+        if ((st = lgpu_train_graph_run(t->graph, t->tokens + k * rows, t->targets + k * rows, true, scale, &key, &s,
+                                       &c)))
             return explain_oom(t, st);
         loss_sum += s;
     }
@@ -283,7 +287,8 @@ int lgpu_trainer_evaluate(lgpu_trainer *t, double *val_loss) {
         double s;
         /* epoch 0 of the validation batcher: the same batches every time */
         int st = lgpu_batcher_get(t->val_b, 0, i, t->tokens, t->targets, &c);
-        if (!st) st = lgpu_train_graph_run(t->graph, t->tokens, t->targets, false, 0, &s, &c);
+        /* no backward: no dropout, as in model.eval() */
+        if (!st) st = lgpu_train_graph_run(t->graph, t->tokens, t->targets, false, 0, NULL, &s, &c);
         if (st) return st;
         sum += s;
         counted += c;
@@ -354,14 +359,15 @@ static json_t *run_identity(const lgpu_trainer *t) {
     /* the data's fingerprint (tokens and masks) as text: JSON integers are signed */
     char fingerprint[24];
     snprintf(fingerprint, sizeof fingerprint, "%016llx", (unsigned long long)lgpu_dataset_fingerprint(t->train_ds));
-    return json_pack("{s:s, s:s?, s:f, s:b, s:b, s:b, s:i, s:i, s:i, s:I, s:I, s:i, s:f, s:i, s:s, s:I, s:s}",
+    return json_pack("{s:s, s:s?, s:f, s:b, s:b, s:b, s:i, s:i, s:i, s:I, s:I, s:i, s:f, s:f, s:i, s:s, s:I, s:s}",
                      "train_file", p->train_file, "val_file", p->val_file, "val_split", (double)p->val_split,
                      "skip_invalid", p->skip_invalid, "train_on_prompt", p->train_on_prompt, "pack", p->pack,
                      "seq_len", (int)p->seq_len, "micro_batch", (int)p->micro_batch, "grad_accum",
                      (int)p->grad_accum, "seed", (json_int_t)p->seed, "train_examples", (json_int_t)t->info.n_train,
-                     "lora_rank", (int)t->lora->rank, "lora_alpha", (double)t->lora->alpha, "lora_targets",
-                     (int)t->lora->targets, "model", lgpu_model_desc(t->model), "model_params",
-                     (json_int_t)lgpu_model_n_params(t->model), "train_data", fingerprint);
+                     "lora_rank", (int)t->lora->rank, "lora_alpha", (double)t->lora->alpha, "lora_dropout",
+                     (double)t->lora->dropout, "lora_targets", (int)t->lora->targets, "model",
+                     lgpu_model_desc(t->model), "model_params", (json_int_t)lgpu_model_n_params(t->model),
+                     "train_data", fingerprint);
 }
 
 int lgpu_trainer_save(lgpu_trainer *t, const char **dir) {

@@ -21,6 +21,13 @@ What it does, step by step:
  4. Reads the inputs (safetensors): `tokens` int32 (B, T), optional `labels`
     int32 (B, T), labels[b, t] = target of the prediction made at position t
     (already shifted), -100 = ignored.  Positions are 0..T-1 in every row.
+    Optional LoRA dropout masks, for an adapter in training mode: a float
+    tensor `dropout.layers.N.MODULE` (B, T, in) multiplies the input of
+    layer N's MODULE adapter, as PEFT's lora_dropout does
+    (lora_B(lora_A(dropout(x))) * scaling, dropout(x) = x * mask with mask
+    0 or 1 / (1 - p)); the base projection sees x.  The masks come from the
+    caller because the caller's generator is not torch's.  A targeted module
+    without a mask gets none (eval mode).
  5. Computes logits (B, T, V) in --dtype (default float64; weights upcast),
     and with labels the mean cross-entropy over the non-ignored positions of
     the whole batch, then loss.backward() to get d loss / d A and d loss / d B.
@@ -492,9 +499,11 @@ def apply_rope_half(x, cos, sin):
     return x * cos + rotate_half(x) * sin
 
 
-def forward(model, tokens, adapter=None):
+def forward(model, tokens, adapter=None, dropout=None):
     """Logits (B, T, V) for tokens (B, T) int64, positions 0..T-1, causal.
-    With an adapter, every targeted projection gets PEFT's LoRA term."""
+    With an adapter, every targeted projection gets PEFT's LoRA term;
+    dropout[(layer, module)] (B, T, in), when given, multiplies that LoRA
+    term's input (PEFT's lora_dropout in training mode, the mask given)."""
     B, T = tokens.shape
     H, Hkv, hd = model.n_head, model.n_head_kv, model.head_dim
     cos, sin = rope_cos_sin(T, hd, model.rope_base, model.dtype)
@@ -505,6 +514,8 @@ def forward(model, tokens, adapter=None):
         if adapter is not None and (l, mod) in adapter.modules:
             A, Bm, scale = adapter.modules[(l, mod)]
             # PEFT Linear.forward: result + lora_B(lora_A(dropout(x))) * scaling (no dropout at eval)
+            if dropout is not None and (l, mod) in dropout:
+                x = x * dropout[(l, mod)]
             y = y + ((x @ A.T) @ Bm.T) * scale
         return y
 
@@ -683,11 +694,17 @@ class Adapter:
 # Inputs, outputs, command line
 # ---------------------------------------------------------------------------
 
-def read_inputs(path, n_vocab):
+DROPOUT_NAME = re.compile(r"^dropout\.layers\.(\d+)\.(" + "|".join(MODULES) + r")$")
+
+
+def read_inputs(path, model, adapter=None):
+    """-> (tokens (B, T) int64, labels (B, T) int64 or None, dropout masks
+    {(layer, module): (B, T, in) tensor in model.dtype})."""
+    n_vocab = model.n_vocab
     tensors, _ = read_safetensors(path)
-    extra = set(tensors) - {"tokens", "labels"}
+    extra = sorted(n for n in set(tensors) - {"tokens", "labels"} if not DROPOUT_NAME.match(n))
     if extra:
-        fail(path, sorted(extra)[0], "unexpected tensor (only tokens and labels)")
+        fail(path, extra[0], "unexpected tensor (only tokens, labels and dropout.layers.N.MODULE)")
     if "tokens" not in tensors:
         fail(path, "tokens", "missing")
     tok = tensors["tokens"]
@@ -706,16 +723,33 @@ def read_inputs(path, n_vocab):
         if (lab == -100).all():
             fail(path, "labels", "every label is -100: the mean loss is undefined")
         lab = torch.from_numpy(lab.astype(np.int64))
-    return torch.from_numpy(tok.astype(np.int64)), lab
+    masks = {}
+    for name in sorted(tensors):
+        m = DROPOUT_NAME.match(name)
+        if not m:
+            continue
+        layer, mod = int(m.group(1)), m.group(2)
+        if adapter is None or (layer, mod) not in adapter.modules:
+            fail(path, name, f"a dropout mask for layer {layer} {mod}, which "
+                 + ("no adapter is given for" if adapter is None else "the adapter does not target"))
+        x = tensors[name]
+        want = (*tok.shape, model.shapes[mod][1])
+        if x.dtype.kind != "f" or x.shape != want:
+            fail(path, name, f"must be a float tensor of shape (B, T, in) = {list(want)}, "
+                 f"got {x.dtype} {list(x.shape)}")
+        if not np.isfinite(x).all() or (x < 0).any():
+            fail(path, name, "mask values must be finite and >= 0 (0 or 1 / (1 - p))")
+        masks[(layer, mod)] = torch.from_numpy(x.astype(np.float64)).to(model.dtype)
+    return torch.from_numpy(tok.astype(np.int64)), lab, masks
 
 
 def run(model_path, adapter_dir, inputs_path, out_path, dtype_name="float64"):
     dtype = {"float64": torch.float64, "float32": torch.float32}[dtype_name]
     model = LlamaModel(model_path, dtype)
     adapter = Adapter(adapter_dir, model) if adapter_dir else None
-    tokens, labels = read_inputs(inputs_path, model.n_vocab)
+    tokens, labels, masks = read_inputs(inputs_path, model, adapter)
 
-    logits = forward(model, tokens, adapter)
+    logits = forward(model, tokens, adapter, masks)
     out = {"logits": ("F32", logits.detach().float().numpy())}
     meta = {"format": "lgpu lora_ref 1", "model": model_path, "adapter": adapter_dir or "",
             "inputs": inputs_path, "dtype": dtype_name, "batch": tokens.shape[0], "n_tokens": tokens.shape[1]}
@@ -723,7 +757,7 @@ def run(model_path, adapter_dir, inputs_path, out_path, dtype_name="float64"):
     if adapter is not None:
         meta.update({"lora_r": adapter.r, "lora_alpha": repr(adapter.alpha),
                      "use_rslora": str(adapter.rslora).lower(),
-                     "lora_scaling": json.dumps(adapter.scaling)})
+                     "lora_scaling": json.dumps(adapter.scaling), "dropout_masks": len(masks)})
     if labels is not None:
         loss = loss_fn(logits, labels)
         if adapter is not None:
@@ -742,7 +776,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="PyTorch autograd reference for LoRA on GGUF LLaMA models")
     ap.add_argument("--model", required=True, help="base model, GGUF v3")
     ap.add_argument("--adapter", help="PEFT LoRA directory (adapter_config.json, adapter_model.safetensors)")
-    ap.add_argument("--inputs", required=True, help="safetensors with tokens I32 (B,T) and optional labels I32 (B,T)")
+    ap.add_argument("--inputs", required=True, help="safetensors with tokens I32 (B,T), optional labels I32 (B,T) and "
+                    "optional LoRA dropout masks dropout.layers.N.MODULE (B,T,in)")
     ap.add_argument("--out", required=True, help="output safetensors")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     a = ap.parse_args(argv)

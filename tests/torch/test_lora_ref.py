@@ -19,7 +19,11 @@ Checks (each prints one or more "ok" lines; any failure raises and exits non-zer
      of the float64 loss (relative error < 1e-6); rank_pattern / alpha_pattern /
      use_rslora scalings.
   6. An adapter with B = 0 gives exactly the base model's logits and loss.
-  7. Malformed inputs give a non-zero exit status and name the file and field.
+  7. LoRA dropout masks in the inputs: all ones change no bit, all zeros give
+     the base model and zero gradients, random 0 or 1/(1-p) masks give
+     gradients that agree with central finite differences; bad masks are
+     errors naming the tensor.
+  8. Malformed inputs give a non-zero exit status and name the file and field.
 """
 
 import contextlib
@@ -533,7 +537,91 @@ def test_adapters(tmp, gguf):
 
 
 # ---------------------------------------------------------------------------
-# 7. malformed inputs
+# 7. LoRA dropout masks
+# ---------------------------------------------------------------------------
+
+def test_dropout_masks(tmp, gguf, inputs, adir):
+    model = R.LlamaModel(gguf, torch.float64)
+    ins, _ = R.read_safetensors(inputs)
+    Bn, T = ins["tokens"].shape
+    base = {"tokens": ("I32", ins["tokens"]), "labels": ("I32", ins["labels"])}
+    plain_out = os.path.join(tmp, "plain.safetensors")
+    rc, err = run_main(["--model", gguf, "--adapter", adir, "--inputs", inputs, "--out", plain_out])
+    assert rc == 0, err
+    plain, _ = R.read_safetensors(plain_out)
+
+    def run_with(tag, masks):
+        path, out = os.path.join(tmp, f"in_{tag}.safetensors"), os.path.join(tmp, f"out_{tag}.safetensors")
+        R.write_safetensors(path, {**base, **{f"dropout.layers.{l}.{m}": ("F32", v) for (l, m), v in masks.items()}})
+        rc, err = run_main(["--model", gguf, "--adapter", adir, "--inputs", path, "--out", out])
+        assert rc == 0, err
+        res, meta = R.read_safetensors(out)
+        assert meta["dropout_masks"] == str(len(masks))
+        return path, res
+
+    every = [(l, m) for l in range(model.n_layer) for m in R.MODULES]
+    shape = lambda m: (Bn, T, model.shapes[m][1])
+    _, ones = run_with("ones", {k: np.ones(shape(k[1]), np.float32) for k in every})
+    assert all(np.array_equal(ones[n], plain[n]) for n in plain)
+    _, zeros = run_with("zeros", {k: np.zeros(shape(k[1]), np.float32) for k in every})
+    base_out = os.path.join(tmp, "base_only.safetensors")
+    rc, err = run_main(["--model", gguf, "--inputs", inputs, "--out", base_out])
+    assert rc == 0, err
+    b_res, _ = R.read_safetensors(base_out)
+    assert np.array_equal(zeros["loss"], b_res["loss"]) and np.array_equal(zeros["logits"], b_res["logits"])
+    assert not any(zeros[n].any() for n in zeros if n.endswith(".grad"))
+    ok("dropout masks: all ones change no bit; all zeros give the base model's logits and loss, and zero gradients")
+
+    # random masks (p = 0.3) on every module: autograd against central differences
+    rng = np.random.default_rng(9)
+    p = 0.3
+    masks = {k: ((rng.random(shape(k[1])) >= p) / (1 - p)).astype(np.float32) for k in every}
+    path, res = run_with("random", masks)
+    assert abs(res["loss"][0] - plain["loss"][0]) > 1e-6     # the masks matter
+    adapter = R.Adapter(adir, model)
+    tok, lab, mk = R.read_inputs(path, model, adapter)
+    assert len(mk) == len(every)
+    params = dict(adapter.named_params())
+
+    def loss_now():
+        with torch.no_grad():
+            return R.loss_fn(R.forward(model, tok, adapter, mk), lab).item()
+
+    assert abs(loss_now() - res["loss"][0]) < 1e-12 * abs(res["loss"][0])
+    h = 1e-5
+    for name in ("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight",
+                 "base_model.model.model.layers.4.mlp.down_proj.lora_A.weight",
+                 "base_model.model.model.layers.2.mlp.up_proj.lora_B.weight"):
+        g = res[name + ".grad"]
+        idx = np.unravel_index(np.abs(g).argmax(), g.shape)
+        P = params[name]
+        with torch.no_grad():
+            orig = P[idx].item()
+            P[idx] = orig + h
+            lp = loss_now()
+            P[idx] = orig - h
+            lm = loss_now()
+            P[idx] = orig
+        fd = (lp - lm) / (2 * h)
+        assert abs(fd - g[idx]) < 1e-6 * abs(g[idx]), (name, idx, fd, g[idx])
+    ok(f"dropout masks p={p} on all {len(every)} modules: loss {res['loss'][0]:.6f} (without {plain['loss'][0]:.6f}), "
+       "gradients agree with central finite differences (rel < 1e-6)")
+
+    # bad masks: another shape, a module the adapter does not target, a negative value
+    out = os.path.join(tmp, "err.safetensors")
+    for tag, name, value, needle in (
+            ("shape", "dropout.layers.0.q_proj", np.ones((Bn, T, 3), np.float32), "shape"),
+            ("layer", "dropout.layers.9.q_proj", np.ones(shape("q_proj"), np.float32), "does not target"),
+            ("neg", "dropout.layers.0.up_proj", -np.ones(shape("up_proj"), np.float32), ">= 0")):
+        bad = os.path.join(tmp, f"bad_mask_{tag}.safetensors")
+        R.write_safetensors(bad, {**base, name: ("F32", value)})
+        rc, err = run_main(["--model", gguf, "--adapter", adir, "--inputs", bad, "--out", out])
+        assert rc != 0 and bad in err and name in err and needle in err, (tag, rc, err)
+    ok("bad dropout masks (shape, untargeted module, negative) -> exit 1 naming the tensor")
+
+
+# ---------------------------------------------------------------------------
+# 8. malformed inputs
 # ---------------------------------------------------------------------------
 
 def test_errors(tmp, gguf, inputs, adir):
@@ -590,6 +678,7 @@ def main():
         test_random_model(tmp)
         gguf = test_stories260k()
         inputs, adir = test_adapters(tmp, gguf)
+        test_dropout_masks(tmp, gguf, inputs, adir)
         test_errors(tmp, gguf, inputs, adir)
     print(f"all {n_checks} checks passed ({time.time() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU "
           "in this process)")
