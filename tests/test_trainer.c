@@ -314,6 +314,67 @@ static void test_bad_data(void **state) {
     lgpu_train_data_info info;
     lgpu_trainer_data_info(t, &info);
     assert_true(info.n_skipped > 0);
+    /* the data sets as read: the reasons, for the program to print */
+    const lgpu_dataset *ds = lgpu_trainer_dataset(t, false);
+    assert_non_null(ds);
+    assert_null(lgpu_trainer_dataset(t, true)); /* no val_file */
+    assert_int_equal(lgpu_dataset_n_skipped(ds), info.n_skipped);
+    assert_non_null(strstr(lgpu_dataset_skip_reason(ds, 0), "bad_lines.jsonl:2"));
+    lgpu_trainer_destroy(t);
+    lgpu_model_destroy(m);
+    tu_tmpdir_remove(dir);
+}
+
+typedef struct event_log {
+    int events[16][2]; /* (event, step) */
+    int n;
+} event_log;
+
+static int on_event(void *ud, const lgpu_train_progress *p) {
+    event_log *e = ud;
+    if (e->n < 16) e->events[e->n][0] = p->event, e->events[e->n][1] = (int)p->step, e->n++;
+    return 0;
+}
+
+/* progress_every_step: a TICK for each step that is not logged; the data
+ * options reach the dataset (a forced format, a prompt template). */
+static void test_ticks_and_data_options(void **state) {
+    lgpu_model *m = model();
+    char dir[512];
+    assert_non_null(tu_tmpdir_create("train-ticks", dir, sizeof dir));
+    lgpu_train_params p = small_params(dir);
+    p.val_file = NULL;
+    p.max_steps = 3;
+    p.log_every = 2;
+    p.save_every = 0;
+    p.progress_every_step = true;
+    p.threads = 1;
+    lgpu_trainer *t;
+    TU_OK(lgpu_trainer_create(m, &p, &t));
+    assert_non_null(lgpu_trainer_dataset(t, false));
+    assert_int_equal(lgpu_dataset_format_of(lgpu_trainer_dataset(t, false)), LGPU_DATASET_ALPACA);
+    event_log e = {0};
+    TU_OK(lgpu_trainer_run(t, on_event, &e));
+    lgpu_trainer_destroy(t);
+    const int want[][2] = {{LGPU_TRAIN_TICK, 1}, {LGPU_TRAIN_STEP, 2}, {LGPU_TRAIN_STEP, 3}, {LGPU_TRAIN_SAVE, 3}};
+    assert_int_equal(e.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(e.events[i][0], want[i][0]);
+        assert_int_equal(e.events[i][1], want[i][1]);
+    }
+    /* alpaca lines read as prompt/completion: every line is bad */
+    p.format = LGPU_DATASET_PROMPT_COMPLETION;
+    assert_int_equal(lgpu_trainer_create(m, &p, &t), LGPU_EFORMAT);
+    print_message("%s\n", lgpu_last_error());
+    p.format = LGPU_DATASET_AUTO;
+    p.prompt_template = "Q: {instruction} {nosuch}\nA: ";
+    assert_int_equal(lgpu_trainer_create(m, &p, &t), LGPU_EINVAL);
+    print_message("%s\n", lgpu_last_error());
+    p.prompt_template = "Q: {instruction} {input}\nA: ";
+    p.prompt_template_no_input = "Q: {instruction}\nA: ";
+    TU_OK(lgpu_trainer_create(m, &p, &t));
+    lgpu_train_data_info info;
+    lgpu_trainer_data_info(t, &info);
     lgpu_trainer_destroy(t);
     lgpu_model_destroy(m);
     tu_tmpdir_remove(dir);
@@ -345,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_resume_dropout),
         cmocka_unit_test(test_grad_accum),
         cmocka_unit_test(test_bad_data),      cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_ticks_and_data_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

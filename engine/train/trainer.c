@@ -18,6 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/grow.h"
+#include "dev/device.h"
 #include "lgpu/train.h"
 #include "train/batch.h"
 #include "train/checkpoint.h"
@@ -30,6 +31,7 @@ struct lgpu_trainer {
     lgpu_model *model;
     lgpu_train_params p;
     char *train_file, *val_file, *output_dir, *base_model; /* owned copies of p's strings */
+    char *prompt_template, *prompt_template_no_input, *chat_template;
     lgpu_dataset *train_ds, *val_ds;
     lgpu_batcher *train_b, *val_b;
     lgpu_lora *lora;
@@ -66,6 +68,7 @@ static int check_params(const lgpu_train_params *p, const lgpu_hparams *hp) {
         return lgpu_set_error(LGPU_EINVAL, "training: lr %g must be > 0, val_split %g and warmup_ratio %g in [0, 1)",
                               p->lr, p->val_split, p->warmup_ratio);
     if ((unsigned)p->schedule > LGPU_LR_COSINE) return lgpu_set_error(LGPU_EINVAL, "training: schedule %d", p->schedule);
+    if ((unsigned)p->format > LGPU_DATASET_TEXT) return lgpu_set_error(LGPU_EINVAL, "training: format %d", p->format);
     return 0;
 }
 
@@ -78,6 +81,9 @@ static int load_data(lgpu_trainer *t) {
     /* one example per row: cut (and count) what passes a row; packed rows
      * carry long examples across rows instead */
     dp.max_tokens = p->pack ? 0 : p->seq_len;
+    dp.format = p->format;
+    dp.prompt_template = p->prompt_template, dp.prompt_template_no_input = p->prompt_template_no_input;
+    dp.chat_template = p->chat_template;
     int st = lgpu_dataset_create(tok, &dp, &t->train_ds);
     if (st) return st;
     size_t n = lgpu_dataset_size(t->train_ds);
@@ -147,8 +153,15 @@ int lgpu_trainer_create(lgpu_model *model, const lgpu_train_params *params, lgpu
     t->base_model = dup_or_null(params->base_model ? params->base_model : lgpu_model_desc(model));
     t->p.train_file = t->train_file, t->p.val_file = t->val_file, t->p.output_dir = t->output_dir;
     t->p.base_model = t->base_model;
+    t->prompt_template = dup_or_null(params->prompt_template);
+    t->prompt_template_no_input = dup_or_null(params->prompt_template_no_input);
+    t->chat_template = dup_or_null(params->chat_template);
+    t->p.prompt_template = t->prompt_template, t->p.prompt_template_no_input = t->prompt_template_no_input;
+    t->p.chat_template = t->chat_template;
     t->val_loss = NAN;
-    if (!t->train_file || !t->output_dir || !t->base_model) {
+    if (!t->train_file || !t->output_dir || !t->base_model || (params->prompt_template && !t->prompt_template) ||
+        (params->prompt_template_no_input && !t->prompt_template_no_input) ||
+        (params->chat_template && !t->chat_template)) {
         st = lgpu_set_error(LGPU_ENOMEM, "lgpu_trainer_create");
         goto fail;
     }
@@ -174,6 +187,7 @@ int lgpu_trainer_create(lgpu_model *model, const lgpu_train_params *params, lgpu
         st = explain_oom(t, st);
         goto fail;
     }
+    lgpu_exec_set_threads(lgpu_train_graph_exec(t->graph), p->threads);
     size_t rows = (size_t)p->grad_accum * p->micro_batch * p->seq_len;
     t->tokens = malloc(rows * sizeof *t->tokens);
     t->targets = malloc(rows * sizeof *t->targets);
@@ -206,6 +220,9 @@ void lgpu_trainer_destroy(lgpu_trainer *t) {
     free(t->val_file);
     free(t->output_dir);
     free(t->base_model);
+    free(t->prompt_template);
+    free(t->prompt_template_no_input);
+    free(t->chat_template);
     free(t);
 }
 
@@ -213,6 +230,9 @@ lgpu_lora *lgpu_trainer_lora(lgpu_trainer *t) { return t ? t->lora : NULL; }
 uint64_t lgpu_trainer_steps_done(const lgpu_trainer *t) { return t ? t->step : 0; }
 uint64_t lgpu_trainer_total_steps(const lgpu_trainer *t) { return t ? t->total_steps : 0; }
 void lgpu_trainer_data_info(const lgpu_trainer *t, lgpu_train_data_info *out) { *out = t->info; }
+const lgpu_dataset *lgpu_trainer_dataset(const lgpu_trainer *t, bool validation) {
+    return !t ? NULL : validation ? t->val_ds : t->train_ds;
+}
 
 static void fill_progress(lgpu_trainer *t, lgpu_train_progress *pr, int event) {
     double el = t->elapsed_before + (lgpu_now_s() - t->t0);
@@ -446,6 +466,9 @@ int lgpu_trainer_run(lgpu_trainer *t, lgpu_train_callback cb, void *ud) {
                                            num(pr.epoch), "loss", num(pr.loss), "lr", num(pr.lr), "grad_norm",
                                            num(pr.grad_norm), "tokens_per_s", num(pr.tokens_per_s)));
             if (!st && cb && cb(ud, &pr)) stop = true;
+        } else if (p->progress_every_step && cb) {
+            pr.event = LGPU_TRAIN_TICK;
+            if (cb(ud, &pr)) stop = true;
         }
         if (!st && t->val_b && ((p->eval_every && t->step % p->eval_every == 0) || last)) {
             double vl;

@@ -13,6 +13,7 @@
 #ifndef LGPU_TRAIN_H
 #define LGPU_TRAIN_H
 
+#include "lgpu/dataset.h"
 #include "lgpu/lora.h"
 
 #ifdef __cplusplus
@@ -59,6 +60,15 @@ typedef struct lgpu_train_params {
     const char *output_dir;    /* checkpoints, metrics.jsonl, the final adapter (required) */
     const char *base_model;    /* recorded as base_model_name_or_path (NULL: the model's path) */
     uint32_t vocab_chunk;      /* vocabulary rows per loss chunk (0: 4096) */
+    /* how the JSONL is read (lgpu/dataset.h's lgpu_dataset_params, for the
+     * training and the validation file alike) */
+    lgpu_dataset_format format;           /* AUTO (0): from the first line */
+    const char *prompt_template;          /* ALPACA, examples with an input (NULL: Stanford Alpaca's) */
+    const char *prompt_template_no_input; /* ALPACA, the others (NULL: see lgpu_dataset_params) */
+    const char *chat_template;            /* CHAT: "chatml", "llama2", ... (NULL: the tokenizer's) */
+    /* execution */
+    int threads;               /* C path threads for the run's steps (0: the device's, LGPU_THREADS or all cores) */
+    bool progress_every_step;  /* call the callback after every step, LGPU_TRAIN_TICK on those not logged */
 } lgpu_train_params;
 
 /* PEFT/transformers-like defaults: lr 2e-4 linear, 1 epoch, micro-batch 1,
@@ -89,13 +99,20 @@ typedef struct lgpu_train_progress {
     double elapsed_s, eta_s;
     uint64_t tokens_seen;
     size_t device_bytes;            /* device memory in use by this process */
-    int event;                      /* LGPU_TRAIN_STEP, _EVAL or _SAVE: what just happened */
+    int event;                      /* LGPU_TRAIN_STEP, _EVAL, _SAVE or _TICK: what just happened */
     const char *checkpoint;         /* _SAVE: the folder written */
 } lgpu_train_progress;
-enum { LGPU_TRAIN_STEP = 0, LGPU_TRAIN_EVAL = 1, LGPU_TRAIN_SAVE = 2 };
+/* STEP: a logged step (every log_every steps and the last; its line is in
+ * metrics.jsonl); TICK: any other step, only with progress_every_step (a
+ * progress bar's update). */
+enum { LGPU_TRAIN_STEP = 0, LGPU_TRAIN_EVAL = 1, LGPU_TRAIN_SAVE = 2, LGPU_TRAIN_TICK = 3 };
 
-/* Called after each logged step, evaluation and checkpoint; returning
- * non-zero stops the run after saving a checkpoint. */
+/* Called after each logged step, evaluation and checkpoint (and, with
+ * progress_every_step, every other step); returning non-zero stops the run
+ * after saving a checkpoint: lgpu_trainer_run then returns 0 with
+ * lgpu_trainer_steps_done() < lgpu_trainer_total_steps() and writes no final
+ * adapter. A program stopping on SIGINT sets a flag in its handler and
+ * returns it here. */
 typedef int (*lgpu_train_callback)(void *ud, const lgpu_train_progress *p);
 
 /* Trains to the end: steps, evaluations every eval_every steps, checkpoints
@@ -119,6 +136,11 @@ typedef struct lgpu_train_data_info {
     uint64_t batches_per_epoch;
 } lgpu_train_data_info;
 void lgpu_trainer_data_info(const lgpu_trainer *t, lgpu_train_data_info *out);
+/* The data sets as read (their format, skipped lines and why,
+ * lgpu_dataset_skip_reason): the training file's, or (validation) the
+ * val_file's; NULL when there is none (a val_split is part of the training
+ * file's). Valid while the trainer lives. */
+const lgpu_dataset *lgpu_trainer_dataset(const lgpu_trainer *t, bool validation);
 
 #ifdef __cplusplus
 }
