@@ -136,7 +136,8 @@ static void targets_text(uint32_t m, char *buf, size_t len) {
 static void device_text(lgpu_model *m, int threads, char *buf, size_t len) {
     lgpu_dev *dev = lgpu_model_dev(m);
     if (lgpu_dev_kind_of(dev) == LGPU_DEV_CPU)
-        snprintf(buf, len, "the host C path, %d threads", threads > 0 ? threads : lgpu_dev_threads(dev));
+        snprintf(buf, len, "the host C path, %d thread%s", threads > 0 ? threads : lgpu_dev_threads(dev),
+                 (threads > 0 ? threads : lgpu_dev_threads(dev)) == 1 ? "" : "s");
     else snprintf(buf, len, "%s (Vulkan)", lgpu_dev_name(dev));
 }
 
@@ -419,8 +420,8 @@ static int run_bench(train_opts *o) {
     lgpu_dev *dev = lgpu_model_dev(m);
     char name[256], devs[256];
     model_name(o->model ? o->model : LGPU_MODEL_EMBEDDED, name, sizeof name);
-    if (lgpu_dev_kind_of(dev) == LGPU_DEV_CPU)
-        snprintf(devs, sizeof devs, "cpu (%d threads)", p->threads > 0 ? p->threads : lgpu_dev_threads(dev));
+    int nt = p->threads > 0 ? p->threads : lgpu_dev_threads(dev);
+    if (lgpu_dev_kind_of(dev) == LGPU_DEV_CPU) snprintf(devs, sizeof devs, "cpu (%d thread%s)", nt, nt == 1 ? "" : "s");
     else snprintf(devs, sizeof devs, "%s", lgpu_dev_name(dev));
     fprintf(stderr, "lgpu-train: bench %s%s%s: %u warm-up and %u timed steps of micro-batch %u x seq %u x grad-accum %u\n",
             lgpu_model_desc(m), lgpu_dev_kind_of(dev) == LGPU_DEV_CPU ? ", " : "",
