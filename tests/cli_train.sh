@@ -44,7 +44,7 @@ lap() { echo "$1 ($((SECONDS - t0)) s)"; }
 
 # the other runs below leave out the validation and the checkpoint at step 2,
 # which must not change the adapter either
-COMMON=(-m "$MODEL" --data "$DATA" --seq-len 64 --pack --rank 4 --lr 1e-3 --schedule constant --log-every 1)
+COMMON=(-m "$MODEL" --data "$DATA" --seq-len 64 --pack --rank 4 --dropout 0.1 --lr 1e-3 --schedule constant --log-every 1)
 
 # ---- a run and its files ----
 run "${COMMON[@]}" --val-file "$work/val.jsonl" --save-every 2 --max-steps 4 -o "$work/a"
@@ -54,6 +54,7 @@ for f in adapter/adapter_config.json adapter/adapter_model.safetensors adapter.g
     [ -e "$work/a/$f" ] || fail "no $f in the output folder"
 done
 grep -q '"r": 4' "$work/a/adapter/adapter_config.json" || fail "adapter_config.json: r is not 4"
+grep -q '"lora_dropout": 0.1' "$work/a/adapter/adapter_config.json" || fail "adapter_config.json: lora_dropout is not 0.1"
 [ "$(grep -c '"loss"' "$work/a/metrics.jsonl")" = 4 ] || fail "metrics.jsonl: not 4 step lines"
 grep -q '"step":0,"val_loss"' "$work/a/metrics.jsonl" || fail "metrics.jsonl: no validation loss before training"
 grep -q '"step":4,"val_loss"' "$work/a/metrics.jsonl" || fail "metrics.jsonl: no validation loss at the end"
@@ -74,7 +75,7 @@ lap "run: ok"
 
 # ---- the same from --config (keys in both spellings, PEFT / transformers aliases), a flag on top ----
 cat >"$work/config.json" <<EOF
-{"model": "$MODEL", "data": "$DATA", "seq-len": 64, "packing": true, "r": 4, "learning_rate": 0.001,
+{"model": "$MODEL", "data": "$DATA", "seq-len": 64, "packing": true, "r": 4, "lora_dropout": 0.1, "learning_rate": 0.001,
  "schedule": "constant", "log_every": 1, "max_steps": 3, "output_dir": "$work/b"}
 EOF
 run --config "$work/config.json" --max-steps 4 --no-chart

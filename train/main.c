@@ -225,9 +225,6 @@ static void print_plan(const train_opts *o, lgpu_model *m, lgpu_trainer *t, uint
         fprintf(stderr, "            output     %s: a checkpoint every %llu steps and at the end\n", p->output_dir,
                 (unsigned long long)p->save_every);
     else fprintf(stderr, "            output     %s: a checkpoint at the end (--save-every N for more)\n", p->output_dir);
-    if (p->lora.dropout > 0)
-        fprintf(stderr, "lgpu-train: note: --dropout %g is written into adapter_config.json, but training does not "
-                        "apply dropout yet\n", p->lora.dropout);
 }
 
 /* ---- training ---- */

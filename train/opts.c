@@ -66,7 +66,7 @@ static const opt_def OPTS[] = {
     {"LoRA adapter", "rank", "r lora_r", K_U32, OFF(p.lora.rank), 1, 4097, 0, "R", "LoRA rank r", NULL},
     {NULL, "alpha", "lora_alpha", K_FLOAT, OFF(p.lora.alpha), 0, BIG, F_MIN_OPEN, "A", "lora_alpha: the update is scaled by alpha / r", NULL},
     {NULL, "dropout", "lora_dropout", K_FLOAT, OFF(p.lora.dropout), 0, 1, 0, "P",
-     "lora_dropout, recorded in adapter_config.json (not applied in training yet)", NULL},
+     "lora_dropout: drop this fraction of each adapter input in training, as PEFT", NULL},
     {NULL, "targets", "target_modules", K_TARGETS, OFF(p.lora.targets), 0, 0, 0, "LIST",
      "projections to adapt: any of q,k,v,o,gate,up,down (or q_proj, ...), or all", NULL},
     {NULL, "adapter", "init_adapter", K_STR, OFF(p.lora.path), 0, 0, 0, "PATH",
