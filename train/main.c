@@ -291,7 +291,7 @@ static int run_train(train_opts *o) {
     progress pr;
     progress_init(&pr, stderr, lgpu_model_dev(m), p->log_every);
     train_install_signals();
-    if (start == 0 && (lgpu_trainer_dataset(t, true) || lgpu_trainer_dataset(t, false)) && !train_stop_signal) {
+    if (start == 0 && !train_stop_signal) {
         /* the validation loss before training, the start of its curve */
         double vl;
         lgpu_train_data_info di;
@@ -307,7 +307,8 @@ static int run_train(train_opts *o) {
         }
     }
     double t0 = lgpu_now_s();
-    int st = train_stop_signal ? 0 : lgpu_trainer_run(t, progress_cb, &pr);
+    /* a Ctrl-C already seen stops it after one step and its checkpoint */
+    int st = lgpu_trainer_run(t, progress_cb, &pr);
     double wall = lgpu_now_s() - t0;
     progress_finish(&pr);
     if (st) {
