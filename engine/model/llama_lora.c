@@ -9,6 +9,7 @@
  * model (r (in + out) per projection), and the copy frees callers from
  * keeping adapters alive while sequences run. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +275,28 @@ int lgpu_seq_set_adapters(lgpu_ctx *c, int seq, const lgpu_lora *const *loras, c
 int lgpu_ctx_set_adapters(lgpu_ctx *c, const lgpu_lora *const *loras, const float *scales, int n) {
     if (!c) return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_set_adapters: NULL context");
     return set_list(c, &c->lora.dflt, loras, scales, n, "lgpu_ctx_set_adapters");
+}
+
+int lgpu_ctx_set_adapter_files(lgpu_ctx *c, const char *const *specs, int n) {
+    if (!c || n < 0 || n > LGPU_LORA_MAX_STACK || (n && !specs))
+        return lgpu_set_error(LGPU_EINVAL, "lgpu_ctx_set_adapter_files: %d adapters (at most %d)", n,
+                              LGPU_LORA_MAX_STACK);
+    lgpu_lora *ad[LGPU_LORA_MAX_STACK] = {0};
+    float scales[LGPU_LORA_MAX_STACK] = {0};
+    int st = 0;
+    for (int i = 0; i < n && !st; i++) {
+        char *path = NULL;
+        if (!(st = lgpu_lora_spec_parse(specs[i], &path, &scales[i])) &&
+            (st = lgpu_lora_create(c->model, &(lgpu_lora_params){.path = path}, &ad[i]))) {
+            char why[512]; /* the detail is rewritten below: copy it first */
+            snprintf(why, sizeof why, "%s", lgpu_last_error());
+            st = lgpu_set_error(st, "adapter %s: %s", specs[i], why);
+        }
+        free(path);
+    }
+    if (!st) st = lgpu_ctx_set_adapters(c, (const lgpu_lora *const *)ad, scales, n);
+    for (int i = 0; i < n; i++) lgpu_lora_destroy(ad[i]);
+    return st;
 }
 
 int lgpu_seq_n_adapters(const lgpu_ctx *c, int seq) {

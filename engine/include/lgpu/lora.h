@@ -123,6 +123,11 @@ int lgpu_seq_set_adapters(lgpu_ctx *ctx, int seq, const lgpu_lora *const *loras,
  * --lora: every sequence of lgpu_gen, lgpu_perplexity, lgpu bench). Open
  * sequences keep theirs. Same arguments and errors. */
 int lgpu_ctx_set_adapters(lgpu_ctx *ctx, const lgpu_lora *const *loras, const float *scales, int n);
+/* lgpu_ctx_set_adapters from adapter files: each spec "FILE[:SCALE]"
+ * (lgpu_lora_spec_parse) is read for the context's model, set as the
+ * default of new sequences, and released (the context keeps its copy).
+ * What the tools' --lora does. Errors name the spec. */
+int lgpu_ctx_set_adapter_files(lgpu_ctx *ctx, const char *const *specs, int n);
 /* Number of adapters `seq` applies (0 for a bad sequence). */
 int lgpu_seq_n_adapters(const lgpu_ctx *ctx, int seq);
 
