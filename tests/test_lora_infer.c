@@ -38,13 +38,15 @@ static lgpu_model *load(const char *path, const char *device) {
 }
 
 /* F32 KV cache: the comparisons below are about the adapters, not F16 rounding. */
-static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_seq) {
+static lgpu_ctx *make_ctx_bs(lgpu_model *m, uint32_t n_seq, uint32_t block_size) {
     lgpu_ctx *c = NULL;
     lgpu_ctx_params cp = lgpu_ctx_params_default();
-    cp.n_ctx = 128, cp.n_seq_max = n_seq, cp.n_batch = 64, cp.kv_type = LGPU_TYPE_F32;
+    cp.n_ctx = 128, cp.n_seq_max = n_seq, cp.n_batch = 64, cp.kv_type = LGPU_TYPE_F32, cp.block_size = block_size;
     TU_OK(lgpu_ctx_create(m, &cp, &c));
     return c;
 }
+
+static lgpu_ctx *make_ctx(lgpu_model *m, uint32_t n_seq) { return make_ctx_bs(m, n_seq, 0); }
 
 static bool on_cpu(lgpu_model *m) { return lgpu_dev_kind_of(lgpu_model_dev(m)) == LGPU_DEV_CPU; }
 
@@ -145,19 +147,33 @@ static void vs_torch(const char *device) {
     snprintf(adir, sizeof adir, "%s/adapter", dir);
     snprintf(in_path, sizeof in_path, "%s/inputs.safetensors", dir);
     snprintf(out_path, sizeof out_path, "%s/out.safetensors", dir);
-    TU_OK(lgpu_lora_save(a, adir, "stories260K"));
     int32_t tokens[TB * TT];
     tu_rng r;
     tu_rng_seed(&r, 99);
     for (int i = 0; i < TB * TT; i++) tokens[i] = i % TT ? (int32_t)(tu_rng_u32(&r) % V) : 1;
-    lgpu_st_writer *w;
-    TU_OK(lgpu_st_writer_create(&w));
-    TU_OK(lgpu_st_writer_add(w, "tokens", "I32", 2, (int64_t[]){TB, TT}, tokens, sizeof tokens));
-    TU_OK(lgpu_st_writer_write(w, in_path));
-    lgpu_st_writer_destroy(w);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --model %s --adapter %s --inputs %s --out %s",
-             tu_source_path("tests/torch/lora_ref.py"), tu_model_path("stories260K.gguf"), adir, in_path, out_path);
-    assert_int_equal(system(cmd), 0);
+    /* the reference depends on the adapter's values and the tokens only (both
+     * seeded): one run serves both devices (importing torch takes seconds) */
+    static float *want;
+    if (!want) {
+        TU_OK(lgpu_lora_save(a, adir, "stories260K"));
+        lgpu_st_writer *w;
+        TU_OK(lgpu_st_writer_create(&w));
+        TU_OK(lgpu_st_writer_add(w, "tokens", "I32", 2, (int64_t[]){TB, TT}, tokens, sizeof tokens));
+        TU_OK(lgpu_st_writer_write(w, in_path));
+        lgpu_st_writer_destroy(w);
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --model %s --adapter %s --inputs %s --out %s",
+                 tu_source_path("tests/torch/lora_ref.py"), tu_model_path("stories260K.gguf"), adir, in_path,
+                 out_path);
+        assert_int_equal(system(cmd), 0);
+        lgpu_safetensors *ref;
+        TU_OK(lgpu_safetensors_create(out_path, &ref));
+        const lgpu_st_tensor *tl = lgpu_safetensors_find(ref, "logits");
+        assert_non_null(tl);
+        assert_int_equal(tl->nbytes, sizeof(float) * TB * TT * V);
+        want = malloc(tl->nbytes); /* kept for the other device's test */
+        memcpy(want, tl->data, tl->nbytes);
+        lgpu_safetensors_destroy(ref);
+    }
 
     /* both rows in one batch, every position's logits: the reference's (B, T, V) order */
     lgpu_ctx *c = make_ctx(m, TB);
@@ -176,12 +192,6 @@ static void vs_torch(const char *device) {
     for (int i = 0; i < TB * TT; i++) sq[i] = seq[i / TT];
     TU_OK(lgpu_decode(c, &(lgpu_batch){.n = TB * TT, .token = tokens, .seq = sq, .pos = ps, .logits = lg}, plain));
 
-    lgpu_safetensors *ref;
-    TU_OK(lgpu_safetensors_create(out_path, &ref));
-    const lgpu_st_tensor *tl = lgpu_safetensors_find(ref, "logits");
-    assert_non_null(tl);
-    assert_int_equal(tl->nbytes, sizeof(float) * TB * TT * V);
-    const float *want = tl->data;
     size_t n = (size_t)TB * TT * V;
     double rel = rel_err(ours, want, n), nmse = tu_nmse(ours, want, n), moved = rel_err(plain, want, n);
     print_message("%s: logits vs torch float64: max |diff| / max |logit| %.2e, NMSE %.2e (tolerance 2e-5, 1e-10); "
@@ -189,7 +199,6 @@ static void vs_torch(const char *device) {
     /* F32 forward vs F64, 5 layers: a few ulps per op */
     assert_true(rel <= 2e-5 && nmse <= 1e-10);
     assert_true(moved > 0.05); /* a live update, 1000x the tolerance */
-    lgpu_safetensors_destroy(ref);
     free(ours);
     free(plain);
     lgpu_ctx_destroy(c);
@@ -456,23 +465,24 @@ static void test_merge_cpu(void **state) { merged("cpu"); }
 static void test_prefix_defaults_errors(void **state) {
     lgpu_model *m = load(NULL, NULL);
     lgpu_lora *x = random_adapter(m, 4, 8, LGPU_LORA_ALL_TARGETS, 71, 0.2f);
-    lgpu_ctx *c = make_ctx(m, 4);
-    int32_t prompt[40];
-    for (int i = 0; i < 40; i++) prompt[i] = i ? 300 + i : 1;
-    float l1[40 * V], l2[40 * V];
-    /* a plain sequence caches 2 full blocks of the prompt */
+    /* blocks of 4 tokens: the 9-token prompt caches two full blocks (batch
+     * sizes already compiled by the other tests) */
+    lgpu_ctx *c = make_ctx_bs(m, 4, 4);
+    const int32_t *prompt = PROMPT;
+    float l1[9 * V], l2[9 * V];
+    /* a plain sequence caches the full blocks of the prompt */
     int p = open_seq(c, NULL, NULL, 0, 0);
-    decode_all(c, p, prompt, 40, l1);
+    decode_all(c, p, prompt, 9, l1);
     /* an adapter sequence must not attach them; another one with the same adapter may */
     int s = open_seq(c, x, NULL, 1, 0);
-    assert_int_equal(lgpu_seq_reuse_prefix(c, s, prompt, 40), 0);
-    decode_all(c, s, prompt, 40, l1);
+    assert_int_equal(lgpu_seq_reuse_prefix(c, s, prompt, 9), 0);
+    decode_all(c, s, prompt, 9, l1);
     int t = open_seq(c, x, NULL, 1, 0);
-    assert_int_equal(lgpu_seq_reuse_prefix(c, t, prompt, 40), 32);
-    decode_all(c, t, prompt + 32, 8, l2);
-    assert_int_equal(tu_compare("reused prefix", l2 + 7 * V, l1 + 39 * V, V, 1e-4, 1e-4), 0);
+    assert_int_equal(lgpu_seq_reuse_prefix(c, t, prompt, 9), 8);
+    decode_all(c, t, prompt + 8, 1, l2);
+    assert_int_equal(tu_compare("reused prefix", l2, l1 + 8 * V, V, 1e-4, 1e-4), 0);
     int u = open_seq(c, x, NULL, 0.5f, 0); /* another scale: other K/V */
-    assert_int_equal(lgpu_seq_reuse_prefix(c, u, prompt, 40), 0);
+    assert_int_equal(lgpu_seq_reuse_prefix(c, u, prompt, 9), 0);
     /* set on a non-empty sequence */
     const lgpu_lora *one[1] = {x};
     assert_int_equal(lgpu_seq_set_adapters(c, s, one, NULL, 1), LGPU_EINVAL);
@@ -499,8 +509,8 @@ static void test_prefix_defaults_errors(void **state) {
     lgpu_lora_destroy(x);
     TU_OK(lgpu_seq_create(c, &q));
     assert_int_equal(lgpu_seq_n_adapters(c, q), 1);
-    decode_all(c, q, prompt, 40, l2);
-    assert_memory_equal(l2 + 39 * V, l1 + 39 * V, V * sizeof(float));
+    decode_all(c, q, prompt, 9, l2);
+    assert_memory_equal(l2 + 8 * V, l1 + 8 * V, V * sizeof(float));
     lgpu_seq_destroy(c, q);
     TU_OK(lgpu_ctx_set_adapters(c, NULL, NULL, 0));
     TU_OK(lgpu_seq_create(c, &q));
