@@ -121,7 +121,8 @@ int lgpu_lora_set(lgpu_lora *lora, uint32_t layer, lgpu_lora_target t, bool b, c
 int lgpu_seq_set_adapters(lgpu_ctx *ctx, int seq, const lgpu_lora *const *loras, const float *scales, int n);
 /* The adapters each sequence created from now on starts with (the tools'
  * --lora: every sequence of lgpu_gen, lgpu_perplexity, lgpu bench). Open
- * sequences keep theirs. Same arguments and errors. */
+ * sequences keep theirs; a sequence reopened (lgpu_gen_reset) gets the
+ * default again. Same arguments and errors. */
 int lgpu_ctx_set_adapters(lgpu_ctx *ctx, const lgpu_lora *const *loras, const float *scales, int n);
 /* lgpu_ctx_set_adapters from adapter files: each spec "FILE[:SCALE]"
  * (lgpu_lora_spec_parse) is read for the context's model, set as the
