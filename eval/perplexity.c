@@ -8,6 +8,7 @@
 
 #include "eval.h"
 #include "lgpu/gen.h"
+#include "lgpu/lora.h"
 #include "lgpu/tokenizer.h"
 
 static void usage(FILE *f) {
@@ -18,6 +19,7 @@ static void usage(FILE *f) {
                "  -c, --ctx N          chunk / context length (default 512)\n"
                "  -b, --batch N        tokens per decode call (default min(ctx, 512))\n"
                "  --chunks N           score at most N chunks (default all)\n"
+               "  --lora FILE[:SCALE]  LoRA adapter applied unmerged (PEFT folder or GGUF; repeatable)\n"
                "  --tokenizer FILE     tokenizer (tokenizer.bin / tokenizer.json / GGUF)\n"
                "  --device SEL         device: index, name substring or 'cpu'\n");
 }
@@ -57,7 +59,8 @@ static int parse_int(const char *s, int *out) {
 
 int lgpu_eval_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tok_path = NULL, *device = NULL;
-    int n_ctx = 512, n_batch = 0, chunks = 0;
+    int n_ctx = 512, n_batch = 0, chunks = 0, n_loras = 0;
+    const char *loras[LGPU_LORA_MAX_STACK];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -73,6 +76,7 @@ int lgpu_eval_perplexity(int argc, char **argv) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) file = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
         else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--lora") && n_loras < LGPU_LORA_MAX_STACK) loras[n_loras++] = v;
         else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx")) && !parse_int(v, &n_ctx)) continue;
         else if ((!strcmp(a, "-b") || !strcmp(a, "--batch")) && !parse_int(v, &n_batch)) continue;
         else if (!strcmp(a, "--chunks") && !parse_int(v, &chunks)) continue;
@@ -111,6 +115,8 @@ int lgpu_eval_perplexity(int argc, char **argv) {
     lgpu_ctx_params cp = lgpu_ctx_params_default();
     cp.n_ctx = (uint32_t)n_ctx, cp.n_seq_max = 1, cp.n_batch = (uint32_t)n_batch;
     if ((st = lgpu_ctx_create(m, &cp, &c))) goto fail;
+    if (n_loras && (st = lgpu_ctx_set_adapter_files(c, loras, n_loras))) goto fail;
+    for (int i = 0; i < n_loras; i++) fprintf(stderr, "LoRA adapter %s\n", loras[i]);
     /* the whole file, BOS first when the tokenizer adds one (as llama.cpp) */
     if ((st = lgpu_tokenizer_encode(tok, text, text_len, true, false, &toks))) goto fail;
     bool add_bos = lgpu_tokenizer_add_bos(tok);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "lgpu/lora.h"
 #include "lgpu/device.h"
 
 static const char *state_name(srv_state s) {
@@ -117,6 +118,21 @@ void srv_api_native_models(srv_http_req *r) {
         json_object_set_new(m, "n_ctx", json_integer(srv->limits.n_ctx));
     }
     json_array_append_new(list, m);
+    for (int i = 0; i < srv->cfg.n_lora; i++) { /* LoRA adapters: model ids on the same weights */
+        json_t *a = json_object();
+        json_object_set_new(a, "name", json_string(srv->cfg.lora_name[i]));
+        json_object_set_new(a, "path", json_string(srv->cfg.lora_spec[i]));
+        json_object_set_new(a, "base", json_string(srv->cfg.model_name));
+        json_object_set_new(a, "status", json_string(state_name(srv_state_of(srv))));
+        if (i < srv->n_loras && (srv_state_of(srv) == SRV_READY || srv_state_of(srv) == SRV_DRAINING)) {
+            const lgpu_lora *l = srv->loras[i];
+            json_object_set_new(a, "rank", json_integer(lgpu_lora_rank(l)));
+            json_object_set_new(a, "alpha", json_real(lgpu_lora_alpha(l)));
+            json_object_set_new(a, "scale", json_real(srv->lora_scales[i]));
+            json_object_set_new(a, "n_params", json_integer((json_int_t)lgpu_lora_n_params(l)));
+        }
+        json_array_append_new(list, a);
+    }
     json_object_set_new(o, "models", list);
     srv_send_json(r, 200, o);
 }

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "gen_run.h"
 #include "json_text.h"
+#include "models.h"
 #include "oai_format.h"
 #include "sse.h"
 
@@ -154,10 +155,14 @@ static void handle(srv_http_req *r, bool stream, bool batch) {
     srv_gen_params gp;
     int n_choices;
     srv_err err;
-    if (srv_params_parse(r->body, SRV_API_NATIVE, &r->srv->limits, &gp, &n_choices, &err)) {
+    int adapter;
+    const char *id;
+    if (srv_model_pick(r->srv, r->body, &adapter, &id, &err) ||
+        srv_params_parse(r->body, SRV_API_NATIVE, &r->srv->limits, &gp, &n_choices, &err)) {
         srv_send_err(r, &err);
         return;
     }
+    gp.adapter = adapter; /* "model": the base's id or an adapter's, as in the OpenAI API */
     srv_prompt *p = NULL;
     int n = 0;
     if (n_choices != 1) {

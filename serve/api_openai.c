@@ -8,6 +8,7 @@
 #include "api.h"
 #include "gen_run.h"
 #include "json_text.h"
+#include "models.h"
 #include "oai_format.h"
 #include "sse.h"
 
@@ -36,22 +37,6 @@ typedef struct {
 } oai_req;
 
 /* ---- request checks shared by both endpoints ---- */
-
-/* "model": absent, null or the served name; else 404 model_not_found. */
-static int check_model(srv_http_req *r) {
-    const json_t *m = json_object_get(r->body, "model");
-    if (!m || json_is_null(m)) return 0;
-    if (!json_is_string(m)) {
-        srv_send_error(r, 400, "invalid_request_error", NULL, "model", "'model' must be a string, not %s",
-                       srv_json_type_name(m));
-        return -1;
-    }
-    const char *name = json_string_value(m);
-    if (!strcmp(name, r->srv->cfg.model_name) || !strcmp(name, r->srv->cfg.model)) return 0;
-    srv_send_error(r, 404, "invalid_request_error", "model_not_found", "model",
-                   "the model '%.100s' does not exist; this server serves '%s'", name, r->srv->cfg.model_name);
-    return -1;
-}
 
 static int check_stream(srv_http_req *r, bool *stream, bool *include_usage) {
     const json_t *s = json_object_get(r->body, "stream"), *so = json_object_get(r->body, "stream_options");
@@ -251,16 +236,21 @@ static int begin(srv_http_req *r, oai_req *q, bool chat, srv_gen_params *gp) {
     memset(q, 0, sizeof *q);
     q->r = r;
     q->chat = chat;
-    if (check_model(r) || check_stream(r, &q->stream, &q->include_usage) || srv_refuse_unready(r)) return -1;
+    srv_err err;
+    int adapter;
+    if (srv_model_pick(r->srv, r->body, &adapter, &q->model, &err)) {
+        srv_send_err(r, &err);
+        return -1;
+    }
+    if (check_stream(r, &q->stream, &q->include_usage) || srv_refuse_unready(r)) return -1;
     q->tok = r->srv->tok;
-    q->model = r->srv->cfg.model_name;
     q->created = (long long)time(NULL);
     srv_make_id(r->srv, chat ? "chatcmpl-" : "cmpl-", q->id, sizeof q->id);
-    srv_err err;
     if (srv_params_parse(r->body, chat ? SRV_API_CHAT : SRV_API_COMPLETIONS, &r->srv->limits, gp, &q->n_choices, &err)) {
         srv_send_err(r, &err);
         return -1;
     }
+    gp->adapter = adapter;
     q->logprobs = gp->logprobs;
     return 0;
 }
@@ -325,18 +315,9 @@ void srv_api_completions(srv_http_req *r) {
     srv_gen_params_free(&gp);
 }
 
-static json_t *model_obj(srv_server *srv) {
-    json_t *m = json_object();
-    json_object_set_new(m, "id", json_string(srv->cfg.model_name));
-    json_object_set_new(m, "object", json_string("model"));
-    json_object_set_new(m, "created", json_integer((json_int_t)time(NULL) - (json_int_t)(srv_now() - srv->t_start)));
-    json_object_set_new(m, "owned_by", json_string("lgpu"));
-    return m;
-}
-
 void srv_api_models(srv_http_req *r) {
     json_t *o = json_object(), *data = json_array();
-    json_array_append_new(data, model_obj(r->srv));
+    for (int i = -1; i < r->srv->cfg.n_lora; i++) json_array_append_new(data, srv_model_json(r->srv, i));
     json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", data);
     srv_send_json(r, 200, o);
@@ -344,10 +325,11 @@ void srv_api_models(srv_http_req *r) {
 
 void srv_api_model_get(srv_http_req *r) {
     const char *id = r->ri->local_uri + strlen("/v1/models/");
-    if (strcmp(id, r->srv->cfg.model_name)) {
+    int i = srv_model_find(r->srv, id);
+    if (i == -2 || (i == -1 && strcmp(id, r->srv->cfg.model_name))) {
         srv_send_error(r, 404, "invalid_request_error", "model_not_found", "model", "the model '%.100s' does not exist",
                        id);
         return;
     }
-    srv_send_json(r, 200, model_obj(r->srv));
+    srv_send_json(r, 200, srv_model_json(r->srv, i));
 }

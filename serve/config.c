@@ -9,7 +9,7 @@
 #include "lgpu/lgpu.h"
 #include "lgpu/llama.h"
 
-typedef enum { K_STR, K_INT } opt_kind;
+typedef enum { K_STR, K_INT, K_LORA } opt_kind;
 
 typedef struct {
     const char *key;   /* config-file key; the flag is --key with '_' -> '-' */
@@ -40,6 +40,8 @@ static const opt_def OPTS[] = {
     {"kv_type", NULL, K_STR, OFF(kv_type), 0, 0, "KV cache type: auto (f16 on a GPU, f32 on the CPU), f16 or f32"},
     {"http_threads", NULL, K_INT, OFF(http_threads), 0, 4096, "HTTP worker threads (default parallel+queue+8)"},
     {"chat_template", NULL, K_STR, OFF(chat_template), 0, 0, "chat template: chatml, llama2, llama3, zephyr"},
+    {"lora", NULL, K_LORA, 0, 0, 0,
+     "LoRA adapter NAME=FILE[:SCALE], served as model NAME (repeatable; PEFT folder or GGUF)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -91,8 +93,80 @@ static int set_int(srv_config *c, const opt_def *o, long long v, const char *whe
     return 0;
 }
 
+static void lora_clear(srv_config *c) {
+    for (int i = 0; i < c->n_lora; i++) {
+        free(c->lora_name[i]);
+        free(c->lora_spec[i]);
+        c->lora_name[i] = c->lora_spec[i] = NULL;
+    }
+    c->n_lora = 0;
+}
+
+/* Appends adapter `name` served from `spec`; a NULL name splits spec as NAME=FILE[:SCALE]. */
+static int lora_add(srv_config *c, const char *name, const char *spec, const char *where) {
+    size_t nl = name ? strlen(name) : 0;
+    if (!name) {
+        const char *eq = strchr(spec, '=');
+        if (!eq) return lgpu_set_error(LGPU_EINVAL, "%s: '%s' is not NAME=FILE[:SCALE]", where, spec);
+        name = spec;
+        nl = (size_t)(eq - spec);
+        spec = eq + 1;
+    }
+    if (!nl || !*spec) return lgpu_set_error(LGPU_EINVAL, "%s: an adapter needs a NAME and a FILE", where);
+    if (c->n_lora == SRV_MAX_LORAS) return lgpu_set_error(LGPU_EINVAL, "%s: at most %d adapters", where, SRV_MAX_LORAS);
+    for (int i = 0; i < c->n_lora; i++)
+        if (strlen(c->lora_name[i]) == nl && !strncmp(c->lora_name[i], name, nl))
+            return lgpu_set_error(LGPU_EINVAL, "%s: adapter name '%.*s' given twice", where, (int)nl, name);
+    char *n = strndup(name, nl), *f = strdup(spec);
+    if (!n || !f) {
+        free(n);
+        free(f);
+        return lgpu_set_error(LGPU_ENOMEM, "%s", where);
+    }
+    c->lora_name[c->n_lora] = n;
+    c->lora_spec[c->n_lora++] = f;
+    return 0;
+}
+
+/* LGPU_LORA: comma-separated NAME=FILE[:SCALE] entries. */
+static int lora_env(srv_config *c, const char *v, const char *where) {
+    lora_clear(c);
+    char *copy = strdup(v), *save = NULL;
+    if (!copy) return lgpu_set_error(LGPU_ENOMEM, "%s", where);
+    int st = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !st; t = strtok_r(NULL, ",", &save)) st = lora_add(c, NULL, t, where);
+    free(copy);
+    return st;
+}
+
+static int lora_json(srv_config *c, const json_t *v, const char *where) {
+    lora_clear(c);
+    if (json_is_string(v)) return lora_add(c, NULL, json_string_value(v), where);
+    int st = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e)) return lgpu_set_error(LGPU_EINVAL, "%s: entries must be \"NAME=FILE[:SCALE]\"", where);
+            if ((st = lora_add(c, NULL, json_string_value(e), where))) return st;
+        }
+        return 0;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach((json_t *)v, k, e) {
+            if (!json_is_string(e)) return lgpu_set_error(LGPU_EINVAL, "%s: \"%s\" must be \"FILE[:SCALE]\"", where, k);
+            if ((st = lora_add(c, k, json_string_value(e), where))) return st;
+        }
+        return 0;
+    }
+    return lgpu_set_error(LGPU_EINVAL, "%s: must be \"NAME=FILE[:SCALE]\", an array of them or {NAME: FILE}", where);
+}
+
 /* A value given as text (env or flag). */
 static int set_text(srv_config *c, const opt_def *o, const char *v, const char *where) {
+    if (o->kind == K_LORA) return lora_env(c, v, where);
     if (o->kind == K_STR) return set_str(c, o, v, where);
     char *end;
     errno = 0;
@@ -120,7 +194,9 @@ static int load_file(srv_config *c, const char *path) {
             st = lgpu_set_error(LGPU_EINVAL, "%s: unknown setting", where);
             goto out;
         }
-        if (o->kind == K_STR) {
+        if (o->kind == K_LORA) {
+            st = lora_json(c, v, where);
+        } else if (o->kind == K_STR) {
             if (!json_is_string(v)) {
                 st = lgpu_set_error(LGPU_EINVAL, "%s: must be a string", where);
                 goto out;
@@ -187,6 +263,7 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
             const char *v = env(name);
             if (v && OPTS[i].off != OFF(config) && (st = set_text(c, &OPTS[i], v, name))) goto fail;
         }
+    bool lora_flag = false; /* --lora flags replace the lower sources' list, then add up */
     for (int i = 1; i < argc; i++) {
         const opt_def *o = find_flag(argv[i]);
         if (!o) {
@@ -197,7 +274,13 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
             st = lgpu_set_error(LGPU_EINVAL, "option %s needs a value", argv[i]);
             goto fail;
         }
-        if ((st = set_text(c, o, argv[i + 1], argv[i]))) goto fail;
+        if (o->kind == K_LORA) {
+            if (!lora_flag) lora_clear(c);
+            lora_flag = true;
+            if ((st = lora_add(c, NULL, argv[i + 1], argv[i]))) goto fail;
+        } else if ((st = set_text(c, o, argv[i + 1], argv[i]))) {
+            goto fail;
+        }
         i++;
     }
     if (!c->model) { /* the model built into liblgpu */
@@ -208,6 +291,12 @@ int srv_config_load(srv_config *c, int argc, char **argv, srv_getenv_fn env) {
         }
     }
     if (!c->model_name && (st = default_model_name(c))) goto fail;
+    for (int i = 0; i < c->n_lora; i++)
+        if (!strcmp(c->lora_name[i], c->model_name)) {
+            st = lgpu_set_error(LGPU_EINVAL, "--lora: adapter name '%s' is the base model's id (see --model-name)",
+                                c->lora_name[i]);
+            goto fail;
+        }
     lgpu_ctx_params probe = lgpu_ctx_params_default();
     if ((st = lgpu_ctx_params_kv_type(&probe, c->kv_type))) goto fail; /* a bad name fails before the model loads */
     return 0;
@@ -218,6 +307,7 @@ fail:
 
 void srv_config_free(srv_config *c) {
     if (!c) return;
+    lora_clear(c);
     for (size_t i = 0; i < N_OPTS; i++)
         if (OPTS[i].kind == K_STR) {
             free(*str_at(c, &OPTS[i]));

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#define SRV_MAX_LORAS 32
+
 typedef struct srv_config {
     char *model;         /* model file / dir / ORG/NAME[:FILE] / embedded:NAME */
     char *host;          /* listening address */
@@ -27,6 +29,12 @@ typedef struct srv_config {
     char *chat_template; /* chat template name overriding the model's */
     char *kv_type;       /* KV cache type: auto, f16 or f32 */
     bool model_default;  /* none given: model is LGPU_MODEL_EMBEDDED, the one built into liblgpu */
+    /* LoRA adapters, each a model id next to model_name: --lora NAME=FILE[:SCALE]
+     * (repeatable), "lora" in the file (a string, an array of them or an
+     * object {NAME: "FILE[:SCALE]"}), LGPU_LORA (comma-separated). */
+    char *lora_name[SRV_MAX_LORAS];
+    char *lora_spec[SRV_MAX_LORAS]; /* FILE[:SCALE] (lgpu_lora_spec_parse) */
+    int n_lora;
 } srv_config;
 
 /* Environment lookup (getenv in the program, a fake in tests). */

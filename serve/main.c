@@ -15,6 +15,8 @@
 
 #include "api.h"
 #include "http.h"
+#include "lgpu/lora.h"
+#include "models.h"
 #include "server.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -46,7 +48,7 @@ static const char *env_get(const char *name) { return getenv(name); }
  * step can pick (they depend on the batch size and the number of logits
  * rows) is built now, while /health still says "loading", rather than
  * stalling the first requests (pipeline builds take seconds on lavapipe). */
-static int warm_up(lgpu_ctx *ctx, int32_t token) {
+static int warm_up(lgpu_ctx *ctx, int32_t token, const lgpu_lora *adapter) {
     const lgpu_ctx_params *cp = lgpu_ctx_params_of(ctx);
     const int32_t n_vocab = (int32_t)lgpu_model_hparams(lgpu_ctx_model(ctx))->n_vocab;
     enum { MAX_M = 9 };
@@ -54,7 +56,9 @@ static int warm_up(lgpu_ctx *ctx, int32_t token) {
     int8_t want[MAX_M];
     float *logits = malloc((size_t)MAX_M * (size_t)n_vocab * sizeof *logits);
     int seq = -1, st = logits ? lgpu_seq_create(ctx, &seq) : lgpu_set_error(LGPU_ENOMEM, "warm-up logits");
-    for (int m = 1, len = 0; !st && m <= MAX_M && (uint32_t)m <= cp->n_batch; m++) {
+    /* with an adapter: only its kernel is new (its shape does not depend on the batch) */
+    if (!st && adapter) st = lgpu_seq_set_adapters(ctx, seq, &adapter, NULL, 1);
+    for (int m = adapter ? MAX_M : 1, len = 0; !st && m <= MAX_M && (uint32_t)m <= cp->n_batch; m++) {
         if ((uint32_t)(len + m) > cp->n_ctx) break;
         for (int i = 0; i < m; i++) {
             tok[i] = token;
@@ -90,10 +94,13 @@ static int load(srv_server *srv) {
     if ((st = lgpu_chat_template_of(srv->tok, c->chat_template, &srv->chat))) return st;
     double t0 = srv_now();
     int32_t bos = lgpu_tokenizer_bos(srv->tok);
-    if ((st = warm_up(srv->ctx, bos >= 0 ? bos : 0))) return st;
+    if ((st = srv_models_load(srv))) return st;
+    if ((st = warm_up(srv->ctx, bos >= 0 ? bos : 0, NULL))) return st;
+    if (srv->n_loras && (st = warm_up(srv->ctx, bos >= 0 ? bos : 0, srv->loras[0]))) return st;
     fprintf(stderr, "lgpu-serve: kernels ready in %.1f s\n", srv_now() - t0);
     srv->limits = (srv_limits){.n_ctx = (int32_t)n_ctx, .n_vocab = (int32_t)hp->n_vocab, .max_choices = 16};
-    srv_sched_params sp = {.max_queue = (int)c->queue, .n_batch = (int)n_batch};
+    srv_sched_params sp = {.max_queue = (int)c->queue, .n_batch = (int)n_batch, .loras = srv->loras,
+                           .lora_scales = srv->lora_scales, .n_loras = srv->n_loras};
     return srv_sched_create(srv->ctx, &sp, srv->metrics, &srv->sched);
 }
 
@@ -150,6 +157,9 @@ int main(int argc, char **argv) {
         atomic_store(&srv.state, SRV_READY);
         fprintf(stderr, "lgpu-serve: ready: %s, model id '%s', %d slots x %d tokens\n", lgpu_model_desc(srv.model),
                 srv.cfg.model_name, (int)srv.cfg.parallel, srv.limits.n_ctx);
+        for (int i = 0; i < srv.n_loras; i++)
+            fprintf(stderr, "lgpu-serve: model id '%s': LoRA adapter %s (rank %u) on '%s'\n", srv.cfg.lora_name[i],
+                    srv.cfg.lora_spec[i], lgpu_lora_rank(srv.loras[i]), srv.cfg.model_name);
         pthread_mutex_lock(&g_mu);
         while (!g_shutdown) pthread_cond_wait(&g_cv, &g_mu);
         pthread_mutex_unlock(&g_mu);
@@ -160,6 +170,7 @@ int main(int argc, char **argv) {
     srv_http_stop(&srv);
     srv_sched_destroy(srv.sched);
     lgpu_ctx_destroy(srv.ctx);
+    srv_models_free(&srv);
     lgpu_model_destroy(srv.model);
     srv_metrics_destroy(srv.metrics);
     srv_config_free(&srv.cfg);

@@ -152,6 +152,7 @@ int srv_params_parse(const json_t *body, srv_api api, const srv_limits *lim, srv
     memset(gp, 0, sizeof *gp);
     lgpu_sampler_params_default(&gp->sampling);
     gp->logprobs = -1;
+    gp->adapter = -1; /* the caller picks the model (models.h) */
     *n_choices = 1;
     /* OpenAI's defaults for the fields it has; llama.cpp's for the extensions */
     gp->sampling.temperature = 1.0f;

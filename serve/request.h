@@ -29,6 +29,7 @@ typedef struct srv_gen_params {
     int n_stops;
     int logprobs; /* -1: no logprobs; else top alternatives per token (0..20) */
     bool ignore_eos;
+    int adapter; /* the LoRA adapter the request's "model" names (srv_server.loras), -1: the base */
 } srv_gen_params;
 void srv_gen_params_free(srv_gen_params *p);
 

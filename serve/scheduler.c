@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "job_gen.h"
+#include "lgpu/lora.h"
 
 struct srv_sched {
     lgpu_ctx *ctx;
@@ -14,6 +15,9 @@ struct srv_sched {
     int32_t n_vocab;
     uint32_t n_ctx, n_seq_max, n_batch, block_size;
     int max_queue;
+    struct lgpu_lora *const *loras;
+    const float *lora_scales;
+    int n_loras;
 
     pthread_t thread;
     bool started;
@@ -162,6 +166,7 @@ static bool wait_for_prefix(const srv_sched *s, const srv_job *j) {
     for (int i = 0; i < s->n_run; i++) {
         const srv_job *r = s->run[i];
         if (r->n_kv >= r->n_all - 1) continue; /* generating: its prompt blocks are cached */
+        if (r->params->adapter != j->params->adapter) continue; /* other weights: nothing to share */
         int shared = common_prefix(j, r) / bs * bs;
         if (shared >= bs && shared < j->n_all && r->n_kv < shared) return true;
     }
@@ -182,6 +187,20 @@ static bool admit_one(srv_sched *s, uint32_t *reserved) {
     if (!j || wait_for_prefix(s, j)) return false;
     int seq;
     if (lgpu_seq_create(s->ctx, &seq)) return false;
+    int a = j->params->adapter;
+    if (a >= 0 && (a >= s->n_loras ||
+                   lgpu_seq_set_adapters(s->ctx, seq, (const lgpu_lora *const *)&s->loras[a], &s->lora_scales[a], 1))) {
+        /* not expected (the adapters were checked at startup): fail the job, keep serving */
+        char msg[256];
+        snprintf(msg, sizeof msg, "cannot apply the adapter: %s", a >= s->n_loras ? "unknown" : lgpu_last_error());
+        lgpu_seq_destroy(s->ctx, seq);
+        pthread_mutex_lock(&s->mu);
+        q_remove(s, j);
+        srv_job_fail(j, 500, "engine_error", "%s", msg);
+        pthread_mutex_unlock(&s->mu);
+        srv_job_free(j);
+        return true;
+    }
     int k = lgpu_seq_reuse_prefix(s->ctx, seq, j->all, j->n_all);
     if (k < 0) k = 0;
     const uint32_t bs = s->block_size;
@@ -368,6 +387,9 @@ int srv_sched_create(lgpu_ctx *ctx, const srv_sched_params *p, srv_metrics *metr
     s->block_size = cp->block_size;
     s->n_batch = p->n_batch > 0 && (uint32_t)p->n_batch < cp->n_batch ? (uint32_t)p->n_batch : cp->n_batch;
     s->max_queue = p->max_queue;
+    s->loras = p->loras;
+    s->lora_scales = p->lora_scales;
+    s->n_loras = p->n_loras;
     s->win_start = srv_now();
     if (!s->tok) {
         free(s);

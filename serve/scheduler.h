@@ -3,9 +3,12 @@
  * One thread owns the lgpu_ctx. Every step it
  *   1. ends jobs whose client left (sink cancelled) or whose deadline passed,
  *   2. admits waiting jobs (FIFO) while sequence slots and KV blocks allow,
- *      attaching cached prefix blocks (lgpu_seq_reuse_prefix),
+ *      setting the LoRA adapter the job's model names on its sequence and
+ *      attaching cached prefix blocks (lgpu_seq_reuse_prefix: only those
+ *      computed with the same adapter),
  *   3. builds ONE lgpu_decode batch: one token for every generating job, then
  *      prompt chunks of the jobs still prefilling, within n_batch tokens,
+ *      whatever adapters they use (each token applies its sequence's),
  *   4. on LGPU_EFULL preempts the newest job (its blocks are freed and it is
  *      requeued at the front, to recompute prompt + generated text later),
  *   5. samples every job whose logits arrived and streams text to its sink. */
@@ -17,9 +20,16 @@
 
 typedef struct srv_sched srv_sched;
 
+struct lgpu_lora;
+
 typedef struct srv_sched_params {
     int max_queue; /* waiting jobs allowed */
     int n_batch;   /* token budget per step (<= the context's n_batch) */
+    /* LoRA adapters a job may name (srv_gen_params.adapter), each with its
+     * scale; its sequence applies it (lgpu_seq_set_adapters) */
+    struct lgpu_lora *const *loras;
+    const float *lora_scales;
+    int n_loras;
 } srv_sched_params;
 
 typedef struct srv_sched_stats {

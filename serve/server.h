@@ -34,6 +34,9 @@ typedef struct srv_server {
     lgpu_chat_template chat; /* --chat-template, else the tokenizer's, resolved once at load */
     srv_sched *sched;
     srv_limits limits;
+    struct lgpu_lora *loras[SRV_MAX_LORAS]; /* cfg.lora_name[i]'s adapter (models.c) */
+    float lora_scales[SRV_MAX_LORAS];
+    int n_loras;
 } srv_server;
 
 static inline srv_state srv_state_of(srv_server *s) { return (srv_state)atomic_load(&s->state); }

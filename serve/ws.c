@@ -13,6 +13,7 @@
 #include "api.h"
 #include "gen_run.h"
 #include "json_text.h"
+#include "models.h"
 
 typedef struct ws_client {
     struct mg_connection *conn;
@@ -113,10 +114,14 @@ static void generate_now(srv_server *srv, struct mg_connection *conn, const json
     }
     srv_gen_params gp;
     int n_choices;
-    if (srv_params_parse(msg, SRV_API_NATIVE, &srv->limits, &gp, &n_choices, &err)) {
+    int adapter;
+    const char *model_id;
+    if (srv_model_pick(srv, msg, &adapter, &model_id, &err) ||
+        srv_params_parse(msg, SRV_API_NATIVE, &srv->limits, &gp, &n_choices, &err)) {
         ws_error(conn, &err, id);
         return;
     }
+    gp.adapter = adapter;
     srv_prompt *p = NULL;
     int n = 0;
     int st;

@@ -134,8 +134,56 @@ static void test_errors(void **state) {
     expect_error(3, (const char *[]){"lgpu-serve", "--config", "/nonexistent/lgpu.json"}, "/nonexistent/lgpu.json");
 }
 
+/* --lora NAME=FILE[:SCALE]: repeatable flags replace the lower sources'
+ * list; the file takes a string, an array or an object; LGPU_LORA is
+ * comma-separated; names must be unique and differ from the base's id. */
+static void test_lora(void **state) {
+    (void)state;
+    srv_config c;
+    fake_env = NULL;
+    TU_OK(load(&c, 7, (const char *[]){"lgpu-serve", "-m", "base.gguf", "--lora", "a=/x/a:0.5", "--lora", "b=/y/b.gguf"}));
+    assert_int_equal(c.n_lora, 2);
+    assert_string_equal(c.lora_name[0], "a");
+    assert_string_equal(c.lora_spec[0], "/x/a:0.5");
+    assert_string_equal(c.lora_name[1], "b");
+    assert_string_equal(c.lora_spec[1], "/y/b.gguf");
+    srv_config_free(&c);
+
+    write_cfg("{\"model\":\"m.gguf\",\"lora\":{\"fr\":\"/a/fr\",\"de\":\"/a/de:2\"}}");
+    TU_OK(load(&c, 3, (const char *[]){"lgpu-serve", "--config", cfg_path}));
+    assert_int_equal(c.n_lora, 2);
+    assert_string_equal(c.lora_name[1], "de");
+    assert_string_equal(c.lora_spec[1], "/a/de:2");
+    srv_config_free(&c);
+    /* a flag replaces the file's list */
+    TU_OK(load(&c, 5, (const char *[]){"lgpu-serve", "--config", cfg_path, "--lora", "x=/x"}));
+    assert_int_equal(c.n_lora, 1);
+    assert_string_equal(c.lora_name[0], "x");
+    srv_config_free(&c);
+    write_cfg("{\"model\":\"m.gguf\",\"lora\":[\"p=/p\",\"q=/q\"]}");
+    TU_OK(load(&c, 3, (const char *[]){"lgpu-serve", "--config", cfg_path}));
+    assert_int_equal(c.n_lora, 2);
+    srv_config_free(&c);
+    const char *env[] = {"LGPU_LORA", "e1=/e/1,e2=/e/2:0.3", NULL};
+    fake_env = env;
+    TU_OK(load(&c, 3, (const char *[]){"lgpu-serve", "-m", "m.gguf"}));
+    assert_int_equal(c.n_lora, 2);
+    assert_string_equal(c.lora_spec[1], "/e/2:0.3");
+    srv_config_free(&c);
+    fake_env = NULL;
+
+    expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--lora", "/no/name"}, "NAME=FILE");
+    expect_error(5, (const char *[]){"lgpu-serve", "-m", "x", "--lora", "=/f"}, "NAME");
+    expect_error(7, (const char *[]){"lgpu-serve", "-m", "x", "--lora", "a=/f", "--lora", "a=/g"}, "twice");
+    expect_error(5, (const char *[]){"lgpu-serve", "-m", "base.gguf", "--lora", "base=/f"}, "base model's id");
+    write_cfg("{\"model\":\"m.gguf\",\"lora\":[1]}");
+    expect_error(3, (const char *[]){"lgpu-serve", "--config", cfg_path}, "\"lora\"");
+    unlink(cfg_path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lora),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_embedded_default),
         cmocka_unit_test(test_precedence),

@@ -87,7 +87,7 @@ fail:
 
 int lgpu_cmd_bench(int argc, char **argv) {
     gen_opts o;
-    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench [-m MODEL] [-p 512] [-n 128] [-r 5] [--seqs S] [--device SEL]", &o);
+    int st = gen_opts_parse(argc, argv, GO_BENCH, "lgpu bench [-m MODEL] [--lora FILE[:SCALE]] [-p 512] [-n 128] [-r 5] [--seqs S] [--device SEL]", &o);
     if (st) return st == 1 ? 0 : st;
     if (o.bench_p < 0 || o.bench_n < 0 || o.bench_r < 1 || (o.bench_p == 0 && o.bench_n == 0) ||
         o.bench_s < 1) {
@@ -122,6 +122,8 @@ int lgpu_cmd_bench(int argc, char **argv) {
     snprintf(model, sizeof model, "%s", lgpu_model_desc(m));
     char *on = strstr(model, " on ");
     if (on) *on = 0;
+    if (o.n_loras) /* every sequence applies the adapters, unmerged */
+        snprintf(model + strlen(model), sizeof model - strlen(model), " + %d LoRA", o.n_loras);
     lgpu_dev *dev = lgpu_model_dev(m);
     if (lgpu_dev_kind_of(dev) == LGPU_DEV_CPU)
         snprintf(backend, sizeof backend, "CPU (%d thread%s)", lgpu_dev_threads(dev), lgpu_dev_threads(dev) == 1 ? "" : "s");

@@ -62,7 +62,7 @@ static int turn_delta(lgpu_tokenizer *tok, const char *tmpl, chat *ch, char **re
 
 int lgpu_cmd_chat(int argc, char **argv) {
     gen_opts o;
-    int st = gen_opts_parse(argc, argv, GO_CHAT, "lgpu chat [-m MODEL] [--template NAME] [--system TEXT] [sampling options]",
+    int st = gen_opts_parse(argc, argv, GO_CHAT, "lgpu chat [-m MODEL] [--lora FILE[:SCALE] ...] [--template NAME] [--system TEXT] [sampling options]",
                             &o);
     if (st) return st == 1 ? 0 : st;
     if (o.template_name && lgpu_chat_from_name(o.template_name) == LGPU_CHAT_UNKNOWN) { /* before a slow load */

@@ -36,7 +36,7 @@ int gen_print_text(void *user, const char *text, size_t len) {
     return 0;
 }
 
-typedef enum { A_STR, A_INT, A_U32, A_FLOAT, A_U64, A_FLAG, A_STOP } arg_kind;
+typedef enum { A_STR, A_INT, A_U32, A_FLOAT, A_U64, A_FLAG, A_STOP, A_LORA } arg_kind;
 
 typedef struct opt {
     const char *l, *s; /* long, short (may be NULL) */
@@ -59,6 +59,7 @@ static const opt OPTS[] = {
     {"--n-predict", "-n", A_INT, OFF(n_predict), GEN, "tokens to generate (-1: until end of generation)"},
     {"--ctx", "-c", A_U32, OFF(n_ctx), GEN, "context length (default: the model's)"},
     {"--batch", "-b", A_U32, OFF(n_batch), ALL, "max tokens per decode call (default 512)"},
+    {"--lora", NULL, A_LORA, 0, ALL, "LoRA adapter FILE[:SCALE] (PEFT folder or GGUF; repeatable; scale 1)"},
     {"--kv-type", NULL, A_STR, OFF(kv_type), ALL, "KV cache type: auto (default: f16 on a GPU, f32 on the CPU), f16, f32"},
     {"--no-bos", NULL, A_FLAG, OFF(no_bos), GO_RUN, "do not prepend BOS to the prompt"},
     {"--ignore-eos", NULL, A_FLAG, OFF(ignore_eos), GEN, "keep generating past end-of-generation tokens"},
@@ -134,6 +135,13 @@ static int set_value(const opt *op, const char *v, gen_opts *o) {
         }
         o->stops[o->n_stops++] = v;
         return 0;
+    case A_LORA:
+        if (o->n_loras == LGPU_LORA_MAX_STACK) {
+            fprintf(stderr, "lgpu: at most %d --lora adapters\n", LGPU_LORA_MAX_STACK);
+            return 2;
+        }
+        o->loras[o->n_loras++] = v;
+        return 0;
     case A_FLAG: *(bool *)field = true; return 0;
     }
     return 2;
@@ -205,6 +213,17 @@ int gen_opts_load(const gen_opts *o, uint32_t n_seq, bool progress, lgpu_model *
         lgpu_model_destroy(*m);
         *m = NULL;
         return 1;
+    }
+    if (o->n_loras) {
+        if ((st = lgpu_ctx_set_adapter_files(*c, o->loras, o->n_loras))) {
+            fprintf(stderr, "lgpu: %s (%s)\n", lgpu_last_error(), lgpu_strerror(st));
+            lgpu_ctx_destroy(*c);
+            lgpu_model_destroy(*m);
+            *c = NULL;
+            *m = NULL;
+            return 1;
+        }
+        for (int i = 0; i < o->n_loras; i++) fprintf(stderr, "lgpu: LoRA adapter %s\n", o->loras[i]);
     }
     return 0;
 }

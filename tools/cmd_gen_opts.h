@@ -4,6 +4,7 @@
 #define LGPU_TOOLS_CMD_GEN_OPTS_H
 
 #include "lgpu/llama.h"
+#include "lgpu/lora.h"
 #include "lgpu/sampler.h"
 
 enum { GO_RUN = 1, GO_CHAT = 2, GO_BENCH = 4 };
@@ -20,6 +21,8 @@ typedef struct gen_opts {
     lgpu_sampler_params sp;
     const char *stops[GO_MAX_STOPS];
     int n_stops;
+    const char *loras[LGPU_LORA_MAX_STACK]; /* --lora FILE[:SCALE], applied to every sequence */
+    int n_loras;
     int bench_p, bench_n, bench_r; /* bench: pp tokens, tg tokens, repetitions */
     int bench_s;                   /* bench: sequences decoding together in the tg test */
 } gen_opts;
@@ -28,8 +31,9 @@ typedef struct gen_opts {
  * --help was printed, 2 on a usage error (already reported). */
 int gen_opts_parse(int argc, char **argv, int cmd, const char *usage_line, gen_opts *o);
 
-/* Loads the model and creates a context for o (n_seq sequences). Prints
- * the error and returns nonzero on failure. */
+/* Loads the model and creates a context for o (n_seq sequences) whose
+ * sequences apply o's adapters. Prints the error and returns nonzero on
+ * failure. */
 int gen_opts_load(const gen_opts *o, uint32_t n_seq, bool progress, lgpu_model **m, lgpu_ctx **c);
 
 /* The whole of a file ("-": stdin), NUL-terminated; *len (may be NULL) gets

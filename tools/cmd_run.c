@@ -21,7 +21,7 @@ static const char *finish_name(lgpu_gen_finish f) {
 int lgpu_cmd_run(int argc, char **argv) {
     gen_opts o;
     int st = gen_opts_parse(argc, argv, GO_RUN,
-                            "lgpu run [-m MODEL] [-p PROMPT | -f FILE] [-n N] [--temp T ...] [--stop STR ...]", &o);
+                            "lgpu run [-m MODEL] [--lora FILE[:SCALE] ...] [-p PROMPT | -f FILE] [-n N] [--temp T ...] [--stop STR ...]", &o);
     if (st) return st == 1 ? 0 : st;
     char *file_prompt = NULL;
     if (o.prompt_file) {

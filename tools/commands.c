@@ -9,6 +9,7 @@ int lgpu_cmd_pull(int argc, char **argv);
 int lgpu_cmd_inspect(int argc, char **argv);
 int lgpu_cmd_convert(int argc, char **argv);
 int lgpu_cmd_quantize(int argc, char **argv);
+int lgpu_cmd_merge(int argc, char **argv);
 int lgpu_cmd_synth(int argc, char **argv);
 int lgpu_cmd_tokenize(int argc, char **argv);
 int lgpu_cmd_run(int argc, char **argv);
@@ -23,6 +24,7 @@ const lgpu_cmd lgpu_commands[] = {
     {"inspect", lgpu_cmd_inspect, "print a model file's metadata and tensor table"},
     {"convert", lgpu_cmd_convert, "convert a llama2.c checkpoint or HF directory to GGUF"},
     {"quantize", lgpu_cmd_quantize, "requantize a GGUF's weight matrices (q8_0, q4_0, q4_k, q6_k, f16, bf16)"},
+    {"merge", lgpu_cmd_merge, "merge LoRA adapters into a GGUF's weights (optionally re-quantized)"},
     {"synth", lgpu_cmd_synth, "write a real-shaped GGUF with deterministic random weights"},
     {"tokenize", lgpu_cmd_tokenize, "print the token ids of a text"},
     {"run", lgpu_cmd_run, "generate text from a prompt (streamed)"},

@@ -161,6 +161,7 @@ int lgpu_kv_seq_create(lgpu_kv_cache *kv, int *seq) {
             kv->seq[i].open = true;
             kv->seq[i].len = 0;
             kv->seq[i].n_blocks = 0;
+            kv->seq[i].salt = 0;
             *seq = (int)i;
             return 0;
         }
@@ -202,7 +203,7 @@ void lgpu_kv_commit(lgpu_kv_cache *kv, int seq, const int32_t *tokens, int n) {
     s->len += n;
     /* register every block completed by this append */
     for (int32_t bi = old / bs; (bi + 1) * bs <= s->len; bi++) {
-        uint64_t h = block_hash(bi ? s->hashes[bi - 1] : 0, s->tokens + bi * bs, kv->block_size);
+        uint64_t h = block_hash(bi ? s->hashes[bi - 1] : s->salt, s->tokens + bi * bs, kv->block_size);
         s->hashes[bi] = h;
         int32_t b = s->blocks[bi];
         if (!kv->hashed[b] && hmap_find(kv, h, s->tokens + bi * bs) < 0) hmap_insert(kv, b, h, s->tokens + bi * bs);
@@ -215,7 +216,7 @@ int lgpu_kv_reuse_prefix(lgpu_kv_cache *kv, int seq, const int32_t *tokens, int 
     if (s->len != 0) return lgpu_set_error(LGPU_EINVAL, "reuse_prefix: sequence %d is not empty", seq);
     if (n < 0 || (n && !tokens)) return lgpu_set_error(LGPU_EINVAL, "reuse_prefix: bad token list");
     const int32_t bs = (int32_t)kv->block_size;
-    uint64_t h = 0;
+    uint64_t h = s->salt;
     /* k + bs < n: at least one token is left to compute (its logits are needed) */
     while (s->len + bs < n && s->len + bs <= (int32_t)kv->n_ctx) {
         const int32_t *tok = tokens + s->len;

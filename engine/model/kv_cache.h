@@ -6,9 +6,11 @@
  * blocks (its block table); token j of a sequence lives in block j/block_size.
  *
  * Prefix sharing: when a block becomes full, its chain hash
- *     h = H(h_prev, tokens of the block)      (h_prev = 0 for the first block)
+ *     h = H(h_prev, tokens of the block)      (h_prev = the sequence's salt for the first block)
  * is registered in a hash map. A new sequence whose prompt starts with the
  * same full blocks attaches them (refcount + 1) instead of recomputing them.
+ * The salt is 0 for a sequence of the plain model and a hash of its LoRA
+ * adapters otherwise: K/V computed with other adapters never match.
  * Only full blocks are shared and a sequence only ever writes at positions
  * >= its length, which always fall in blocks it alone holds, so a shared
  * block is never written.
@@ -31,6 +33,7 @@ typedef struct lgpu_kv_seq {
     int32_t *blocks;  /* max_blocks block ids */
     int32_t *tokens;  /* n_ctx token ids (for block hashes) */
     uint64_t *hashes; /* chain hash of each full block */
+    uint64_t salt;    /* root of the chain hashes: 0, or the adapters' hash (set while empty) */
 } lgpu_kv_seq;
 
 typedef struct lgpu_kv_cache {

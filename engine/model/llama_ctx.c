@@ -46,7 +46,9 @@ static int alloc_scratch(lgpu_ctx *c) {
     /* step inputs at their largest: n_batch tokens, all wanting logits, from
      * as many sequences as a step can hold */
     size_t rows = c->params.n_seq_max < T ? c->params.n_seq_max : T;
-    c->step_bytes = LGPU_ALIGN_UP(lgpu_step_layout_for(T, T, rows, c->kv.max_blocks).end, LGPU_REF_ALIGN);
+    c->step_bytes = LGPU_ALIGN_UP(
+        lgpu_step_layout_for(T, T, rows, c->kv.max_blocks, lgpu_lora_rows_bytes(T, LGPU_LORA_MAX_STACK)).end,
+        LGPU_REF_ALIGN);
     if ((st = lgpu_buf_create(dev, c->step_bytes, c->step_bytes, &sc->step))) return st;
     c->step_host = calloc(1, c->step_bytes);
     if (!c->step_host) return lgpu_set_error(LGPU_ENOMEM, "context: step staging of %zu bytes", c->step_bytes);
@@ -161,7 +163,7 @@ int lgpu_ctx_create(lgpu_model *model, const lgpu_ctx_params *params, lgpu_ctx *
         goto fail;
     }
     for (uint32_t i = 0; i < p.n_seq_max; i++) c->seq_row[i] = -1;
-    if ((st = alloc_pools(c)) || (st = alloc_scratch(c)) || (st = lgpu_exec_create(model->dev, &c->ex))) goto fail;
+    if ((st = lgpu_ctx_lora_init(c)) || (st = alloc_pools(c)) || (st = alloc_scratch(c)) || (st = lgpu_exec_create(model->dev, &c->ex))) goto fail;
     *out = c;
     return 0;
 fail:
@@ -181,6 +183,7 @@ void lgpu_ctx_destroy(lgpu_ctx *c) {
     lgpu_buf *bufs[] = {c->sc.x,  c->sc.h,  c->sc.q,  c->sc.k,      c->sc.v,    c->sc.att,      c->sc.g,
                         c->sc.u,  c->sc.s,  c->sc.xo, c->sc.ho,     c->sc.logits, c->sc.step, c->sc.inv_freq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lgpu_buf_destroy(bufs[i]);
+    lgpu_ctx_lora_free(c);
     lgpu_kv_destroy(&c->kv);
     free(c->step_host);
     free(c->seq_row);
@@ -202,11 +205,15 @@ void lgpu_ctx_set_threads(lgpu_ctx *c, int n) {
 
 int lgpu_seq_create(lgpu_ctx *c, int *seq) {
     if (!c || !seq) return lgpu_set_error(LGPU_EINVAL, "lgpu_seq_create: NULL argument");
-    return lgpu_kv_seq_create(&c->kv, seq);
+    int st = lgpu_kv_seq_create(&c->kv, seq);
+    if (!st) lgpu_ctx_lora_seq_open(c, *seq); /* the context's default adapters */
+    return st;
 }
 
 void lgpu_seq_destroy(lgpu_ctx *c, int seq) {
-    if (c) lgpu_kv_seq_destroy(&c->kv, seq);
+    if (!c || !lgpu_kv_seq_valid(&c->kv, seq)) return;
+    lgpu_ctx_lora_seq_close(c, seq);
+    lgpu_kv_seq_destroy(&c->kv, seq);
 }
 
 int lgpu_seq_len(const lgpu_ctx *c, int seq) {

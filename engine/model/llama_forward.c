@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/llama_internal.h"
+#include "model/lora_internal.h"
 
 #define TRY(expr)                 \
     do {                          \
@@ -52,6 +52,10 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
         TRY(matmul(ex, &w->wq, sc->h, sc->q, T, false));
         TRY(matmul(ex, &w->wk, sc->h, sc->k, T, false));
         TRY(matmul(ex, &w->wv, sc->h, sc->v, T, false));
+        /* + each row's adapters (after all three: one barrier, not three) */
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_Q, sc->h, sc->q, T, L->lora));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_K, sc->h, sc->k, T, L->lora));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_V, sc->h, sc->v, T, L->lora));
         /* rotate pairs (q[2i], q[2i+1]) by pos*inv_freq[i], same for k */
         lgpu_rope_params rq = {.T = T, .n_heads = H, .head_dim = hd, .token_stride = q_dim};
         lgpu_rope_params rk = {.T = T, .n_heads = G, .head_dim = hd, .token_stride = kv_dim};
@@ -70,15 +74,19 @@ static int record_layers(lgpu_ctx *c, uint32_t T, const lgpu_step_layout *L) {
                               (lgpu_ref){0})); /* no softmax statistics: inference */
         /* x += att Wo^T (residual folded into the matmul) */
         TRY(matmul(ex, &w->wo, sc->att, sc->x, T, true));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_O, sc->att, sc->x, T, L->lora));
         /* h = rmsnorm(x) * ffn_norm */
         TRY(rmsnorm(ex, &w->ffn_norm, sc->x, sc->h, T, hp->norm_eps));
         /* g = h Wgate^T, u = h Wup^T (T, F); s = silu(g) * u */
         TRY(matmul(ex, &w->w_gate, sc->h, sc->g, T, false));
         TRY(matmul(ex, &w->w_up, sc->h, sc->u, T, false));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_GATE, sc->h, sc->g, T, L->lora));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_UP, sc->h, sc->u, T, L->lora));
         lgpu_swiglu_params sp = {.n = T * F};
         TRY(lgpu_op_swiglu(ex, &sp, R(sc->g), R(sc->u), R(sc->s)));
         /* x += s Wdown^T */
         TRY(matmul(ex, &w->w_down, sc->s, sc->x, T, true));
+        TRY(lgpu_ctx_lora_record(c, l, LGPU_LORA_DOWN, sc->s, sc->x, T, L->lora));
     }
 done:
     return st;
@@ -209,8 +217,10 @@ static int decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out, const flo
         lgpu_kv_grow(kv, s, c->seq_next[s]);
     }
 
-    /* Step inputs, packed at 256-byte aligned offsets, uploaded in one write. */
-    lgpu_step_layout L = lgpu_step_layout_for(T, (size_t)n_out, (size_t)n_rows, kv->max_blocks);
+    /* Step inputs, packed at 256-byte aligned offsets, uploaded in one write;
+     * the LoRA row list only when some token of the step has adapters. */
+    size_t lora_bytes = lgpu_ctx_lora_step_plan(c, b);
+    lgpu_step_layout L = lgpu_step_layout_for(T, (size_t)n_out, (size_t)n_rows, kv->max_blocks, lora_bytes);
     size_t used = L.end;
     int32_t *sh = c->step_host;
     int32_t *h_tok = sh, *h_pos = sh + L.pos / 4, *h_row = sh + L.row / 4, *h_out = sh + L.out / 4;
@@ -225,6 +235,7 @@ static int decode(lgpu_ctx *c, const lgpu_batch *b, float *logits_out, const flo
         memcpy(dst, s->blocks, (size_t)s->n_blocks * 4);
         memset(dst + s->n_blocks, 0, (size_t)(kv->max_blocks - s->n_blocks) * 4);
     }
+    if (lora_bytes) lgpu_ctx_lora_step_fill(c, b, sh + L.lora / 4);
     void *dev_step = lgpu_buf_host_ptr(c->sc.step, 0);
     if (dev_step) memcpy(dev_step, sh, used);
     else if ((st = lgpu_buf_write(c->sc.step, 0, sh, used)))

@@ -4,6 +4,7 @@
 #define LGPU_MODEL_LLAMA_INTERNAL_H
 
 #include "lgpu/llama.h"
+#include "lgpu/lora.h"
 #include "model/kv_cache.h"
 #include "ops/ops.h"
 
@@ -11,19 +12,27 @@
 
 /* Byte offsets of the step inputs inside sc.step, each LGPU_REF_ALIGN aligned:
  * tokens, positions, block table rows (T each), output rows (n_out), then
- * n_rows block tables of max_blocks; end = bytes used. llama_ctx.c sizes
- * sc.step with the largest layout, llama_forward.c packs each step with it. */
+ * n_rows block tables of max_blocks, then the LoRA row list (lora_bytes, 0
+ * when no sequence of the step has adapters); end = bytes used. llama_ctx.c
+ * sizes sc.step with the largest layout, llama_forward.c packs each step
+ * with it. */
 typedef struct lgpu_step_layout {
-    size_t tok, pos, row, out, table, end;
+    size_t tok, pos, row, out, table, lora, end;
 } lgpu_step_layout;
 
-static inline lgpu_step_layout lgpu_step_layout_for(size_t T, size_t n_out, size_t n_rows, size_t max_blocks) {
+static inline lgpu_step_layout lgpu_step_layout_for(size_t T, size_t n_out, size_t n_rows, size_t max_blocks,
+                                                    size_t lora_bytes) {
     size_t a = LGPU_ALIGN_UP(T * 4, LGPU_REF_ALIGN);
     lgpu_step_layout L = {.tok = 0, .pos = a, .row = 2 * a, .out = 3 * a};
     L.table = L.out + LGPU_ALIGN_UP(n_out * 4, LGPU_REF_ALIGN);
-    L.end = L.table + n_rows * max_blocks * 4;
+    L.lora = L.table + LGPU_ALIGN_UP(n_rows * max_blocks * 4, LGPU_REF_ALIGN);
+    L.end = lora_bytes ? L.lora + lora_bytes : L.table + n_rows * max_blocks * 4;
     return L;
 }
+
+/* Bytes of the LoRA row list of T tokens with stacks of n_stack adapters
+ * (engine/params/lora.h: 1 + 2 * n_stack words per row). */
+static inline size_t lgpu_lora_rows_bytes(size_t T, size_t n_stack) { return T * (1 + 2 * n_stack) * 4; }
 
 /* One weight tensor on the device, in its file type (norms: F32). */
 typedef struct lgpu_wt {
@@ -61,6 +70,57 @@ typedef struct lgpu_scratch {
     lgpu_buf *inv_freq; /* RoPE inverse frequencies (head_dim/2 F32) */
 } lgpu_scratch;
 
+/* ---- LoRA adapters in use (llama_lora.c) ----
+ * A context holds its own copy of every adapter its sequences use: per layer
+ * one buffer (the pack) with each adapter's block of A and B matrices, in
+ * slots whose index the lora op's table and row list name. A slot stays
+ * (cached) when no sequence uses it, until its index or room is needed. */
+#define LGPU_CTX_LORA_SLOTS 64
+
+typedef struct lgpu_ctx_lora_slot {
+    uint64_t uid, version; /* the adapter copied (uid 0: empty slot) */
+    uint32_t rank, targets;
+    float scale;           /* alpha / r */
+    size_t off, bytes;     /* its block in each layer's pack */
+    size_t off_a[LGPU_LORA_N_TARGETS], off_b[LGPU_LORA_N_TARGETS]; /* inside the block */
+    int users;             /* sequences using it, plus the context's default set */
+} lgpu_ctx_lora_slot;
+
+/* The adapters of one sequence (or the default for new ones). */
+typedef struct lgpu_seq_lora {
+    int n;
+    int32_t slot[LGPU_LORA_MAX_STACK];
+    float user_scale[LGPU_LORA_MAX_STACK];
+} lgpu_seq_lora;
+
+typedef struct lgpu_ctx_lora {
+    lgpu_ctx_lora_slot slot[LGPU_CTX_LORA_SLOTS];
+    uint32_t n_slots;  /* 1 + the highest slot index in use (the op's n_adapters) */
+    lgpu_buf **pack;   /* n_layers buffers of pack_bytes (NULL until the first adapter) */
+    size_t pack_bytes;
+    lgpu_buf *table;   /* LGPU_CTX_LORA_SLOTS x LGPU_LORA_N_TARGETS ivec4 {a_off, b_off, rank, 0} (floats) */
+    lgpu_seq_lora *seq; /* n_seq_max */
+    lgpu_seq_lora dflt;
+    /* the step being recorded */
+    uint32_t step_rows, step_stack, step_targets;
+} lgpu_ctx_lora;
+
+int lgpu_ctx_lora_init(lgpu_ctx *c);
+void lgpu_ctx_lora_free(lgpu_ctx *c);
+/* A sequence was opened (gets the default adapters) / is being closed. */
+void lgpu_ctx_lora_seq_open(lgpu_ctx *c, int seq);
+void lgpu_ctx_lora_seq_close(lgpu_ctx *c, int seq);
+/* Plans the step's row list for batch b (validated): sets step_* and
+ * returns its bytes (0: no token of the batch has adapters). */
+size_t lgpu_ctx_lora_step_plan(lgpu_ctx *c, const lgpu_batch *b);
+/* Writes the planned row list (step_rows entries) at dst. */
+void lgpu_ctx_lora_step_fill(const lgpu_ctx *c, const lgpu_batch *b, int32_t *dst);
+/* Records y += the adapters' update of target t of layer l for the step's
+ * rows (nothing when no row's adapter adapts t); rows_off: the row list in
+ * sc.step. */
+int lgpu_ctx_lora_record(lgpu_ctx *c, uint32_t l, lgpu_lora_target t, lgpu_buf *x, lgpu_buf *y, uint32_t T,
+                         size_t rows_off);
+
 struct lgpu_ctx {
     lgpu_model *model;
     lgpu_ctx_params params;
@@ -80,6 +140,7 @@ struct lgpu_ctx {
     int32_t *commit_tok;/* n_batch: tokens grouped per sequence for the commit */
     float *rows_host;   /* lgpu_decode_rows' copy when the logits can't be lent in place */
     size_t rows_cap;    /* floats in rows_host */
+    lgpu_ctx_lora lora; /* adapters in use */
 };
 
 #endif

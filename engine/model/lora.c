@@ -1,7 +1,9 @@
 /* LoRA adapters on the device (lgpu/lora.h): layout, PEFT's initialisation,
  * host copies of single matrices. Files (PEFT, GGUF) are read and written by
  * lora_io_*.c; the forward pass applies adapters; engine/train trains them. */
+#include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +51,26 @@ int lgpu_lora_targets_parse(const char *list, uint32_t *mask) {
     }
     if (!m) return lgpu_set_error(LGPU_EINVAL, "LoRA targets '%s': empty list", list);
     *mask = m;
+    return 0;
+}
+
+int lgpu_lora_spec_parse(const char *spec, char **path, float *scale) {
+    if (!spec || !path || !scale) return lgpu_set_error(LGPU_EINVAL, "lgpu_lora_spec_parse: NULL argument");
+    *path = NULL;
+    *scale = 1.0f;
+    size_t n = strlen(spec);
+    const char *colon = strrchr(spec, ':');
+    if (colon && colon[1]) {
+        char *end;
+        errno = 0;
+        float v = strtof(colon + 1, &end);
+        if (!*end && !errno && isfinite(v)) {
+            n = (size_t)(colon - spec);
+            *scale = v;
+        }
+    }
+    if (!n) return lgpu_set_error(LGPU_EINVAL, "adapter '%s': no file name (FILE[:SCALE])", spec);
+    if (!(*path = strndup(spec, n))) return lgpu_set_error(LGPU_ENOMEM, "adapter '%s'", spec);
     return 0;
 }
 
@@ -115,6 +137,8 @@ int lgpu_lora_create(lgpu_model *model, const lgpu_lora_params *params, lgpu_lor
                               p.alpha, p.dropout);
     lgpu_lora *a = calloc(1, sizeof *a);
     if (!a) return lgpu_set_error(LGPU_ENOMEM, "lgpu_lora_create");
+    static atomic_uint_fast64_t next_uid = 1;
+    a->uid = atomic_fetch_add(&next_uid, 1);
     a->model = model;
     a->rank = p.rank;
     a->alpha = p.alpha;
@@ -205,5 +229,6 @@ int lgpu_lora_get(const lgpu_lora *a, uint32_t l, lgpu_lora_target t, bool b, fl
 int lgpu_lora_set(lgpu_lora *a, uint32_t l, lgpu_lora_target t, bool b, const float *src) {
     size_t off, bytes;
     int st = locate(a, l, t, b, &off, &bytes);
+    if (!st) a->version++;
     return st ? st : lgpu_buf_write(a->layer[l].buf, off, src, bytes);
 }

@@ -18,6 +18,10 @@
 static const char *const gguf_names[LGPU_LORA_N_TARGETS] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                             "ffn_gate", "ffn_up", "ffn_down"};
 
+const char *lgpu_lora_gguf_name(lgpu_lora_target t) {
+    return (unsigned)t < LGPU_LORA_N_TARGETS ? gguf_names[t] : "?";
+}
+
 static void tensor_name(char *out, size_t len, uint32_t l, lgpu_lora_target t, bool b) {
     snprintf(out, len, "blk.%u.%s.weight.lora_%c", l, gguf_names[t], b ? 'b' : 'a');
 }

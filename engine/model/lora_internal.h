@@ -34,6 +34,12 @@ struct lgpu_lora {
     lgpu_lora_layer *layer;
     uint64_t n_params;
     size_t bytes;
+    /* Contexts keep their own copy of the adapters their sequences use
+     * (llama_lora.c) and know an adapter by uid (unique per process, never
+     * reused, unlike the address); a copy older than `version` is refreshed
+     * when the adapter is next set on a sequence. lgpu_lora_set bumps it;
+     * code that changes the values in place (the optimizer) may bump it too. */
+    uint64_t uid, version;
 };
 
 /* The model's weight a target adapts in layer l. */

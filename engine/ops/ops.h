@@ -21,6 +21,7 @@
 #include "params/scale.h"
 #include "params/get_rows.h"
 #include "params/argmax.h"
+#include "params/lora.h"
 /* training: backward ops, the loss and the optimizer */
 #include "params/gemm.h"
 #include "params/matmul_backward.h"
@@ -47,6 +48,9 @@ int lgpu_op_add(lgpu_exec *ex, const lgpu_add_params *p, lgpu_ref a, lgpu_ref b,
 int lgpu_op_scale(lgpu_exec *ex, const lgpu_scale_params *p, lgpu_ref x, lgpu_ref y);
 int lgpu_op_get_rows(lgpu_exec *ex, const lgpu_get_rows_params *p, lgpu_ref e, lgpu_ref ids, lgpu_ref y);
 int lgpu_op_argmax(lgpu_exec *ex, const lgpu_argmax_params *p, lgpu_ref x, lgpu_ref idx);
+/* LoRA updates, each row with its own adapters (engine/params/lora.h). */
+int lgpu_op_lora(lgpu_exec *ex, const lgpu_lora_op_params *p, lgpu_ref x, lgpu_ref w, lgpu_ref table,
+                 lgpu_ref rows, lgpu_ref y);
 
 /* ---- training: each backward op next to its forward's semantics (engine/params/<op>.h) ---- */
 int lgpu_op_gemm(lgpu_exec *ex, const lgpu_gemm_params *p, lgpu_ref a, lgpu_ref b, lgpu_ref c);

@@ -15,6 +15,7 @@
 #include "params/scale.h"
 #include "params/get_rows.h"
 #include "params/argmax.h"
+#include "params/lora.h"
 #include "params/gemm.h"
 #include "params/matmul_backward.h"
 #include "params/rmsnorm_backward.h"
@@ -50,6 +51,10 @@ void lgpu_ref_add(const lgpu_add_params *p, const float *a, const float *b, floa
 void lgpu_ref_scale(const lgpu_scale_params *p, const float *x, float *y);
 void lgpu_ref_get_rows(const lgpu_get_rows_params *p, const void *e, const int32_t *ids, float *y);
 void lgpu_ref_argmax(const lgpu_argmax_params *p, const float *x, int32_t *idx);
+/* The per-row LoRA update (engine/params/lora.h); row_list entries must be
+ * valid (the glue checks them first). */
+void lgpu_ref_lora(const lgpu_lora_op_params *p, const float *x, const float *w, const int32_t *table,
+                   const int32_t *row_list, float *y, int nthreads);
 
 /* ---- training ---- */
 void lgpu_ref_gemm(const lgpu_gemm_params *p, const float *a, const float *b, float *c, int nthreads);

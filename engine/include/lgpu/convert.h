@@ -57,6 +57,28 @@ int lgpu_quantize_pick_type(int type, int64_t ne0);
 int lgpu_quantize_gguf(const char *in, const char *out, int type, const lgpu_quantize_opts *opts,
                        lgpu_quantize_stats *stats);
 
+typedef struct lgpu_merge_opts {
+    /* Matrices: LGPU_TYPE_F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K for all of them
+     * (lgpu_quantize_pick_type fallbacks apply), or -1: each matrix keeps
+     * the base's type. */
+    int out_type;
+    int nthreads; /* 0: $LGPU_THREADS, else all online cores */
+    lgpu_note_fn note;
+    lgpu_progress_fn progress;
+    void *ud;
+} lgpu_merge_opts;
+
+/* LoRA adapters merged into a base GGUF (a file or embedded:NAME): every
+ * adapted projection becomes W' = W + sum_i scales[i] * (alpha_i / r_i) B_i A_i,
+ * computed row by row from the dequantized W (in double, rounded once) and
+ * re-quantized to the output type. Adapters: PEFT folders or GGUF LoRAs
+ * (lgpu/lora.h); scales NULL: 1 each. Every metadata key and the tokenizer
+ * are copied (general.file_type follows out_type). A base that is not GGUF
+ * is LGPU_EUNSUPPORTED (convert it first); an adapter for other shapes
+ * LGPU_EFORMAT naming its tensor. */
+int lgpu_merge_gguf(const char *base, const char *const *adapters, const float *scales, int n, const char *out,
+                    const lgpu_merge_opts *opts);
+
 typedef struct lgpu_synth_opts {
     const char *shape; /* "stories15M", "tinyllama-1.1b", "llama2-7b", "llama3-8b" */
     int type;          /* matrix type (lgpu_quantize_pick_type fallbacks apply) */

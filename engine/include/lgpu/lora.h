@@ -91,6 +91,53 @@ int lgpu_lora_target_shape(const lgpu_lora *lora, lgpu_lora_target t, uint32_t *
 int lgpu_lora_get(const lgpu_lora *lora, uint32_t layer, lgpu_lora_target t, bool b, float *dst);
 int lgpu_lora_set(lgpu_lora *lora, uint32_t layer, lgpu_lora_target t, bool b, const float *src);
 
+/* ---- adapters in use: unmerged, per sequence ----------------------------
+ * Each sequence of a context applies zero or more adapters, each with a
+ * user scale: for every token of the sequence, every adapted projection
+ * y = x W^T gains  sum_i scales[i] * (alpha_i / r_i) * (x A_i^T) B_i^T.
+ * Sequences with different adapters (or none) share one lgpu_decode step,
+ * each token applying its own; a step where no sequence has adapters runs
+ * exactly the plain model.
+ *
+ *   lgpu_lora *a; lgpu_lora_create(model, &(lgpu_lora_params){.path = "out/adapter"}, &a);
+ *   lgpu_seq_create(ctx, &seq);
+ *   lgpu_seq_set_adapters(ctx, seq, (const lgpu_lora *[]){a}, NULL, 1);   // scale 1
+ *
+ * The context copies an adapter's values into its own device memory when
+ * the adapter is first set on one of its sequences (again after
+ * lgpu_lora_set changed it), so an adapter may be destroyed while sequences
+ * still use it. An adapter is accepted by any context whose model has its
+ * shapes (another lgpu_model of the same file, on any device). Prefixes are
+ * shared (lgpu_seq_reuse_prefix) only between sequences with the same
+ * adapters and scales. */
+#define LGPU_LORA_MAX_STACK 8 /* adapters per sequence */
+
+/* Sets the adapters of `seq`, which must be empty (no tokens, no prefix
+ * attached yet: its cached K/V would come from other weights); n = 0 (loras
+ * NULL) removes them. scales NULL: 1 for each. LGPU_EINVAL naming the
+ * problem (a non-empty sequence, n > LGPU_LORA_MAX_STACK, an adapter for
+ * other shapes, a rank above 1024); LGPU_EFULL when the context cannot hold
+ * another adapter (64 in use, or the device's binding limit per layer). */
+int lgpu_seq_set_adapters(lgpu_ctx *ctx, int seq, const lgpu_lora *const *loras, const float *scales, int n);
+/* The adapters each sequence created from now on starts with (the tools'
+ * --lora: every sequence of lgpu_gen, lgpu_perplexity, lgpu bench). Open
+ * sequences keep theirs; a sequence reopened (lgpu_gen_reset) gets the
+ * default again. Same arguments and errors. */
+int lgpu_ctx_set_adapters(lgpu_ctx *ctx, const lgpu_lora *const *loras, const float *scales, int n);
+/* lgpu_ctx_set_adapters from adapter files: each spec "FILE[:SCALE]"
+ * (lgpu_lora_spec_parse) is read for the context's model, set as the
+ * default of new sequences, and released (the context keeps its copy).
+ * What the tools' --lora does. Errors name the spec. */
+int lgpu_ctx_set_adapter_files(lgpu_ctx *ctx, const char *const *specs, int n);
+/* Number of adapters `seq` applies (0 for a bad sequence). */
+int lgpu_seq_n_adapters(const lgpu_ctx *ctx, int seq);
+
+/* Splits a command-line adapter spec "FILE[:SCALE]" (the text after the
+ * last ':' is the scale when it parses as a finite number, so paths with
+ * colons still work): *path gets a malloc'd copy of FILE (free it), *scale
+ * the scale (1 when absent). LGPU_EINVAL for an empty FILE. */
+int lgpu_lora_spec_parse(const char *spec, char **path, float *scale);
+
 #ifdef __cplusplus
 }
 #endif
