@@ -220,6 +220,7 @@ static void test_write_errors(void **state) {
     assert_int_equal(report_write(r, dir, "r", json), -1);
     HAS(report_error(r), "plain-file is not a directory");
     report_destroy(r);
+    json_decref(json);
     snprintf(dir, sizeof dir, "%s/below", file);
     r = sample(&json);
     assert_int_equal(report_write(r, dir, "r", NULL), -1); /* no JSON wanted, still the error */
