@@ -14,6 +14,7 @@ typedef struct {
 static const eval_cmd CMDS[] = {
     {"perplexity", lgpu_eval_perplexity, "perplexity of a text file (llama-perplexity's method)"},
     {"bench", lgpu_eval_bench, "load-test an OpenAI-compatible server: tokens/s and time to first token"},
+    {"compare", lgpu_eval_compare, "base vs fine-tuned model: perplexity and task metrics, a report"},
 };
 
 static void usage(FILE *f) {

@@ -1,7 +1,7 @@
 /* The generation helper (engine/gen): golden text of stories260K, stop
  * strings, length limits and continuation, prefix reuse across sequences,
- * Q8_0 / Q4_0 requantized models, and perplexity against a token-by-token
- * reference computation. */
+ * Q8_0 / Q4_0 requantized models, perplexity against a token-by-token
+ * reference computation, and the NLL of single texts (lgpu_score_tokens). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,11 +264,76 @@ static void test_perplexity(void **state) {
     lgpu_model_destroy(m);
 }
 
+static int count_init(void *user, lgpu_ctx *ctx, int seq) {
+    int *calls = user;
+    assert_non_null(ctx);
+    assert_true(seq >= 0);
+    assert_int_equal(lgpu_seq_len(ctx, seq), 0); /* before any token */
+    (*calls)++;
+    return 0;
+}
+
+static int refuse_init(void *user, lgpu_ctx *ctx, int seq) {
+    return lgpu_set_error(LGPU_EUNSUPPORTED, "no adapters here");
+}
+
+/* lgpu_score_tokens: the chunks of lgpu_perplexity scored one by one give
+ * the same bits (same decode calls); the sequence hook runs once per
+ * sequence, and its failure is the call's. */
+static void test_score_tokens(void **state) {
+    load_gold();
+    lgpu_model *m = load_path(tu_model_path("stories260K.gguf"), "cpu");
+    enum { CH = 64, NT = 200 };
+    int32_t toks[NT];
+    toks[0] = 1;
+    memcpy(toks + 1, gold, (NT - 1) * sizeof(int32_t));
+    lgpu_ctx *c = make_ctx(m, CH, 1, 24);
+    lgpu_ppl_result r, r2;
+    int calls = 0;
+    TU_OK(lgpu_perplexity_init(c, toks, NT, CH, 0, 1, NULL, NULL, count_init, &calls, &r));
+    assert_int_equal(calls, NT / CH);
+    TU_OK(lgpu_perplexity(c, toks, NT, CH, 0, 1, NULL, NULL, &r2));
+    assert_true(r.nll_mean == r2.nll_mean);
+    lgpu_nll_acc acc = {0};
+    calls = 0;
+    for (int ch = 0; ch < NT / CH; ch++) {
+        int32_t chunk[CH];
+        memcpy(chunk, toks + ch * CH, sizeof chunk);
+        chunk[0] = 1; /* BOS, as lgpu_perplexity puts it */
+        TU_OK(lgpu_score_tokens(c, chunk, CH, CH / 2, count_init, &calls, &acc));
+    }
+    assert_int_equal(calls, NT / CH);
+    assert_int_equal(acc.count, r.count);
+    lgpu_ppl_result r3;
+    TU_OK(lgpu_nll_result(&acc, &r3));
+    assert_true(r3.nll_mean == r.nll_mean);
+    assert_true(r3.ppl == r.ppl);
+    assert_int_equal(r3.n_chunks, 0);
+    /* first = 0: every token but the first */
+    lgpu_nll_acc all = {0};
+    TU_OK(lgpu_score_tokens(c, toks, 10, 0, NULL, NULL, &all));
+    assert_int_equal(all.count, 9);
+    assert_true(all.nll > 0);
+    /* errors */
+    assert_int_equal(lgpu_score_tokens(c, toks, CH + 1, 0, NULL, NULL, &all), LGPU_ERANGE);
+    assert_int_equal(lgpu_score_tokens(c, toks, 10, 10, NULL, NULL, &all), LGPU_EINVAL);
+    assert_int_equal(lgpu_score_tokens(c, toks, 10, 0, refuse_init, NULL, &all), LGPU_EUNSUPPORTED);
+    assert_int_equal(lgpu_perplexity_init(c, toks, NT, CH, 0, 1, NULL, NULL, refuse_init, NULL, &r), LGPU_EUNSUPPORTED);
+    assert_non_null(strstr(lgpu_last_error(), "no adapters here"));
+    lgpu_nll_acc none = {0};
+    assert_int_equal(lgpu_nll_result(&none, &r3), LGPU_EINVAL);
+    /* the failed calls left no sequence open */
+    TU_OK(lgpu_score_tokens(c, toks, 10, 0, NULL, NULL, &all));
+    lgpu_ctx_destroy(c);
+    lgpu_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_text),  cmocka_unit_test(test_stop_and_continue),
         cmocka_unit_test(test_text_prompt_reuse), cmocka_unit_test(test_q8_0),
         cmocka_unit_test(test_q4_0),         cmocka_unit_test(test_perplexity),
+        cmocka_unit_test(test_score_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

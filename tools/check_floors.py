@@ -24,6 +24,7 @@ FLOORS = [
     ["tok"],                                       # tokenizers, chat templates
     ["model"],                                     # model files, loading, the LLaMA graph, KV cache, adapters
     ["gen", "train"],                              # generation, perplexity, benchmarks; training
+    ["eval"],                                      # text metrics, test sets
 ]
 PROGRAMS = ["tools", "serve", "eval", "train"]
 # Headers generated at build time and where they may be included from.

@@ -11,6 +11,13 @@ if ! /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
     echo "test: installing python3-torch python3-numpy"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy
 fi
+# lgpu-eval's HTML reports are opened in a real browser (tests/eval_html.sh):
+# Debian's headless-capable Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "test: installing chromium"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
 # (Re)install the Node test dependencies when they are absent or older than the
 # lockfile: npm writes node_modules/.package-lock.json at every install.
 node_deps_stale() {

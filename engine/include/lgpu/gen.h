@@ -97,10 +97,36 @@ typedef struct lgpu_ppl_result {
 /* Called after each chunk with the running perplexity; nonzero stops. */
 typedef int (*lgpu_ppl_chunk_fn)(void *user, int chunk, double ppl_so_far);
 
+/* Called on each sequence a scoring call opens, before any token of it is
+ * decoded (e.g. to attach adapters to it); a nonzero return fails the call
+ * with that status. */
+typedef int (*lgpu_seq_init_fn)(void *user, lgpu_ctx *ctx, int seq);
+
 /* ctx must hold a free sequence with n_ctx >= chunk. max_chunks <= 0: all.
  * LGPU_EINVAL if there are fewer than 2*chunk tokens (as llama.cpp). */
 int lgpu_perplexity(lgpu_ctx *ctx, const int32_t *tokens, int64_t n_tokens, int chunk, int max_chunks, int32_t bos,
                     lgpu_ppl_chunk_fn on_chunk, void *user, lgpu_ppl_result *out);
+/* The same with seq_init (may be NULL) called on each chunk's sequence. */
+int lgpu_perplexity_init(lgpu_ctx *ctx, const int32_t *tokens, int64_t n_tokens, int chunk, int max_chunks,
+                         int32_t bos, lgpu_ppl_chunk_fn on_chunk, void *user, lgpu_seq_init_fn seq_init,
+                         void *init_user, lgpu_ppl_result *out);
+
+/* ---- scoring a text -----------------------------------------------------
+ * The negative log-likelihood of tokens[first+1..n) each given the tokens
+ * before it, decoded on a fresh sequence of ctx (n <= n_ctx; seq_init as
+ * above, may be NULL): for j in [first, n-1), -log softmax(logits at j)
+ * [tokens[j+1]], added to *acc (which the caller zeroes once, so that one
+ * accumulator can sum many texts). With first = 0 every token but the first
+ * is scored; the perplexity of what was added is exp(nll / count). */
+typedef struct lgpu_nll_acc {
+    double nll, nll2; /* sum of the NLLs and of their squares */
+    int64_t count;    /* tokens scored */
+} lgpu_nll_acc;
+
+int lgpu_score_tokens(lgpu_ctx *ctx, const int32_t *tokens, int n, int first, lgpu_seq_init_fn seq_init,
+                      void *init_user, lgpu_nll_acc *acc);
+/* acc as an lgpu_ppl_result (n_chunks 0); LGPU_EINVAL when it counts no token. */
+int lgpu_nll_result(const lgpu_nll_acc *acc, lgpu_ppl_result *out);
 
 #ifdef __cplusplus
 }
