@@ -214,6 +214,7 @@ int lgpu_nf4_finish(int type, void *blocks, const float *absmax, int64_t n_block
     side->n_blocks = (uint32_t)n_blocks;
     side->n_groups = (uint32_t)n_groups(type, n_blocks);
     side->offset = 0;
+    memcpy(side->code8, lgpu_nf4_dq_code, sizeof side->code8);
     if (type == LGPU_TYPE_NF4_NODQ) {
         for (int64_t b = 0; b < n_blocks; b++)
             ((lgpu_block_nf4_nodq *)blocks)[b].absmax = absmax[b];
@@ -262,7 +263,7 @@ float lgpu_nf4_absmax(int type, const void *blocks, const lgpu_nf4_side *side, i
         return a;
     }
     /* dequantize_blockwise then "+= offset": two float32 roundings */
-    const float scaled = lgpu_nf4_dq_code[((const lgpu_block_nf4 *)p)->qabsmax] *
+    const float scaled = side->code8[((const lgpu_block_nf4 *)p)->qabsmax] *
                          side->absmax2[(block0 + b) / LGPU_NF4_GROUP];
     return scaled + side->offset;
 }

@@ -21,10 +21,12 @@
  * lgpu's layout keeps the flattened blocks in order, each with its scale
  * next to its 32 bytes of indices (lgpu_block_nf4: the 8-bit code; _nodq:
  * the float32 absmax), and puts what is per tensor (offset, absmax2 per
- * group, the compute type) in a small side table, lgpu_nf4_side, which on a
- * device is the weight buffer's side buffer (dev/device.h). Bytes per value:
- * 33/64 (4.125 bits) + 4/16384 for absmax2 = bitsandbytes' 4.127 bits;
- * 36/64 = 4.5 bits without double quantization. */
+ * group, the 8-bit code map, the compute type) in a small side table,
+ * lgpu_nf4_side, which on a device is the weight buffer's side buffer
+ * (dev/device.h). Bytes per value: 33/64 (4.125 bits) + 4/16384 for absmax2
+ * = bitsandbytes' 4.127 bits (+ 1 KB per tensor for the map, as
+ * bitsandbytes keeps state2.code per tensor too); 36/64 = 4.5 bits without
+ * double quantization. */
 #ifndef LGPU_QUANT_NF4_H
 #define LGPU_QUANT_NF4_H
 
@@ -54,9 +56,13 @@ typedef struct lgpu_nf4_side {
     float offset;          /* NF4: the float32 mean of the block absmax values; NODQ: 0 */
     uint32_t n_blocks;     /* blocks of the tensor: ceil(values / 64) */
     uint32_t n_groups;     /* NF4: ceil(n_blocks / 256); NODQ: 0 */
-    float absmax2[];       /* NF4: per group, the float32 absmax of (absmax - offset) */
+    /* lgpu_nf4_dq_code (bitsandbytes' state2.code): shaders read it here, as
+     * an indexed constant array costs every invocation a private copy on
+     * some drivers (llvmpipe) */
+    float code8[256];
+    float absmax2[]; /* NF4: per group, the float32 absmax of (absmax - offset) */
 } lgpu_nf4_side;
-_Static_assert(sizeof(lgpu_nf4_side) == 16, "NF4 side table header is 16 bytes");
+_Static_assert(sizeof(lgpu_nf4_side) == 16 + 1024, "NF4 side table header is 1040 bytes");
 
 /* bitsandbytes' NF4 code book (functional.py get_4bit_type("nf4"), =
  * kernels.cu nf4_dequantization_lut), and its signed 8-bit dynamic map
