@@ -213,7 +213,9 @@ static void describe(lgpu_model *m, const char *arch) {
         for (; tn[i] && i < sizeof up - 1; i++) up[i] = (char)(tn[i] >= 'a' && tn[i] <= 'z' ? tn[i] - 32 : tn[i]);
         up[i] = 0;
     }
-    snprintf(m->desc, sizeof m->desc, "%s %s %s on %s", arch, size, up, lgpu_dev_name(m->dev));
+    snprintf(m->desc, sizeof m->desc, "%s %s %s%s on %s", arch, size, up,
+             m->nf4.n_nf4 ? (m->nf4.double_quant ? " (projections NF4)" : " (projections NF4, no double quant)") : "",
+             lgpu_dev_name(m->dev));
 }
 
 /* A Hub spec is ORG/NAME[:FILE] that is not an existing local path. */
