@@ -23,6 +23,7 @@
 // Grid: x = BK tiles, y = BM tiles (overflow folded into z).
 #extension GL_EXT_control_flow_attributes : require
 #define A_BINDING 0
+#define NF4_CT_ID 6 // NF4: the compute type, after this shader's own constants
 #include "types.glsl"
 
 layout(local_size_x_id = 0) in;             // must equal (BM / TM) * (BK / TK)
@@ -53,6 +54,9 @@ void main() {
     const uint k0 = gl_WorkGroupID.x * BK;
     const uint m0 = (gl_WorkGroupID.z * gl_NumWorkGroups.y + gl_WorkGroupID.y) * BM;
     if (k0 >= p.K || m0 >= p.M) return; // whole workgroup: uniform
+#ifdef QUANT_FLAT
+    nf4_block0 = p.row_offset * p.K / 64u; // the op layer splits W at block boundaries
+#endif
     const uint tk = tid % (BK / TK), tm = tid / (BK / TK);
     const uint bpr = p.K / QUANT_K; // blocks per W row
 
@@ -72,7 +76,7 @@ void main() {
             uint n = n0 + nn, k = k0 + kk;
             vec4 v = vec4(0.0);
             if (n < p.N) {
-#if QUANT_K == 1
+#if QUANT_K == 1 || defined(QUANT_FLAT) // element indices (NF4: blocks run across rows)
                 uint e = n * p.K + k; // element index
                 if (k + 3u < p.K)
                     v = dequant4(e, 0u);

@@ -38,6 +38,7 @@
 #error "matmul_cm.comp: define COOPMAT_NV or COOPMAT_KHR"
 #endif
 #define A_BINDING 0
+#define NF4_CT_ID 1 // NF4: the compute type, after this shader's own constants
 #include "types.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -67,6 +68,9 @@ void main() {
     const uint n0 = (gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x) * BN;
     const uint m0 = gl_WorkGroupID.y * BM;
     if (n0 >= p.N || m0 >= p.M) return; // whole workgroup: uniform
+#ifdef QUANT_FLAT
+    nf4_block0 = p.row_offset * p.K / 64u; // the op layer splits W at block boundaries
+#endif
     const uint sg = gl_SubgroupID, sm = (sg / 2u) * 32u, sn = (sg % 2u) * 32u;
     const uint bpr = p.K / QUANT_K;
 
@@ -84,7 +88,7 @@ void main() {
             uint n = n0 + nn, k = k0 + kk;
             vec4 v = vec4(0.0);
             if (n < p.N) {
-#if QUANT_K == 1
+#if QUANT_K == 1 || defined(QUANT_FLAT) // element indices (NF4: blocks run across rows)
                 uint e = n * p.K + k;
                 if (k + 3u < p.K)
                     v = dequant4(e, 0u);

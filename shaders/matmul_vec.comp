@@ -30,6 +30,7 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
+#define NF4_CT_ID 8 // NF4: the compute type, after the constants below
 #include "types.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -62,6 +63,9 @@ layout(push_constant) uniform Params {
 #elif defined(DATA_A_Q4_0)
 #define CE 32u
 #define NWU 5u
+#elif defined(QUANT_FLAT) // NF4
+#define CE 64u
+#define NWU 18u
 #elif defined(DATA_A_F32)
 #define CE 32u
 #define NWU 32u
@@ -307,6 +311,60 @@ float dot(uint m, uint c) {
     return acc;
 }
 
+#elif defined(QUANT_FLAT)
+// NF4 (blocks of 64 in the tensor's flattened order). Chunk c of the row
+// starting at binding value row_e: values f .. f + 63, f = row_e + 64 c,
+// in block b = f / 64 from its index byte h = (f % 64) / 2 on and, when h >
+// 0 (64 does not divide K), in block b + 1. Two runs of 32 index bytes are
+// staged, A (wu[0..7]) from block b's byte h and B (wu[8..15], only when h >
+// 0) shifted so that its byte t is block b + 1's byte t - (32 - h): byte t of
+// the chunk comes from A below T = 32 - h, from B above. wu[16], wu[17]: the
+// two blocks' scale fields. The 64 weights are decoded once per chunk and
+// row into wf (rounded to the compute type, zero past the row), which every
+// x row's dot then reads.
+float wf[CE];
+void prep_x() {}
+void load_chunk(uint row_e, uint c, uint nvalid) {
+    uint f = row_e + CE * c, b = f >> 6, h = (f & 63u) >> 1, base = b * QUANT_BYTES;
+    bool two = h != 0u && nvalid > CE - 2u * h; // values of block b + 1 in the row
+    LOAD_BYTES(0u, base + NF4_QS + h, 32u)
+#if defined(DATA_A_NF4)
+    LOAD_BYTES(16u, base, 1u)
+#else
+    LOAD_BYTES(16u, base, 4u)
+#endif
+    if (two) {
+        LOAD_BYTES(8u, base + QUANT_BYTES + NF4_QS + h - 32u, 32u)
+#if defined(DATA_A_NF4)
+        LOAD_BYTES(17u, base + QUANT_BYTES, 1u)
+#else
+        LOAD_BYTES(17u, base + QUANT_BYTES, 4u)
+#endif
+    }
+#if defined(DATA_A_NF4)
+    float a0 = nf4_dq_absmax(wu[16] & 255u, b), a1 = two ? nf4_dq_absmax(wu[17] & 255u, b + 1u) : a0;
+#else
+    float a0 = uintBitsToFloat(wu[16]), a1 = two ? uintBitsToFloat(wu[17]) : a0;
+#endif
+    uint T = two ? 32u - h : 32u;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint lo = 4u * i;
+        uint m = T <= lo ? 0xffffffffu : (T >= lo + 4u ? 0u : 0xffffffffu << (8u * (T - lo)));
+        uint ww = (wu[i] & ~m) | ((two ? wu[8u + i] : 0u) & m);
+        [[unroll]] for (uint k = 0u; k < 4u; k++) {
+            uint t = lo + k, byte = (ww >> (8u * k)) & 255u;
+            float a = t < T ? a0 : a1;
+            wf[2u * t] = 2u * t < nvalid ? nf4_value(byte >> 4, a) : 0.0;
+            wf[2u * t + 1u] = 2u * t + 1u < nvalid ? nf4_value(byte & 15u, a) : 0.0;
+        }
+    }
+}
+float dot(uint m, uint c) {
+    float s = 0.0;
+    [[unroll]] for (uint i = 0u; i < CE; i++) s += wf[i] * xv[m][i];
+    return s;
+}
+
 #elif defined(DATA_A_F32)
 void prep_x() {}
 void load_chunk(uint row_base, uint c, uint nvalid) {
@@ -356,6 +414,9 @@ void main() {
 #else
     wlen = uint(w.length());
 #endif
+#ifdef QUANT_FLAT
+    nf4_block0 = p.row_offset * p.K / 64u; // the op layer splits W at block boundaries
+#endif
 
     float acc[NR * NM];
     [[dont_unroll]] for (uint i = 0u; i < NR * NM; i++) acc[i] = 0.0;
@@ -373,7 +434,11 @@ void main() {
         prep_x();
         [[dont_unroll]] for (uint r = 0u; r < nrl; r++) {
             uint n = LANE_ROWS ? n0 + lane + nlanes * r : n0 + r;
+#ifdef QUANT_FLAT
+            load_chunk(min(n, p.N - 1u) * p.K, c, nvalid); // NF4: the row's first value, not byte
+#else
             load_chunk(min(n, p.N - 1u) * row_bytes, c, nvalid);
+#endif
             [[unroll]] for (uint m = 0u; m < NM; m++) {
                 float v = dot(m, c);
                 acc[r * NM + m] += live ? v : 0.0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "quant/nf4.h"
 #include "ref/ref_ops.h"
 #include "test_util.h"
 
@@ -111,6 +112,48 @@ static inline size_t oh_compare(const char *what, const float *a, const float *r
     fprintf(stderr, "  %s: worst error %.3g = %.3g of its tolerance (atol %.3g, rtol %.3g)\n", what, wd, worst, atol,
             rtol);
     return tu_compare(what, a, ref, n, atol, rtol);
+}
+
+/* NF4 weights (quant/nf4.h) for the matmul tests: N x K uniform [-1, 1)
+ * values quantized as one tensor, its side table, and the values the ops
+ * multiply (dequantized, rounded to the compute type ct). */
+typedef struct {
+    int type, ct;
+    uint32_t N, K;
+    uint8_t *w;
+    lgpu_nf4_side *side;
+    float *wd;
+    size_t wb, sb;
+} oh_nf4;
+
+static inline oh_nf4 oh_nf4_make(int type, int ct, uint32_t N, uint32_t K, tu_rng *r) {
+    oh_nf4 t = {type, ct, N, K, NULL, NULL, NULL, 0, 0};
+    size_t n = (size_t)N * K;
+    float *x = oh_alloc(n * 4);
+    tu_fill_uniform(r, x, n, -1, 1);
+    t.wb = lgpu_nf4_bytes(type, (int64_t)n), t.sb = lgpu_nf4_side_bytes(type, (int64_t)n);
+    t.w = oh_alloc(t.wb), t.side = oh_alloc(t.sb), t.wd = oh_alloc(n * 4 + 4);
+    TU_OK(lgpu_nf4_quantize(type, x, (int64_t)n, t.w, t.side, ct));
+    TU_OK(lgpu_nf4_dequantize(type, t.w, t.side, 0, 0, (int64_t)n, t.wd, true));
+    free(x);
+    return t;
+}
+
+static inline void oh_nf4_free(oh_nf4 *t) { free(t->w), free(t->side), free(t->wd); }
+
+/* The tensor in a new buffer of `alloc` bytes (0: its size rounded up to 4)
+ * at byte `off`, split in segments of its row groups, with its side table
+ * as the buffer's side buffer. */
+static inline lgpu_buf *oh_nf4_upload(const oh_nf4 *t, size_t off, size_t alloc) {
+    int64_t g = lgpu_nf4_row_group(t->K);
+    size_t unit = lgpu_nf4_rows_bytes(t->type, g, t->K);
+    lgpu_buf *b, *side;
+    TU_OK(lgpu_buf_create(oh_dev, alloc ? alloc : off + (t->wb + 3) / 4 * 4, off ? 4 : unit, &b));
+    TU_OK(lgpu_buf_write(b, off, t->w, t->wb));
+    TU_OK(lgpu_buf_create(oh_dev, t->sb, 4, &side));
+    TU_OK(lgpu_buf_write(side, 0, t->side, t->sb));
+    lgpu_buf_set_side(b, side, (uint32_t)t->ct);
+    return b;
 }
 
 /* Sets LGPU_NO_SUBGROUP (the ops read it at each call) so the shared-memory

@@ -6,7 +6,11 @@
  * segments, and the vec kernel's texel-buffer W build (the default on
  * lavapipe) against its storage-buffer build, with the fallback for W that
  * cannot be viewed. Each case runs 3 times and must be bit-identical (races show up
- * as differences on lavapipe).
+ * as differences on lavapipe). NF4 (quant/nf4.h, with its side table): both
+ * types, the three compute types, K with blocks across rows, every kernel,
+ * W over segments of row groups, against a double sum over the dequantized
+ * values, and each kernel's dequantization bit for bit against the twin's
+ * (unit-vector x). LGPU_TEST_FILTER="*nf4*" runs a subset.
  *
  * Tolerances (NMSE against the double-precision oracle on the same
  * dequantized weights): the shaders accumulate in f32, which leaves ~1e-13;
@@ -83,7 +87,7 @@ static void check_case_at(const mm_shape *s, const uint8_t *w, lgpu_buf *bw, siz
         memset(y0, 0xff, yn * 4);
     lgpu_matmul_params p = {s->M, s->N, s->K, xs, ys, s->accumulate, (uint32_t)s->type, 0};
     memcpy(want, y0, yn * 4);
-    lgpu_ref_matmul_exact(&p, w, x, want);
+    lgpu_ref_matmul_exact(&p, w, NULL, x, want);
 
     mm_ctx m = {bw, oh_buf(x, xn * 4), oh_buf(NULL, yn * 4), p, w_off, y0, yn * 4};
     oh_case c = {mm_reset, mm_record, m.y, yn * 4, &m};
@@ -288,7 +292,7 @@ static void test_matmul_big(void **state) {
     float *g = oh_alloc(nr * 4), *e = oh_alloc(nr * 4);
     for (uint32_t i = 0; i < nr; i++) {
         lgpu_matmul_params q = {1, 1, K, K, 1, 0, LGPU_TYPE_Q4_0, 0};
-        lgpu_ref_matmul_exact(&q, w + (size_t)rows[i] * rb, x, &e[i]);
+        lgpu_ref_matmul_exact(&q, w + (size_t)rows[i] * rb, NULL, x, &e[i]);
         g[i] = got[rows[i]];
     }
     OH_CHECK_NMSE("q4_0 60000x4096 sampled rows", g, e, nr, tolerance(LGPU_TYPE_Q4_0, 1));
@@ -394,6 +398,246 @@ static void test_matmul_texel_fallback(void **state) {
     unsetenv("LGPU_MATMUL_PATH");
 }
 
+/* ------------------------------------------------------------ NF4 */
+
+typedef struct {
+    int type, ct; /* NF4 or NF4_NODQ; compute type */
+    uint32_t M, N, K, pad;
+    bool acc;
+} nf4_shape;
+
+/* The op with the NF4 W t in bw (at w_off) against a double-precision sum
+ * over the values it multiplies (t->wd: dequantized, rounded to the compute
+ * type), three bit-identical runs; the host twin against the same sum. */
+static void nf4_check(const nf4_shape *s, const oh_nf4 *t, lgpu_buf *bw, size_t w_off, uint64_t seed) {
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    uint32_t xs = s->K + s->pad, ys = s->N + s->pad;
+    size_t xn = (size_t)s->M * xs, yn = (size_t)s->M * ys, on = (size_t)s->M * s->N;
+    float *x = oh_alloc(xn * 4), *y0 = oh_alloc(yn * 4), *got = oh_alloc(yn * 4), *tw = oh_alloc(yn * 4);
+    float *g = oh_alloc(on * 4), *e = oh_alloc(on * 4), *gt = oh_alloc(on * 4);
+    tu_fill_uniform(&r, x, xn, -1, 1);
+    if (s->acc)
+        tu_fill_uniform(&r, y0, yn, -1, 1);
+    else
+        memset(y0, 0xff, yn * 4);
+    for (uint32_t m = 0; m < s->M; m++)
+        for (uint32_t n = 0; n < s->N; n++) {
+            double acc = s->acc ? y0[(size_t)m * ys + n] : 0;
+            for (uint32_t k = 0; k < s->K; k++) acc += (double)t->wd[(size_t)n * s->K + k] * x[(size_t)m * xs + k];
+            e[(size_t)m * s->N + n] = (float)acc;
+        }
+    lgpu_matmul_params p = {s->M, s->N, s->K, xs, ys, s->acc, (uint32_t)s->type, 0, 0};
+    mm_ctx m = {bw, oh_buf(x, xn * 4), oh_buf(NULL, yn * 4), p, w_off, y0, yn * 4};
+    oh_case c = {mm_reset, mm_record, m.y, yn * 4, &m};
+    oh_run3(&c, got);
+    memcpy(tw, y0, yn * 4);
+    lgpu_ref_matmul(&p, t->w, t->side, x, tw, 2);
+    for (uint32_t i = 0; i < s->M; i++) {
+        assert_memory_equal(got + (size_t)i * ys + s->N, y0 + (size_t)i * ys + s->N, (size_t)s->pad * 4);
+        memcpy(g + (size_t)i * s->N, got + (size_t)i * ys, (size_t)s->N * 4);
+        memcpy(gt + (size_t)i * s->N, tw + (size_t)i * ys, (size_t)s->N * 4);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s/%s M=%u N=%u K=%u%s%s", lgpu_type_name(s->type), lgpu_type_name(s->ct), s->M,
+             s->N, s->K, s->acc ? " acc" : "", s->pad ? " strided" : "");
+    OH_CHECK_NMSE(what, g, e, on, tolerance(LGPU_TYPE_F32, s->M));
+    TU_ASSERT_NMSE("twin", gt, e, on, 1e-9);
+    lgpu_buf_destroy(m.x), lgpu_buf_destroy(m.y);
+    free(x), free(y0), free(got), free(tw), free(g), free(e), free(gt);
+}
+
+static void run_nf4(const nf4_shape *s, uint64_t seed) {
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    oh_nf4 t = oh_nf4_make(s->type, s->ct, s->N, s->K, &r);
+    lgpu_buf *bw = oh_nf4_upload(&t, 0, 0);
+    nf4_check(s, &t, bw, 0, seed + 1);
+    lgpu_buf_destroy(bw);
+    oh_nf4_free(&t);
+}
+
+/* Both NF4 types on the default path (lavapipe: the vec kernel's texel
+ * build), M = 1 .. 64, K a multiple of 64 and not (blocks across rows). */
+static void test_matmul_nf4(void **state) {
+    (void)state;
+    const uint32_t Ms[] = {1, 2, 5, 31, 64}, Ns[] = {1, 7, 33, 130, 67}, Ks[] = {64, 172, 288, 640};
+    for (int type = LGPU_TYPE_NF4; type <= LGPU_TYPE_NF4_NODQ; type++)
+        for (size_t i = 0; i < 5; i++) {
+            nf4_shape s = {type, LGPU_TYPE_F32, Ms[i], Ns[(i + (size_t)type) % 5], Ks[(i + (size_t)type) % 4],
+                           (uint32_t)(i == 2) * 3, i == 3};
+            run_nf4(&s, 8000 + 10 * (uint64_t)type + i);
+        }
+}
+
+/* NF4 elsewhere: compute types F16 and BF16, the tiled kernel, the vec
+ * kernel's storage-buffer build, cooperative matrices where present, W at
+ * an offset, a W buffer without the padding the vec kernel's word loads
+ * need (the tiled kernel then), and W over segments of row groups. */
+static void test_matmul_nf4_paths(void **state) {
+    (void)state;
+    const nf4_shape cts[] = {
+        {LGPU_TYPE_NF4, LGPU_TYPE_F16, 3, 33, 172, 0, false},
+        {LGPU_TYPE_NF4, LGPU_TYPE_BF16, 1, 40, 288, 0, true},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_BF16, 2, 17, 64, 1, false},
+    };
+    for (size_t i = 0; i < 3; i++) run_nf4(&cts[i], 8100 + i);
+    if (lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU) return; /* one path on the host */
+
+    setenv("LGPU_MATMUL_PATH", "mm", 1);
+    const nf4_shape mm[] = {
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, 65, 70, 172, 2, true},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, 5, 33, 288, 0, false},
+        {LGPU_TYPE_NF4, LGPU_TYPE_BF16, 33, 40, 64, 0, false},
+    };
+    for (size_t i = 0; i < 3; i++) run_nf4(&mm[i], 8200 + i);
+    unsetenv("LGPU_MATMUL_PATH");
+
+    const lgpu_dev_caps *c = lgpu_dev_caps_of(oh_dev);
+    if (c->coopmat_nv || c->coopmat_khr) {
+        setenv("LGPU_MATMUL_PATH", "cm", 1);
+        nf4_shape cm = {LGPU_TYPE_NF4, LGPU_TYPE_F16, 70, 65, 172, 0, false};
+        run_nf4(&cm, 8250);
+        unsetenv("LGPU_MATMUL_PATH");
+    } else {
+        fprintf(stderr, "note: no cooperative matrices here\n");
+    }
+
+    setenv("LGPU_MATMUL_PATH", "vec", 1);
+    lgpu_dev_caps *caps = mut_caps();
+    const lgpu_dev_caps saved = *caps;
+    caps->texel_weights = false; /* the storage-buffer build */
+    const nf4_shape ssbo[] = {
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, 1, 31, 172, 0, false},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, 2, 9, 288, 0, true},
+    };
+    for (size_t i = 0; i < 2; i++) run_nf4(&ssbo[i], 8300 + i);
+    *caps = saved;
+
+    /* W at byte 512 (texel build where the device has it), then a buffer of
+     * exactly the blocks' 33 x 43 bytes (not whole words: the tiled kernel) */
+    tu_rng r;
+    tu_rng_seed(&r, 8400);
+    nf4_shape s = {LGPU_TYPE_NF4, LGPU_TYPE_F32, 3, 16, 172, 0, false};
+    oh_nf4 t = oh_nf4_make(s.type, s.ct, s.N, s.K, &r);
+    lgpu_buf *bw = oh_nf4_upload(&t, 512, 512 + t.wb + 16);
+    nf4_check(&s, &t, bw, 512, 8401);
+    lgpu_buf_destroy(bw);
+    assert_int_equal(t.wb % 4, 3);
+    bw = oh_nf4_upload(&t, 0, t.wb);
+    nf4_check(&s, &t, bw, 0, 8402);
+    lgpu_buf_destroy(bw);
+    oh_nf4_free(&t);
+    unsetenv("LGPU_MATMUL_PATH");
+
+    /* segments: 16-row groups of K = 172 (33 x 43 bytes), 2-row groups of
+     * K = 288, single rows of K = 256; vec and tiled */
+    const size_t saved_binding = caps->max_binding;
+    const nf4_shape seg[] = {
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, 2, 1000, 172, 0, false},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, 1, 700, 288, 0, true},
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, 3, 600, 256, 0, false},
+    };
+    for (int path = 0; path < 2; path++) {
+        setenv("LGPU_MATMUL_PATH", path ? "mm" : "vec", 1);
+        for (size_t i = 0; i < 3; i++) {
+            tu_rng_seed(&r, 8500 + i);
+            t = oh_nf4_make(seg[i].type, seg[i].ct, seg[i].N, seg[i].K, &r);
+            caps->max_binding = 32 << 10;
+            bw = oh_nf4_upload(&t, 0, 0);
+            caps->max_binding = saved_binding;
+            assert_true(lgpu_buf_segments(bw) >= 3);
+            fprintf(stderr, "  W in %d segments\n", lgpu_buf_segments(bw));
+            nf4_check(&seg[i], &t, bw, 0, 8510 + i);
+            lgpu_buf_destroy(bw);
+            oh_nf4_free(&t);
+        }
+    }
+    unsetenv("LGPU_MATMUL_PATH");
+}
+
+/* Each kernel's dequantization bit for bit: x rows are unit vectors e_k,
+ * so y[m, n] = W[n, k] exactly (one product by 1, the rest sums of zeros)
+ * and must equal the twin's value (t.wd) in every bit, for columns at both
+ * ends of blocks that cross rows: both types, the three compute types, the
+ * vec kernel's texel and storage builds (one x row per pass and four) and
+ * the tiled kernel (a pipeline each on lavapipe: a chosen dozen). */
+static void test_matmul_nf4_exact(void **state) {
+    (void)state;
+    const uint32_t N = 37, K = 172, ks[4] = {0, 63, 64 + 19, 171};
+    enum { VEC, SSBO, MM };
+    static const char *const names[] = {"vec", "vec_ssbo", "mm"};
+    const struct { int type, ct, path; uint32_t M; } cases[] = {
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, VEC, 1},       {LGPU_TYPE_NF4, LGPU_TYPE_F32, VEC, 4},
+        {LGPU_TYPE_NF4, LGPU_TYPE_F32, SSBO, 4},      {LGPU_TYPE_NF4, LGPU_TYPE_F32, MM, 4},
+        {LGPU_TYPE_NF4, LGPU_TYPE_F16, VEC, 4},       {LGPU_TYPE_NF4, LGPU_TYPE_F16, MM, 4},
+        {LGPU_TYPE_NF4, LGPU_TYPE_BF16, VEC, 1},      {LGPU_TYPE_NF4, LGPU_TYPE_BF16, SSBO, 1},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, VEC, 4},  {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, SSBO, 1},
+        {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, MM, 4},   {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_BF16, VEC, 4},
+    };
+    bool host = lgpu_dev_kind_of(oh_dev) == LGPU_DEV_CPU;
+    lgpu_dev_caps *caps = mut_caps();
+    const bool saved = caps->texel_weights;
+    float x[4 * 172] = {0}, y[4 * 37];
+    for (int m = 0; m < 4; m++) x[m * K + ks[m]] = 1;
+    lgpu_buf *bx = oh_buf(x, sizeof x), *by = oh_buf(NULL, sizeof y);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (host && cases[i].path != VEC) continue; /* one path on the host */
+        tu_rng r;
+        tu_rng_seed(&r, 8700 + i);
+        oh_nf4 t = oh_nf4_make(cases[i].type, cases[i].ct, N, K, &r);
+        lgpu_buf *bw = oh_nf4_upload(&t, 0, 0);
+        setenv("LGPU_MATMUL_PATH", cases[i].path == MM ? "mm" : "vec", 1);
+        caps->texel_weights = cases[i].path == SSBO ? false : saved;
+        uint32_t M = cases[i].M;
+        lgpu_matmul_params p = {M, N, K, K, N, 0, (uint32_t)cases[i].type, 0, 0};
+        lgpu_exec *ex;
+        TU_OK(lgpu_exec_create(oh_dev, &ex));
+        TU_OK(lgpu_exec_begin(ex));
+        TU_OK(lgpu_op_matmul(ex, &p, oh_ref(bw), oh_ref(bx), oh_ref(by)));
+        TU_OK(lgpu_exec_submit(ex));
+        TU_OK(lgpu_buf_read(by, 0, y, (size_t)M * N * 4));
+        lgpu_exec_destroy(ex);
+        for (uint32_t m = 0; m < M; m++)
+            for (uint32_t n = 0; n < N; n++)
+                if (memcmp(&y[m * N + n], &t.wd[(size_t)n * K + ks[m]], 4))
+                    fail_msg("%s/%s %s M=%u: W[%u, %u] = %a, twin %a", lgpu_type_name(cases[i].type),
+                             lgpu_type_name(cases[i].ct), names[cases[i].path], M, n, ks[m], y[m * N + n],
+                             t.wd[(size_t)n * K + ks[m]]);
+        fprintf(stderr, "  %s/%s %s M=%u: the %u x %u values equal the twin's bit for bit\n",
+                lgpu_type_name(cases[i].type), lgpu_type_name(cases[i].ct), names[cases[i].path], M, M, N);
+        lgpu_buf_destroy(bw);
+        oh_nf4_free(&t);
+    }
+    caps->texel_weights = saved;
+    unsetenv("LGPU_MATMUL_PATH");
+    lgpu_buf_destroy(bx), lgpu_buf_destroy(by);
+}
+
+static void test_matmul_nf4_errors(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 8600);
+    oh_nf4 t = oh_nf4_make(LGPU_TYPE_NF4, LGPU_TYPE_F32, 4, 64, &r);
+    lgpu_buf *bw = oh_nf4_upload(&t, 0, 0), *plain = oh_buf(t.w, t.wb), *b = oh_buf(NULL, 4096);
+    lgpu_exec *ex;
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    TU_OK(lgpu_exec_begin(ex));
+    lgpu_matmul_params p = {1, 4, 64, 64, 4, 0, LGPU_TYPE_NF4, 0, 0};
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(plain), oh_ref(b), oh_ref(b)), LGPU_EINVAL); /* no side table */
+    p.K = 63, p.x_stride = 63; /* odd K */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(bw), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    p.K = 64, p.x_stride = 64, p.N = p.y_stride = 40; /* more rows than the tensor */
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(bw), oh_ref(b), oh_ref(b)), LGPU_ERANGE);
+    lgpu_buf_set_side(plain, oh_buf(t.side, t.sb), 7); /* a compute type that is not f32/f16/bf16 */
+    p.N = p.y_stride = 4;
+    assert_int_equal(lgpu_op_matmul(ex, &p, oh_ref(plain), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
+    TU_OK(lgpu_exec_submit(ex));
+    lgpu_exec_destroy(ex);
+    lgpu_buf_destroy(bw), lgpu_buf_destroy(plain), lgpu_buf_destroy(b);
+    oh_nf4_free(&t);
+}
+
 static void test_matmul_errors(void **state) {
     (void)state;
     lgpu_buf *b = oh_buf(NULL, 4096);
@@ -430,6 +674,9 @@ int main(void) {
         cmocka_unit_test(test_matmul_segments), cmocka_unit_test(test_matmul_big),
         cmocka_unit_test(test_matmul_texel_and_ssbo), cmocka_unit_test(test_matmul_texel_fallback),
         cmocka_unit_test(test_matmul_errors),
+        cmocka_unit_test(test_matmul_nf4),      cmocka_unit_test(test_matmul_nf4_paths),
+        cmocka_unit_test(test_matmul_nf4_exact), cmocka_unit_test(test_matmul_nf4_errors),
     };
+    if (getenv("LGPU_TEST_FILTER")) cmocka_set_test_filter(getenv("LGPU_TEST_FILTER")); /* e.g. "*nf4*" */
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

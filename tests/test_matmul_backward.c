@@ -13,7 +13,10 @@
  * oracle and the twin: every type, odd shapes spanning several tiles,
  * accumulate and strides, N = 0, W over several buffer segments (binding
  * limit lowered), a hand-computed case and the parameter errors. Each device
- * case runs 3 times and must be bit-identical.
+ * case runs 3 times and must be bit-identical. NF4 (both types, compute
+ * types F16/BF16 too, K not a multiple of 64) takes part in the twin,
+ * identity, finite-difference, device, tile and segment cases, with a hand
+ * case of its own.
  *
  * Tolerance (a bound per element): the twin and the shader sum the N
  * products in float in increasing n, then add dx, so each is within
@@ -92,6 +95,7 @@ typedef struct {
     uint32_t M, N, K;
     uint32_t pad; /* dy and dx row strides N + pad, K + pad */
     bool acc;
+    int ct; /* NF4: the compute type (0: F32) */
 } shape;
 
 /* Host data of one case: W (file layout), its dequantized rows, dy, dx0. */
@@ -99,6 +103,8 @@ typedef struct {
     shape s;
     lgpu_matmul_backward_params p;
     uint8_t *w;
+    lgpu_nf4_side *side; /* NF4 only */
+    size_t sb;
     float *wd, *dy, *dx0;
     size_t wb, dyn, dxn;
 } data;
@@ -109,9 +115,15 @@ static void data_make(data *d, const shape *s, uint64_t seed) {
     d->s = *s;
     d->p = (lgpu_matmul_backward_params){s->M, s->N, s->K, s->N + s->pad, s->K + s->pad, s->acc, (uint32_t)s->type,
                                          0, 0};
-    d->w = make_w(s->type, s->N, s->K, &r);
-    d->wb = (size_t)s->N * lgpu_type_row_bytes(s->type, s->K);
-    d->wd = dequant(s->type, d->w, s->N, s->K);
+    d->side = NULL, d->sb = 0;
+    if (lgpu_type_is_nf4(s->type)) { /* one tensor; wd: the values the op multiplies */
+        oh_nf4 t = oh_nf4_make(s->type, s->ct, s->N, s->K, &r);
+        d->w = t.w, d->side = t.side, d->wd = t.wd, d->wb = t.wb, d->sb = t.sb;
+    } else {
+        d->w = make_w(s->type, s->N, s->K, &r);
+        d->wb = (size_t)s->N * lgpu_type_row_bytes(s->type, s->K);
+        d->wd = dequant(s->type, d->w, s->N, s->K);
+    }
     d->dyn = (size_t)s->M * d->p.dy_stride;
     d->dxn = (size_t)s->M * d->p.dx_stride;
     d->dy = oh_alloc(d->dyn * 4 + 4);
@@ -122,10 +134,24 @@ static void data_make(data *d, const shape *s, uint64_t seed) {
         for (uint32_t m = 0; m < s->M; m++) memset(d->dx0 + (size_t)m * d->p.dx_stride, 0xff, (size_t)s->K * 4);
 }
 
-static void data_free(data *d) { free(d->w), free(d->wd), free(d->dy), free(d->dx0); }
+static void data_free(data *d) { free(d->w), free(d->side), free(d->wd), free(d->dy), free(d->dx0); }
+
+/* W in a device buffer of `unit` (0: its row or NF4 row group), exact size
+ * (often not whole words), NF4 with its side table. */
+static lgpu_buf *upload_w(const data *d, size_t unit) {
+    if (!d->side) {
+        lgpu_buf *b;
+        TU_OK(lgpu_buf_create(oh_dev, d->wb < 4 ? 4 : d->wb, unit ? unit : 4, &b));
+        TU_OK(lgpu_buf_write(b, 0, d->w, d->wb));
+        return b;
+    }
+    oh_nf4 t = {d->s.type, d->s.ct, d->s.N, d->s.K, d->w, d->side, d->wd, d->wb, d->sb};
+    return oh_nf4_upload(&t, 0, d->wb);
+}
 
 static void name(char *buf, size_t n, const shape *s) {
-    snprintf(buf, n, "%s M=%u N=%u K=%u%s%s", lgpu_type_name(s->type), s->M, s->N, s->K, s->acc ? " acc" : "",
+    snprintf(buf, n, "%s%s%s M=%u N=%u K=%u%s%s", lgpu_type_name(s->type), lgpu_type_is_nf4(s->type) ? "/" : "",
+             lgpu_type_is_nf4(s->type) ? lgpu_type_name(s->ct) : "", s->M, s->N, s->K, s->acc ? " acc" : "",
              s->pad ? " strided" : "");
 }
 
@@ -137,12 +163,12 @@ static float *twin_check(const data *d) {
     double *want = oh_alloc(d->dxn * 8), *bound = oh_alloc(d->dxn * 8);
     memcpy(t1, d->dx0, d->dxn * 4);
     memcpy(t5, d->dx0, d->dxn * 4);
-    lgpu_ref_matmul_backward(&d->p, d->w, d->dy, t1, 1);
-    lgpu_ref_matmul_backward(&d->p, d->w, d->dy, t5, 5);
+    lgpu_ref_matmul_backward(&d->p, d->w, d->side, d->dy, t1, 1);
+    lgpu_ref_matmul_backward(&d->p, d->w, d->side, d->dy, t5, 5);
     assert_memory_equal(t1, t5, d->dxn * 4);
     memcpy(t5, d->dx0, d->dxn * 4);
     int isa = lgpu_ref_matmul_set_isa(LGPU_MM_ISA_PLAIN); /* the baseline kernel: same bits as AVX2 */
-    lgpu_ref_matmul_backward(&d->p, d->w, d->dy, t5, 2);
+    lgpu_ref_matmul_backward(&d->p, d->w, d->side, d->dy, t5, 2);
     lgpu_ref_matmul_set_isa(isa);
     assert_memory_equal(t1, t5, d->dxn * 4);
     oracle(&d->p, d->wd, d->dy, d->dx0, want, bound, 2);
@@ -161,6 +187,7 @@ static void test_mmb_twin(void **state) {
         {LGPU_TYPE_BF16, {3, 64, 129, 257}}, {LGPU_TYPE_Q8_0, {32, 96, 288, 544}},
         {LGPU_TYPE_Q4_0, {32, 160, 288, 544}}, {LGPU_TYPE_Q4_K, {256, 512, 256, 768}},
         {LGPU_TYPE_Q6_K, {256, 512, 768, 256}},
+        {LGPU_TYPE_NF4, {64, 172, 288, 640}}, {LGPU_TYPE_NF4_NODQ, {172, 290, 64, 330}},
     };
     const uint32_t Ms[] = {1, 7, 33, 70}, Ns[] = {1, 31, 130, 5};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
@@ -183,6 +210,7 @@ static void test_mmb_identity(void **state) {
         {LGPU_TYPE_BF16, 17, 20, 70, 0, false}, {LGPU_TYPE_Q8_0, 3, 41, 96, 0, false},
         {LGPU_TYPE_Q4_0, 11, 24, 160, 0, false}, {LGPU_TYPE_Q4_K, 4, 13, 512, 0, false},
         {LGPU_TYPE_Q6_K, 6, 19, 256, 0, false},
+        {LGPU_TYPE_NF4, 7, 23, 172, 0, false},  {LGPU_TYPE_NF4_NODQ, 3, 30, 288, 0, false, LGPU_TYPE_BF16},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
@@ -194,8 +222,8 @@ static void test_mmb_identity(void **state) {
         float *dx = oh_alloc(d.dxn * 4);
         tu_fill_uniform(&r, x, (size_t)s->M * s->K, -1, 1);
         lgpu_matmul_params fp = {s->M, s->N, s->K, s->K, s->N, 0, (uint32_t)s->type, 0, 0};
-        lgpu_ref_matmul_exact(&fp, d.w, x, y);
-        lgpu_ref_matmul_backward(&d.p, d.w, d.dy, dx, 3);
+        lgpu_ref_matmul_exact(&fp, d.w, d.side, x, y);
+        lgpu_ref_matmul_backward(&d.p, d.w, d.side, d.dy, dx, 3);
         double l1 = 0, l2 = 0, sabs = 0;
         for (size_t j = 0; j < (size_t)s->M * s->K; j++) l1 += (double)dx[j] * x[j];
         for (size_t j = 0; j < (size_t)s->M * s->N; j++) l2 += (double)d.dy[j] * y[j];
@@ -218,8 +246,9 @@ static void test_mmb_identity(void **state) {
  * plus 1e-9 for the double noise. */
 static void test_mmb_fd(void **state) {
     (void)state;
-    const shape shapes[] = {{LGPU_TYPE_F32, 3, 5, 7, 0, false}, {LGPU_TYPE_Q4_K, 2, 3, 256, 0, false}};
-    for (size_t i = 0; i < 2; i++) {
+    const shape shapes[] = {{LGPU_TYPE_F32, 3, 5, 7, 0, false}, {LGPU_TYPE_Q4_K, 2, 3, 256, 0, false},
+                            {LGPU_TYPE_NF4, 2, 3, 172, 0, false, LGPU_TYPE_F16}};
+    for (size_t i = 0; i < 3; i++) {
         const shape *s = &shapes[i];
         data d;
         data_make(&d, s, 200 + i);
@@ -228,7 +257,7 @@ static void test_mmb_fd(void **state) {
         double *x = oh_alloc((size_t)s->M * s->K * 8);
         for (size_t j = 0; j < (size_t)s->M * s->K; j++) x[j] = tu_rng_uniform(&r, -1, 1);
         float *dx = oh_alloc(d.dxn * 4);
-        lgpu_ref_matmul_backward(&d.p, d.w, d.dy, dx, 1);
+        lgpu_ref_matmul_backward(&d.p, d.w, d.side, d.dy, dx, 1);
         double worst = 0;
         for (uint32_t m = 0; m < s->M; m++)
             for (uint32_t k = 0; k < s->K; k++) {
@@ -305,7 +334,7 @@ static void device_check(const data *d, lgpu_buf *bw, uint32_t extra) {
 static void run_device(const shape *s, uint64_t seed) {
     data d;
     data_make(&d, s, seed);
-    lgpu_buf *bw = oh_buf(d.w, d.wb); /* exact size (often not whole words) */
+    lgpu_buf *bw = upload_w(&d, 0); /* exact size (often not whole words) */
     device_check(&d, bw, 0);
     lgpu_buf_destroy(bw);
     data_free(&d);
@@ -321,6 +350,9 @@ static void test_mmb_device(void **state) {
         {LGPU_TYPE_Q4_0, 70, 24, 160, 0, true}, {LGPU_TYPE_Q4_0, 1, 33, 544, 2, false},
         {LGPU_TYPE_Q4_K, 9, 13, 512, 0, false}, {LGPU_TYPE_Q4_K, 40, 5, 256, 1, true},
         {LGPU_TYPE_Q6_K, 3, 19, 768, 0, true},  {LGPU_TYPE_Q6_K, 33, 8, 256, 0, false},
+        {LGPU_TYPE_NF4, 33, 31, 172, 0, false}, {LGPU_TYPE_NF4, 5, 70, 288, 1, true, LGPU_TYPE_BF16},
+        {LGPU_TYPE_NF4, 70, 9, 64, 0, true, LGPU_TYPE_F16},
+        {LGPU_TYPE_NF4_NODQ, 2, 130, 640, 0, false}, {LGPU_TYPE_NF4_NODQ, 9, 13, 290, 2, true},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_device(&shapes[i], 300 + i);
 }
@@ -345,6 +377,7 @@ static void test_mmb_gpu_tiles(void **state) {
         {LGPU_TYPE_F32, 2100, 7, 40, 0, true},     /* 2 x 2 */
         {LGPU_TYPE_Q4_K, 300, 5, 256, 0, false},   /* 1 x 2 */
         {LGPU_TYPE_Q6_K, 40, 9, 256, 2, false},    /* 1 x 1 */
+        {LGPU_TYPE_NF4, 2100, 7, 172, 0, true},    /* 2 x 2 */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_device(&shapes[i], 360 + i);
     caps->cpu_shaders = saved;
@@ -376,7 +409,7 @@ static void test_mmb_x8(void **state) {
         lgpu_matmul_backward_params px = d.p;
         px.w_x8 = 1;
         memcpy(got, d.dx0, d.dxn * 4);
-        lgpu_ref_matmul_backward(&px, wx, d.dy, got, 3);
+        lgpu_ref_matmul_backward(&px, wx, NULL, d.dy, got, 3);
         assert_memory_equal(got, want, d.dxn * 4);
         if (host) {
             lgpu_buf *bw = oh_buf(wx, d.wb);
@@ -408,19 +441,20 @@ static void test_mmb_segments(void **state) {
         {LGPU_TYPE_Q4_0, 3, 1000, 256, 0, false}, /* 144-byte rows */
         {LGPU_TYPE_F16, 5, 700, 155, 2, true},    /* 310-byte rows */
         {LGPU_TYPE_Q6_K, 2, 700, 256, 0, true},   /* 210-byte rows */
+        {LGPU_TYPE_NF4, 3, 1600, 172, 0, true},   /* 16-row groups of 1419 bytes */
+        {LGPU_TYPE_NF4_NODQ, 2, 900, 290, 1, false}, /* 32-row groups of 5220 bytes */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         data d;
         data_make(&d, &shapes[i], 500 + i);
-        size_t rb = lgpu_type_row_bytes(d.s.type, d.s.K);
-        lgpu_buf *bw;
+        size_t rb = lgpu_type_is_nf4(d.s.type)
+                        ? lgpu_nf4_rows_bytes(d.s.type, lgpu_nf4_row_group(d.s.K), d.s.K)
+                        : lgpu_type_row_bytes(d.s.type, d.s.K);
         caps->max_binding = 64 << 10;
-        int st = lgpu_buf_create(oh_dev, d.wb, rb, &bw);
+        lgpu_buf *bw = upload_w(&d, rb);
         caps->max_binding = saved;
-        TU_OK(st);
         int nseg = lgpu_buf_segments(bw);
         assert_true(nseg >= 3);
-        TU_OK(lgpu_buf_write(bw, 0, d.w, d.wb));
         fprintf(stderr, "  W in %d segments\n", nseg);
         device_check(&d, bw, (uint32_t)nseg);
         lgpu_buf_destroy(bw);
@@ -443,7 +477,7 @@ static void run_hand(const lgpu_matmul_backward_params *p, const void *w, size_t
     TU_OK(lgpu_buf_read(bdx, 0, got, dxb));
     assert_memory_equal(got, want, dxb);
     memcpy(got, dx0, dxb);
-    lgpu_ref_matmul_backward(p, w, dy, got, 1);
+    lgpu_ref_matmul_backward(p, w, NULL, dy, got, 1);
     assert_memory_equal(got, want, dxb);
     lgpu_exec_destroy(ex);
     lgpu_buf_destroy(bw), lgpu_buf_destroy(bdy), lgpu_buf_destroy(bdx);
@@ -464,6 +498,30 @@ static void test_mmb_hand(void **state) {
     for (int i = 0; i < 32; i++) q8.qs[i] = (int8_t)(i - 16), w8[i] = (float)(i - 16);
     p = (lgpu_matmul_backward_params){1, 1, 32, 0, 0, 0, LGPU_TYPE_Q8_0, 0, 0};
     run_hand(&p, &q8, sizeof q8, &two, 4, zero, w8, sizeof w8);
+
+    /* NF4 without double quantization, two rows of 32 (one block across
+     * both): w = 2 code[i % 16] quantizes exactly (absmax 2), dy = [1, -0.5]:
+     * dx[k] = w[k] - 0.5 w[32 + k] */
+    float x[64], nf4_want[32], dy2[2] = {1, -0.5f};
+    for (int i = 0; i < 64; i++) x[i] = 2 * lgpu_nf4_code[i % 16];
+    for (int k = 0; k < 32; k++) nf4_want[k] = x[k] - 0.5f * x[32 + k];
+    oh_nf4 t = {LGPU_TYPE_NF4_NODQ, LGPU_TYPE_F32, 2, 32, NULL, NULL, NULL, 36, 0};
+    t.sb = lgpu_nf4_side_bytes(t.type, 64);
+    t.w = oh_alloc(t.wb), t.side = oh_alloc(t.sb);
+    TU_OK(lgpu_nf4_quantize(t.type, x, 64, t.w, t.side, LGPU_TYPE_F32));
+    lgpu_buf *bw = oh_nf4_upload(&t, 0, 0), *bdy = oh_buf(dy2, 8), *bdx = oh_buf(NULL, 128);
+    p = (lgpu_matmul_backward_params){1, 2, 32, 0, 0, 0, LGPU_TYPE_NF4_NODQ, 0, 0};
+    lgpu_exec *ex;
+    float got[32];
+    TU_OK(lgpu_exec_create(oh_dev, &ex));
+    TU_OK(lgpu_exec_begin(ex));
+    TU_OK(lgpu_op_matmul_backward(ex, &p, oh_ref(bw), oh_ref(bdy), oh_ref(bdx)));
+    TU_OK(lgpu_exec_submit(ex));
+    TU_OK(lgpu_buf_read(bdx, 0, got, sizeof got));
+    assert_memory_equal(got, nf4_want, sizeof got);
+    lgpu_exec_destroy(ex);
+    lgpu_buf_destroy(bw), lgpu_buf_destroy(bdy), lgpu_buf_destroy(bdx);
+    free(t.w), free(t.side);
 }
 
 static void test_mmb_errors(void **state) {
@@ -490,6 +548,8 @@ static void test_mmb_errors(void **state) {
     p = (lgpu_matmul_backward_params){1, 12, 64, 0, 0, 0, LGPU_TYPE_Q4_0, 0, 1}; /* whole groups of 8 only */
     assert_int_equal(lgpu_op_matmul_backward(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)),
                      host ? LGPU_EINVAL : LGPU_EUNSUPPORTED);
+    p = (lgpu_matmul_backward_params){1, 4, 64, 0, 0, 0, LGPU_TYPE_NF4, 0, 0}; /* NF4 without its side table */
+    assert_int_equal(lgpu_op_matmul_backward(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), LGPU_EINVAL);
     p = (lgpu_matmul_backward_params){0, 4, 64, 0, 0, 0, LGPU_TYPE_F32, 0, 0}; /* empty */
     assert_int_equal(lgpu_op_matmul_backward(ex, &p, oh_ref(b), oh_ref(b), oh_ref(b)), 0);
     TU_OK(lgpu_exec_submit(ex));
@@ -504,5 +564,6 @@ int main(void) {
         cmocka_unit_test(test_mmb_gpu_tiles), cmocka_unit_test(test_mmb_n0),  cmocka_unit_test(test_mmb_segments),
         cmocka_unit_test(test_mmb_errors),
     };
+    if (getenv("LGPU_TEST_FILTER")) cmocka_set_test_filter(getenv("LGPU_TEST_FILTER"));
     return cmocka_run_group_tests(tests, oh_setup, oh_teardown);
 }

@@ -55,11 +55,11 @@ static double run_case(const mm_case *cs, int isa, tu_rng *r, double *sum_num, d
                             .wtype = (uint32_t)cs->type, .row_offset = (uint32_t)cs->row_offset};
     const uint8_t *w = wq + (size_t)cs->row_offset * rb; /* W binding starts at row row_offset */
     memcpy(ye, y0, M * ys * sizeof *ye);
-    lgpu_ref_matmul_exact(&p, w, x, ye);
+    lgpu_ref_matmul_exact(&p, w, NULL, x, ye);
     lgpu_ref_matmul_set_isa(isa);
     for (int t = 0; t < 3; t++) {
         memcpy(yt[t], y0, M * ys * sizeof *ye);
-        lgpu_ref_matmul(&p, w, x, yt[t], t + 1);
+        lgpu_ref_matmul(&p, w, NULL, x, yt[t], t + 1);
     }
     lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
 
@@ -146,16 +146,16 @@ static void test_exact_by_hand(void **state) {
     float y[2 * 2] = {10, 10, 10, 10};
     lgpu_matmul_params p = {.M = 2, .N = 2, .K = 3, .x_stride = 3, .y_stride = 2, .accumulate = 1,
                             .wtype = LGPU_TYPE_F32};
-    lgpu_ref_matmul_exact(&p, w, x, y);
+    lgpu_ref_matmul_exact(&p, w, NULL, x, y);
     const float want[4] = {16, 13.5f, 8.75f, 8}; /* 10 + 6, 10 + 3.5, 10 - 1.25, 10 - 2 */
     for (int i = 0; i < 4; i++) assert_true(y[i] == want[i]);
     for (int isa = LGPU_MM_ISA_PLAIN; isa <= LGPU_MM_ISA_AVX2; isa++) {
         float z[4] = {10, 10, 10, 10};
         lgpu_ref_matmul_set_isa(isa);
-        lgpu_ref_matmul(&p, w, x, z, 2);
+        lgpu_ref_matmul(&p, w, NULL, x, z, 2);
         for (int i = 0; i < 4; i++) assert_true(z[i] == want[i]);
         p.accumulate = 0;
-        lgpu_ref_matmul(&p, w, x, z, 1);
+        lgpu_ref_matmul(&p, w, NULL, x, z, 1);
         for (int i = 0; i < 4; i++) assert_true(z[i] == want[i] - 10);
         p.accumulate = 1;
     }
@@ -181,18 +181,18 @@ static void test_rowwise_identical(void **state) {
         const size_t rb = lgpu_type_row_bytes(type, K);
         TU_OK(lgpu_quantize_rows(type, wf, N, K, wq));
         lgpu_matmul_params p = {.M = M, .N = N, .K = K, .x_stride = K, .y_stride = N, .wtype = (uint32_t)type};
-        lgpu_ref_matmul(&p, wq, x, yall, 2);
+        lgpu_ref_matmul(&p, wq, NULL, x, yall, 2);
         for (int n = 0; n < N; n++) {
             lgpu_matmul_params q = p;
             q.N = 1;
             q.row_offset = (uint32_t)n;
-            lgpu_ref_matmul(&q, wq + n * rb, x, yone, 1);
+            lgpu_ref_matmul(&q, wq + n * rb, NULL, x, yone, 1);
         }
         if (memcmp(yall, yone, sizeof yall)) fail_msg("%s: row-at-a-time result differs", lgpu_type_name(type));
         for (int m = 0; m < M; m++) {
             lgpu_matmul_params q = p;
             q.M = 1;
-            lgpu_ref_matmul(&q, wq, x + m * K, yone + m * N, 1);
+            lgpu_ref_matmul(&q, wq, NULL, x + m * K, yone + m * N, 1);
         }
         if (memcmp(yall, yone, sizeof yall)) fail_msg("%s: x-row-at-a-time result differs", lgpu_type_name(type));
     }
@@ -252,19 +252,19 @@ static void test_repacked_q4_0(void **state) {
                 const size_t yb = (size_t)M * ys * sizeof *ye;
                 /* oracle and plain kernels: the same bits as from the Q4_0 rows */
                 memcpy(ye, y0, yb), memcpy(yq, y0, yb);
-                lgpu_ref_matmul_exact(&p, wq, x, ye);
-                lgpu_ref_matmul_exact(&px, wx, x, yq);
+                lgpu_ref_matmul_exact(&p, wq, NULL, x, ye);
+                lgpu_ref_matmul_exact(&px, wx, NULL, x, yq);
                 assert_memory_equal(ye, yq, yb);
                 lgpu_ref_matmul_set_isa(LGPU_MM_ISA_PLAIN);
                 memcpy(yq, y0, yb), memcpy(yt[0], y0, yb);
-                lgpu_ref_matmul(&p, wq, x, yq, 2);
-                lgpu_ref_matmul(&px, wx, x, yt[0], 2);
+                lgpu_ref_matmul(&p, wq, NULL, x, yq, 2);
+                lgpu_ref_matmul(&px, wx, NULL, x, yt[0], 2);
                 assert_memory_equal(yq, yt[0], yb);
                 lgpu_ref_matmul_set_isa(LGPU_MM_ISA_AUTO);
                 /* the fast kernel: 1, 2, 3 threads, then x rows one at a time */
                 for (int t = 0; t < 3; t++) {
                     memcpy(yt[t], y0, yb);
-                    lgpu_ref_matmul(&px, wx, x, yt[t], t + 1);
+                    lgpu_ref_matmul(&px, wx, NULL, x, yt[t], t + 1);
                 }
                 assert_memory_equal(yt[0], yt[1], yb);
                 assert_memory_equal(yt[0], yt[2], yb);
@@ -272,7 +272,7 @@ static void test_repacked_q4_0(void **state) {
                 for (int m = 0; m < M; m++) {
                     lgpu_matmul_params q = px;
                     q.M = 1;
-                    lgpu_ref_matmul(&q, wx, x + m * K, yone + m * ys, 1);
+                    lgpu_ref_matmul(&q, wx, NULL, x + m * K, yone + m * ys, 1);
                 }
                 assert_memory_equal(yt[0], yone, yb);
                 double cn = 0, cd = 0;

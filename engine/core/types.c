@@ -1,4 +1,4 @@
-/* Element type table (ids are GGML's). */
+/* Element type table (ids are GGML's, then lgpu's own above LGPU_TYPE_COUNT_). */
 #include "lgpu/lgpu.h"
 
 #include <strings.h>
@@ -14,6 +14,9 @@ static const type_info types[] = {
     {LGPU_TYPE_F32, "f32", 1, 4},      {LGPU_TYPE_F16, "f16", 1, 2},       {LGPU_TYPE_Q4_0, "q4_0", 32, 18},
     {LGPU_TYPE_Q8_0, "q8_0", 32, 34},  {LGPU_TYPE_Q4_K, "q4_k", 256, 144}, {LGPU_TYPE_Q6_K, "q6_k", 256, 210},
     {LGPU_TYPE_I32, "i32", 1, 4},      {LGPU_TYPE_BF16, "bf16", 1, 2},
+    /* lgpu's own: NF4 blocks run across rows (a row is whole blocks only
+     * when 64 divides it), and need the tensor's side table (quant/nf4.h) */
+    {LGPU_TYPE_NF4, "nf4", 64, 33},    {LGPU_TYPE_NF4_NODQ, "nf4_nodq", 64, 36},
 };
 
 static const type_info *find(int id) {

@@ -142,12 +142,23 @@ int lgpu_buf_create(lgpu_dev *dev, size_t size, size_t unit, lgpu_buf **out) {
 
 void lgpu_buf_destroy(lgpu_buf *buf) {
     if (!buf) return;
+    lgpu_buf_destroy(buf->side);
     if (buf->dev->kind == LGPU_DEV_VULKAN) lgpu_dev_vk_buf_free(buf);
     else lgpu_host_buf_free(buf);
     __atomic_sub_fetch(&buf->dev->buf_bytes, buf->size, __ATOMIC_RELAXED);
     free(buf->seg);
     free(buf);
 }
+
+void lgpu_buf_set_side(lgpu_buf *buf, lgpu_buf *side, uint32_t tag) {
+    if (!buf) return;
+    if (side != buf->side) lgpu_buf_destroy(buf->side);
+    buf->side = side;
+    buf->side_tag = side ? tag : 0;
+}
+
+lgpu_buf *lgpu_buf_side(const lgpu_buf *buf) { return buf ? buf->side : NULL; }
+uint32_t lgpu_buf_side_tag(const lgpu_buf *buf) { return buf ? buf->side_tag : 0; }
 
 size_t lgpu_buf_size(const lgpu_buf *buf) { return buf->size; }
 int lgpu_buf_segments(const lgpu_buf *buf) { return buf->n_seg; }

@@ -33,6 +33,16 @@ int lgpu_buf_fill_zero(lgpu_buf *buf, size_t off, size_t n);
  * visible (the host device always returns one). */
 void *lgpu_buf_host_ptr(lgpu_buf *buf, size_t off);
 
+/* A buffer's side buffer: a small table that belongs to the tensor in `buf`
+ * and that ops read along with it (NF4's per-tensor scales, quant/nf4.h),
+ * so an op's operand stays one ref; `tag` is a word of it the op layer
+ * needs on the host without reading device memory (NF4: the compute type,
+ * which picks a shader specialization). set_side hands `side` over: it is
+ * destroyed with `buf` (a previous side buffer at once; NULL removes it). */
+void lgpu_buf_set_side(lgpu_buf *buf, lgpu_buf *side, uint32_t tag);
+lgpu_buf *lgpu_buf_side(const lgpu_buf *buf);
+uint32_t lgpu_buf_side_tag(const lgpu_buf *buf);
+
 /* A byte position inside a buffer: what ops take as operands. */
 typedef struct lgpu_ref {
     lgpu_buf *buf;

@@ -39,6 +39,8 @@ struct lgpu_buf {
     size_t seg_len; /* every segment but the last has this length */
     int n_seg;
     lgpu_seg *seg;
+    lgpu_buf *side; /* owned: lgpu_buf_set_side */
+    uint32_t side_tag;
 };
 
 struct lgpu_exec {

@@ -38,7 +38,7 @@ typedef struct lgpu_binding {
 bool lgpu_texel_viewable(const lgpu_dev *dev, lgpu_ref r, size_t size);
 
 #define LGPU_MAX_BINDINGS 8
-#define LGPU_MAX_SPEC 8
+#define LGPU_MAX_SPEC 10
 
 typedef struct lgpu_dispatch {
     const char *shader;        /* embedded blob name (shaders/meson.build) */

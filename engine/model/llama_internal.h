@@ -5,6 +5,7 @@
 
 #include "lgpu/llama.h"
 #include "lgpu/lora.h"
+#include "lgpu/model_file.h"
 #include "model/kv_cache.h"
 #include "ops/ops.h"
 
@@ -42,6 +43,12 @@ typedef struct lgpu_wt {
     bool x8;             /* Q4_0 repacked in 8-row groups for the host matmul (lgpu_repack_q4_0_x8) */
 } lgpu_wt;
 
+/* The matrix t uploaded to `dev` as NF4 (type LGPU_TYPE_NF4 or _NODQ;
+ * compute type ct): dequantized to F32 a few row groups at a time,
+ * quantized as one tensor (quant/nf4.h), the side table attached to the
+ * buffer. *bytes: what it holds on the device. (model/nf4_load.c) */
+int lgpu_upload_nf4(lgpu_dev *dev, const lgpu_model_tensor *t, int type, int ct, lgpu_wt *out, size_t *bytes);
+
 typedef struct lgpu_layer_w {
     lgpu_wt attn_norm, wq, wk, wv, wo;
     lgpu_wt ffn_norm, w_gate, w_up, w_down;
@@ -60,6 +67,7 @@ struct lgpu_model {
     size_t weight_bytes;
     uint64_t n_params;
     int ftype; /* most common matrix type, for the description */
+    lgpu_model_nf4_info nf4; /* lgpu_model_params.quantize_nf4's result */
 };
 
 /* Activation scratch for up to n_batch tokens (n_out rows of logits). */

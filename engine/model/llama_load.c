@@ -18,6 +18,8 @@ typedef struct loader {
     lgpu_model *m;
     const lgpu_model_file *mf;
     bool progress, tty;
+    bool nf4;   /* lgpu_model_params.quantize_nf4 */
+    int nf4_type, nf4_ct;
     int64_t done, total; /* tensors */
     int shown;           /* bar cells drawn */
     double t0;
@@ -39,10 +41,18 @@ static void progress(loader *ld) {
                 ld->m->weight_bytes / 1048576.0, lgpu_now_s() - ld->t0);
 }
 
+/* Whether a projection of file type `type` becomes NF4 under quantize_nf4:
+ * the float types and the 8- and 6-bit quants (dequantized first); a base
+ * that is already 4-bit (Q4_0, Q4_K) is trained on as it is. */
+static bool to_nf4(int type) {
+    return type == LGPU_TYPE_F32 || type == LGPU_TYPE_F16 || type == LGPU_TYPE_BF16 || type == LGPU_TYPE_Q8_0 ||
+           type == LGPU_TYPE_Q6_K;
+}
+
 /* Uploads tensor `name`, as is or, for the host device's kernels, Q4_0 in
- * 8-row groups (lgpu_repack_q4_0_x8_wanted). rows/cols: the expected (N, K);
- * vectors (1, n). */
-static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, lgpu_wt *out) {
+ * 8-row groups (lgpu_repack_q4_0_x8_wanted); a projection (proj) under
+ * quantize_nf4 as NF4. rows/cols: the expected (N, K); vectors (1, n). */
+static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, bool proj, lgpu_wt *out) {
     lgpu_model_tensor t;
     int st = lgpu_model_file_tensor(ld->mf, name, &t);
     if (st) return st;
@@ -57,6 +67,17 @@ static int upload(loader *ld, const char *name, uint32_t rows, uint32_t cols, lg
     if (!row_bytes)
         return lgpu_set_error(LGPU_EFORMAT, "%s: tensor %s: %lld columns of %s", lgpu_model_file_path(ld->mf), name,
                               (long long)t.ne0, lgpu_type_name(t.type));
+    if (proj && ld->nf4 && !to_nf4(t.type)) ld->m->nf4.n_kept_4bit++;
+    if (proj && ld->nf4 && to_nf4(t.type)) {
+        size_t bytes = 0;
+        if ((st = lgpu_upload_nf4(ld->m->dev, &t, ld->nf4_type, ld->nf4_ct, out, &bytes))) return st;
+        ld->m->nf4.n_nf4++;
+        ld->m->weight_bytes += bytes;
+        ld->m->n_params += (uint64_t)rows * cols;
+        ld->done++;
+        progress(ld);
+        return 0;
+    }
     /* unit = one row: a tensor larger than a binding splits between rows */
     if ((st = lgpu_buf_create(ld->m->dev, t.nbytes, row_bytes, &out->buf))) return st;
     out->x8 = lgpu_dev_kind_of(ld->m->dev) == LGPU_DEV_CPU && lgpu_repack_q4_0_x8_wanted(t.type, rows);
@@ -81,25 +102,25 @@ static int upload_all(loader *ld) {
     if (!m->layers) return lgpu_set_error(LGPU_ENOMEM, "model: layer table");
     ld->total = 2 + (hp->tied_output ? 0 : 1) + 9 * (int64_t)hp->n_layers;
     int st;
-    if ((st = upload(ld, "token_embd.weight", hp->n_vocab, D, &m->tok_embd))) return st;
+    if ((st = upload(ld, "token_embd.weight", hp->n_vocab, D, false, &m->tok_embd))) return st;
     char name[96];
-#define UP(field, suffix, rows, cols)                                      \
+#define UP(field, suffix, rows, cols, proj)                                \
     snprintf(name, sizeof name, "blk.%u." suffix ".weight", l);            \
-    if ((st = upload(ld, name, rows, cols, &w->field))) return st;
+    if ((st = upload(ld, name, rows, cols, proj, &w->field))) return st;
     for (uint32_t l = 0; l < hp->n_layers; l++) {
         lgpu_layer_w *w = &m->layers[l];
-        UP(attn_norm, "attn_norm", 1, D);
-        UP(wq, "attn_q", q_dim, D);
-        UP(wk, "attn_k", kv_dim, D);
-        UP(wv, "attn_v", kv_dim, D);
-        UP(wo, "attn_output", D, q_dim);
-        UP(ffn_norm, "ffn_norm", 1, D);
-        UP(w_gate, "ffn_gate", F, D);
-        UP(w_up, "ffn_up", F, D);
-        UP(w_down, "ffn_down", D, F);
+        UP(attn_norm, "attn_norm", 1, D, false);
+        UP(wq, "attn_q", q_dim, D, true);
+        UP(wk, "attn_k", kv_dim, D, true);
+        UP(wv, "attn_v", kv_dim, D, true);
+        UP(wo, "attn_output", D, q_dim, true);
+        UP(ffn_norm, "ffn_norm", 1, D, false);
+        UP(w_gate, "ffn_gate", F, D, true);
+        UP(w_up, "ffn_up", F, D, true);
+        UP(w_down, "ffn_down", D, F, true);
     }
 #undef UP
-    if ((st = upload(ld, "output_norm.weight", 1, D, &m->output_norm))) return st;
+    if ((st = upload(ld, "output_norm.weight", 1, D, false, &m->output_norm))) return st;
     /* LLaMA-3.1 GGUFs: RoPE frequency factors as a tensor (inv_freq[i] / f[i]) */
     lgpu_model_tensor rf;
     if (lgpu_model_file_tensor(ld->mf, "rope_freqs.weight", &rf) == 0) {
@@ -116,7 +137,7 @@ static int upload_all(loader *ld) {
         m->output = m->tok_embd; /* shared buffer, freed once */
         return 0;
     }
-    return upload(ld, "output.weight", hp->n_vocab, D, &m->output);
+    return upload(ld, "output.weight", hp->n_vocab, D, false, &m->output);
 }
 
 static bool is_file(const char *p) {
@@ -192,7 +213,9 @@ static void describe(lgpu_model *m, const char *arch) {
         for (; tn[i] && i < sizeof up - 1; i++) up[i] = (char)(tn[i] >= 'a' && tn[i] <= 'z' ? tn[i] - 32 : tn[i]);
         up[i] = 0;
     }
-    snprintf(m->desc, sizeof m->desc, "%s %s %s on %s", arch, size, up, lgpu_dev_name(m->dev));
+    snprintf(m->desc, sizeof m->desc, "%s %s %s%s on %s", arch, size, up,
+             m->nf4.n_nf4 ? (m->nf4.double_quant ? " (projections NF4)" : " (projections NF4, no double quant)") : "",
+             lgpu_dev_name(m->dev));
 }
 
 /* A Hub spec is ORG/NAME[:FILE] that is not an existing local path. */
@@ -241,6 +264,19 @@ int lgpu_model_create(const lgpu_model_params *params, lgpu_model **out) {
     if ((st = lgpu_dev_create(params->device, &m->dev))) goto done;
     m->own_dev = true;
     loader ld = {.m = m, .mf = mf, .progress = params->progress, .tty = isatty(2), .shown = -1, .t0 = lgpu_now_s()};
+    if (params->quantize_nf4) {
+        int ct = params->nf4_compute_type;
+        if (ct != LGPU_TYPE_F32 && ct != LGPU_TYPE_F16 && ct != LGPU_TYPE_BF16) {
+            st = lgpu_set_error(LGPU_EINVAL, "lgpu_model_create: NF4 compute type %s is not f32, f16 or bf16",
+                                lgpu_type_name(ct) ? lgpu_type_name(ct) : "unknown");
+            goto done;
+        }
+        ld.nf4 = true;
+        ld.nf4_type = params->nf4_no_double_quant ? LGPU_TYPE_NF4_NODQ : LGPU_TYPE_NF4;
+        ld.nf4_ct = ct;
+        m->nf4.double_quant = !params->nf4_no_double_quant;
+        m->nf4.compute_type = (lgpu_type)ct;
+    }
     if ((st = upload_all(&ld))) {
         if (params->progress && ld.tty) fputc('\n', stderr);
         goto done;
@@ -287,3 +323,4 @@ struct lgpu_dev *lgpu_model_dev(lgpu_model *m) { return m ? m->dev : NULL; }
 const char *lgpu_model_desc(const lgpu_model *m) { return m ? m->desc : ""; }
 size_t lgpu_model_weight_bytes(const lgpu_model *m) { return m ? m->weight_bytes : 0; }
 uint64_t lgpu_model_n_params(const lgpu_model *m) { return m ? m->n_params : 0; }
+lgpu_model_nf4_info lgpu_model_nf4(const lgpu_model *m) { return m ? m->nf4 : (lgpu_model_nf4_info){0}; }

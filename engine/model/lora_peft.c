@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/atomic_file.h"
 #include "format/safetensors.h"
@@ -24,6 +25,7 @@
 
 #define CONFIG_NAME "adapter_config.json"
 #define WEIGHTS_NAME "adapter_model.safetensors"
+#define QUANT_NAME "quantization_config.json"
 
 static const char *module_group(lgpu_lora_target t) { return t <= LGPU_LORA_O ? "self_attn" : "mlp"; }
 
@@ -60,6 +62,38 @@ static int mkdir_p(const char *dir) {
     return lgpu_set_error(LGPU_EIO, "%s: cannot create the folder: %s", dir, strerror(errno));
 }
 
+/* A QLoRA base (lgpu_model_params.quantize_nf4): the BitsAndBytesConfig
+ * that reproduces it, as transformers writes it (to_dict / to_json_file;
+ * the "quantization_config" of a model's config.json); NULL for other
+ * bases. */
+static json_t *bnb_config(const lgpu_lora *a) {
+    lgpu_model_nf4_info q = lgpu_model_nf4(a->model);
+    if (!q.n_nf4) return NULL;
+    const char *ct = q.compute_type == LGPU_TYPE_F16 ? "float16" : q.compute_type == LGPU_TYPE_BF16 ? "bfloat16"
+                                                                                                   : "float32";
+    return json_pack("{s:b, s:b, s:s, s:s, s:s, s:b, s:b, s:b, s:n, s:f, s:b, s:b, s:s}", "_load_in_4bit", 1,
+                     "_load_in_8bit", 0, "bnb_4bit_compute_dtype", ct, "bnb_4bit_quant_storage", "uint8",
+                     "bnb_4bit_quant_type", "nf4", "bnb_4bit_use_double_quant", q.double_quant,
+                     "llm_int8_enable_fp32_cpu_offload", 0, "llm_int8_has_fp16_weight", 0, "llm_int8_skip_modules",
+                     "llm_int8_threshold", 6.0, "load_in_4bit", 1, "load_in_8bit", 0, "quant_method", "bitsandbytes");
+}
+
+static int write_json(json_t *c, const char *path) {
+    if (!c) return lgpu_set_error(LGPU_ENOMEM, "%s", path);
+    char *text = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text) return lgpu_set_error(LGPU_ENOMEM, "%s", path);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps' buffer has room: its terminating NUL */
+    int st = lgpu_write_file_atomic(path, text, n + 1);
+    free(text);
+    return st;
+}
+
+/* A QLoRA base's BitsAndBytesConfig goes in adapter_config.json under
+ * "quantization_config" (PEFT has no key of its own for it: PEFT >= 0.14
+ * drops unknown keys with a warning) and, the same dict, in
+ * quantization_config.json beside it (BitsAndBytesConfig.from_json_file
+ * reads it back). docs/TRAINING.md. */
 static int write_config(const lgpu_lora *a, const char *path, const char *base_model) {
     json_t *targets = json_array();
     for (int t = 0; t < LGPU_LORA_N_TARGETS; t++)
@@ -72,13 +106,10 @@ static int write_config(const lgpu_lora *a, const char *path, const char *base_m
                           "target_modules", targets, "use_rslora", 0, "use_dora", 0, "modules_to_save",
                           "layers_to_transform", "layers_pattern", "rank_pattern", "alpha_pattern", "revision");
     if (!c) return lgpu_set_error(LGPU_ENOMEM, "%s", path);
-    char *text = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_t *q = bnb_config(a);
+    if (q) json_object_set_new(c, "quantization_config", q);
+    int st = write_json(c, path);
     json_decref(c);
-    if (!text) return lgpu_set_error(LGPU_ENOMEM, "%s", path);
-    size_t n = strlen(text);
-    text[n] = '\n'; /* json_dumps' buffer has room: its terminating NUL */
-    int st = lgpu_write_file_atomic(path, text, n + 1);
-    free(text);
     return st;
 }
 
@@ -116,7 +147,15 @@ int lgpu_lora_save_peft(const lgpu_lora *a, const char *dir, const char *base_mo
     snprintf(path, sizeof path, "%s/%s", dir, WEIGHTS_NAME);
     if ((st = lgpu_st_writer_write(w, path))) goto done;
     snprintf(path, sizeof path, "%s/%s", dir, CONFIG_NAME);
-    st = write_config(a, path, base_model);
+    if ((st = write_config(a, path, base_model))) goto done;
+    snprintf(path, sizeof path, "%s/%s", dir, QUANT_NAME);
+    json_t *q = bnb_config(a);
+    if (q) {
+        st = write_json(q, path);
+        json_decref(q);
+    } else if (unlink(path) != 0 && errno != ENOENT) { /* a folder saved over: no stale file */
+        st = lgpu_set_error(LGPU_EIO, "%s: %s", path, strerror(errno));
+    }
 done:
     lgpu_st_writer_destroy(w);
     free(buf);

@@ -9,6 +9,7 @@
 
 #include "dev/dispatch.h"
 #include "ops/ops.h"
+#include "quant/nf4.h"
 
 /* A Q4_0 matrix repacked in 8-row groups (the host matmul's layout): only
  * the host device reads it, and only whole groups exist. */
@@ -120,6 +121,8 @@ static inline const char *op_type_suffix(uint32_t type) {
     case LGPU_TYPE_Q4_0: return "q4_0";
     case LGPU_TYPE_Q4_K: return "q4_k";
     case LGPU_TYPE_Q6_K: return "q6_k";
+    case LGPU_TYPE_NF4: return "nf4"; /* matmul and matmul_backward only */
+    case LGPU_TYPE_NF4_NODQ: return "nf4_nodq";
     default: return NULL;
     }
 }
@@ -207,9 +210,10 @@ typedef struct op_seg_rows {
  * from t.off, in order; fails (LGPU_EUNSUPPORTED) when a row straddles a
  * segment boundary (the buffer must be created with unit = row bytes) or a
  * segment's first row is not at a multiple of `align` (storage alignment). */
-static inline int op_each_segment(lgpu_ref t, uint32_t n_rows, size_t rb, size_t align, const char *op,
-                                  const char *what, int (*fn)(void *ctx, const op_seg_rows *part), void *ctx) {
-    size_t end = t.off + (size_t)n_rows * rb;
+static inline int op_each_segment_units(lgpu_ref t, uint32_t n_rows, uint32_t unit_rows, size_t ub, size_t bytes,
+                                        size_t align, const char *op, const char *what,
+                                        int (*fn)(void *ctx, const op_seg_rows *part), void *ctx) {
+    size_t end = t.off + bytes;
     if (!align) align = 1;
     int n_seg = lgpu_buf_segments(t.buf);
     for (int i = 0; i < n_seg; i++) {
@@ -217,19 +221,83 @@ static inline int op_each_segment(lgpu_ref t, uint32_t n_rows, size_t rb, size_t
         lgpu_buf_segment(t.buf, i, &s, &len);
         size_t lo = s > t.off ? s : t.off, hi = s + len < end ? s + len : end;
         if (lo >= hi) continue;
-        if ((lo - t.off) % rb || (hi < end && (hi - t.off) % rb))
+        if ((lo - t.off) % ub || (hi < end && (hi - t.off) % ub)) {
+            if (unit_rows == 1)
+                return lgpu_set_error(LGPU_EUNSUPPORTED,
+                                      "%s: a %zu-byte %s row straddles buffer segment %d [%zu, %zu): create the "
+                                      "buffer with unit = row bytes and the %s at a multiple of it",
+                                      op, ub, what, i, s, s + len, what);
             return lgpu_set_error(LGPU_EUNSUPPORTED,
-                                  "%s: a %zu-byte %s row straddles buffer segment %d [%zu, %zu): create the buffer "
-                                  "with unit = row bytes and the %s at a multiple of it",
-                                  op, rb, what, i, s, s + len, what);
+                                  "%s: a %zu-byte group of %u %s rows straddles buffer segment %d [%zu, %zu): create "
+                                  "the buffer with unit = those bytes",
+                                  op, ub, unit_rows, what, i, s, s + len);
+        }
         if ((lo - s) % align) /* the binding's offset inside its segment */
             return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: %s rows from byte %zu are not aligned to the device's "
                                   "storage alignment %zu", op, what, lo, align);
-        op_seg_rows part = {i, s, len, lo, hi, (uint32_t)((lo - t.off) / rb), (uint32_t)((hi - t.off) / rb)};
+        uint64_t r0 = (uint64_t)((lo - t.off) / ub) * unit_rows, r1 = (uint64_t)((hi - t.off) / ub) * unit_rows;
+        if (hi == end || r1 > n_rows) r1 = n_rows; /* the last group may be partial */
+        op_seg_rows part = {i, s, len, lo, hi, (uint32_t)r0, (uint32_t)r1};
         int st = fn(ctx, &part);
         if (st) return st;
     }
     return 0;
+}
+
+static inline int op_each_segment(lgpu_ref t, uint32_t n_rows, size_t rb, size_t align, const char *op,
+                                  const char *what, int (*fn)(void *ctx, const op_seg_rows *part), void *ctx) {
+    return op_each_segment_units(t, n_rows, 1, rb, (size_t)n_rows * rb, align, op, what, fn, ctx);
+}
+
+/* The W operand of matmul and matmul_backward: N rows of K values of
+ * `type`. Segments of its buffer hold whole units of unit_rows rows
+ * (unit_bytes each): one row, except NF4, whose blocks of 64 run across
+ * rows, so a unit is the fewest rows that end on a block boundary
+ * (lgpu_nf4_row_group). An NF4 W also has its side table: the buffer's side
+ * buffer (lgpu_buf_set_side), bound after the op's other operands; it
+ * counts blocks from W's first row (one NF4 tensor per buffer). */
+typedef struct op_weight {
+    bool nf4;
+    size_t bytes;      /* the N rows */
+    size_t unit_bytes; /* the buffer's unit */
+    uint32_t unit_rows;
+    lgpu_ref side; /* NF4 only */
+    size_t side_bytes;
+    uint32_t compute_type; /* NF4: the side buffer's tag (LGPU_TYPE_F32, F16, BF16), a shader specialization */
+} op_weight;
+
+static inline int op_weight_resolve(uint32_t type, uint32_t N, uint32_t K, lgpu_ref w, const char *op,
+                                    op_weight *out) {
+    memset(out, 0, sizeof *out);
+    if (!lgpu_type_is_nf4((int)type)) {
+        size_t rb = lgpu_type_row_bytes((int)type, K);
+        if (rb == 0)
+            return lgpu_set_error(LGPU_EINVAL, "%s: K = %u is not a multiple of the %s block size (%lld)", op, K,
+                                  lgpu_type_name((int)type), (long long)lgpu_type_block_elems((int)type));
+        out->bytes = (size_t)N * rb, out->unit_bytes = rb, out->unit_rows = 1;
+        return 0;
+    }
+    /* K even: a row starts on a whole byte of indices (every LLaMA width is) */
+    if (K == 0 || K % 2)
+        return lgpu_set_error(LGPU_EINVAL, "%s: K = %u: an %s matrix needs an even, positive K", op, K,
+                              lgpu_type_name((int)type));
+    if ((uint64_t)N * K > UINT32_MAX)
+        return lgpu_set_error(LGPU_ERANGE, "%s: an %s W of %u x %u values exceeds 2^32 values", op,
+                              lgpu_type_name((int)type), N, K);
+    out->nf4 = true;
+    out->unit_rows = (uint32_t)lgpu_nf4_row_group(K);
+    out->unit_bytes = lgpu_nf4_rows_bytes((int)type, out->unit_rows, K);
+    out->bytes = lgpu_nf4_rows_bytes((int)type, N, K);
+    out->side = lgpu_ref_at(lgpu_buf_side(w.buf), 0);
+    out->compute_type = lgpu_buf_side_tag(w.buf);
+    if (out->compute_type != LGPU_TYPE_F32 && out->compute_type != LGPU_TYPE_F16 && out->compute_type != LGPU_TYPE_BF16)
+        return lgpu_set_error(LGPU_EINVAL, "%s: the %s W's compute type %u is not f32, f16 or bf16", op,
+                              lgpu_type_name((int)type), out->compute_type);
+    out->side_bytes = lgpu_nf4_side_bytes((int)type, (int64_t)N * K);
+    if (!out->side.buf)
+        return lgpu_set_error(LGPU_EINVAL, "%s: the %s W has no side table (lgpu_buf_set_side on its buffer)", op,
+                              lgpu_type_name((int)type));
+    return op_check_ref(out->side, out->side_bytes, op, "W's side table");
 }
 
 #endif

@@ -42,6 +42,7 @@ enum { PATH_VEC, PATH_MM, PATH_CM_NV, PATH_CM_KHR };
  * Q4_K's 16-byte header and 32-byte qs runs are 16-byte aligned; the
  * 18/34/210-byte blocks of Q4_0/Q8_0/Q6_K only 2-byte). */
 static uint32_t chunk_align(uint32_t type) {
+    if (lgpu_type_is_nf4((int)type)) return 1; /* 33/36-byte blocks, chunks start mid-block when 64 does not divide K */
     return type == LGPU_TYPE_Q8_0 || type == LGPU_TYPE_Q4_0 || type == LGPU_TYPE_Q6_K ? 2 : 16;
 }
 
@@ -64,9 +65,9 @@ static bool can_cm(const lgpu_dev_caps *caps) {
            4 * caps->subgroup_size <= caps->max_wg_invocations;
 }
 
-static int pick_path(const lgpu_dev_caps *caps, uint32_t M) {
+static int pick_path(const lgpu_dev_caps *caps, uint32_t M, bool vec_ok_w) {
     const char *e = getenv("LGPU_MATMUL_PATH");
-    bool vec_ok = caps->subgroup_arithmetic && caps->subgroup_size > 0;
+    bool vec_ok = caps->subgroup_arithmetic && caps->subgroup_size > 0 && vec_ok_w;
     if (e && *e) {
         if (!strcmp(e, "vec") && vec_ok) return PATH_VEC;
         if (!strcmp(e, "mm")) return PATH_MM;
@@ -87,15 +88,16 @@ typedef struct {
     uint32_t spec[LGPU_MAX_SPEC];
     int n_spec;
     uint32_t rows_per_group, m_per_group; /* W rows and x rows one workgroup covers */
-    size_t row_bytes;
+    size_t row_bytes;  /* NF4: the bytes of a unit of rows (op_weight) */
     const char *tname; /* shader suffix of the weight type */
+    bool vec_ok_w;     /* W can take the vec kernel (NF4: its last word is in the buffer) */
 } plan;
 
 static int make_plan(lgpu_exec *ex, const lgpu_matmul_params *p, plan *pl) {
     const lgpu_dev_caps *caps = op_caps(ex);
     uint32_t sgs = caps->subgroup_size ? caps->subgroup_size : 32;
     uint32_t max_inv = caps->max_wg_invocations ? caps->max_wg_invocations : 128;
-    pl->path = pick_path(caps, p->M);
+    pl->path = pick_path(caps, p->M, pl->vec_ok_w);
     static const char *const kind[] = {"vec", "mm", "cm_nv", "cm_khr"};
     snprintf(pl->shader, sizeof pl->shader, "matmul_%s_%s", kind[pl->path], pl->tname);
     pl->shader_tx[0] = pl->shader_txx[0] = 0;
@@ -193,6 +195,7 @@ typedef struct {
     const plan *pl;
     lgpu_ref w, x, y;
     size_t xb, yb;
+    const op_weight *wt;
 } mm_ctx;
 
 static int mm_segment(void *ctx, const op_seg_rows *part) {
@@ -215,6 +218,9 @@ static int mm_segment(void *ctx, const op_seg_rows *part) {
         if (wround != wbind) {
             if (part->lo + wround <= part->seg_start + part->seg_len)
                 wbind = wround;
+            else if (c->wt->nf4) /* an odd-sized tail has a byte no 16-bit load reaches */
+                return lgpu_set_error(LGPU_EUNSUPPORTED, "matmul: NF4 rows of segment %d end at byte %zu, not a "
+                                      "multiple of 4: give the segment that padding", part->seg, part->hi);
             else
                 w_tail = 1;
         }
@@ -229,6 +235,7 @@ static int mm_segment(void *ctx, const op_seg_rows *part) {
     op_bind(&d, c->x, c->xb, false);
     d.bind[1].texel = xtexel;
     op_bind(&d, c->y, c->yb, true);
+    if (c->wt->nf4) op_bind(&d, c->wt->side, c->wt->side_bytes, false);
     memcpy(d.spec, pl->spec, sizeof pl->spec);
     d.n_spec = pl->n_spec;
     if (pl->path == PATH_VEC) d.spec[6] = w_tail;
@@ -245,10 +252,11 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
     if (p->row_offset != 0) return lgpu_set_error(LGPU_EINVAL, "matmul: row_offset is set by the op layer; pass 0");
     int st = op_check_x8(ex, p->w_x8, p->wtype, p->N, "matmul");
     if (st) return st;
-    size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
-    if (p->K == 0 || rb == 0)
-        return lgpu_set_error(LGPU_EINVAL, "matmul: K = %u is not a positive multiple of the %s block size (%lld)",
-                              p->K, tname, (long long)lgpu_type_block_elems((int)p->wtype));
+    if (p->K == 0)
+        return lgpu_set_error(LGPU_EINVAL, "matmul: K = 0 (a positive multiple of the %s block size, %lld)", tname,
+                              (long long)lgpu_type_block_elems((int)p->wtype));
+    op_weight wt;
+    if ((st = op_weight_resolve(p->wtype, p->N, p->K, w, "matmul", &wt))) return st;
     lgpu_matmul_params q = *p; /* strides 0 mean contiguous rows, as in the twin */
     if (!q.x_stride) q.x_stride = q.K;
     if (!q.y_stride) q.y_stride = q.N;
@@ -260,25 +268,35 @@ int lgpu_op_matmul(lgpu_exec *ex, const lgpu_matmul_params *p, lgpu_ref w, lgpu_
     if (xe > UINT32_MAX || ye > UINT32_MAX)
         return lgpu_set_error(LGPU_ERANGE, "matmul: x (%llu) or y (%llu) elements exceed 2^32",
                               (unsigned long long)xe, (unsigned long long)ye);
-    size_t xb = (size_t)xe * sizeof(float), yb = (size_t)ye * sizeof(float), wb = (size_t)p->N * rb;
+    size_t xb = (size_t)xe * sizeof(float), yb = (size_t)ye * sizeof(float), wb = wt.bytes;
     if ((st = op_check_ref(x, xb, "matmul", "x")) || (st = op_check_ref(y, yb, "matmul", "y")) ||
         (st = op_check_ref(w, 0, "matmul", "w")))
         return st;
     if (op_ref_avail(w) < wb)
-        return lgpu_set_error(LGPU_ERANGE, "matmul: W of %u rows x %zu bytes needs %zu bytes from offset %zu, buffer "
-                              "has %zu", p->N, rb, wb, w.off, op_ref_avail(w));
+        return lgpu_set_error(LGPU_ERANGE, "matmul: W of %u rows (%s, K = %u) needs %zu bytes from offset %zu, buffer "
+                              "has %zu", p->N, tname, p->K, wb, w.off, op_ref_avail(w));
 
     if (lgpu_exec_is_host(ex)) {
         if ((st = op_check_ref(w, wb, "matmul", "w"))) return st;
-        lgpu_ref_matmul(p, lgpu_ref_host(w), lgpu_ref_host(x), lgpu_ref_host(y), lgpu_exec_threads(ex));
+        const void *side = wt.nf4 ? lgpu_ref_host(wt.side) : NULL;
+        if (side && ((const lgpu_nf4_side *)side)->n_blocks < lgpu_nf4_blocks((int64_t)p->N * p->K))
+            return lgpu_set_error(LGPU_EINVAL, "matmul: the side table covers %u blocks, W has %lld",
+                                  ((const lgpu_nf4_side *)side)->n_blocks,
+                                  (long long)lgpu_nf4_blocks((int64_t)p->N * p->K));
+        lgpu_ref_matmul(p, lgpu_ref_host(w), side, lgpu_ref_host(x), lgpu_ref_host(y), lgpu_exec_threads(ex));
         return 0;
     }
 
     const lgpu_dev_caps *caps = op_caps(ex);
     if ((st = op_check_storage(caps, p->wtype, "matmul", "weights"))) return st;
-    plan pl = {.tname = tname, .row_bytes = rb};
+    /* NF4's vec kernel reads whole words: the buffer must hold W's last one
+     * (else the tiled kernel, which reads bytes) */
+    plan pl = {.tname = tname, .row_bytes = wt.unit_bytes,
+               .vec_ok_w = !wt.nf4 || op_ref_avail(w) >= (wb + WORD_BYTES - 1) / WORD_BYTES * WORD_BYTES};
     if ((st = make_plan(ex, p, &pl))) return st;
+    if (wt.nf4) pl.spec[pl.n_spec++] = wt.compute_type; /* the shaders' NF4_COMPUTE, after their own constants */
 
-    mm_ctx c = {ex, caps, p, &pl, w, x, y, xb, yb};
-    return op_each_segment(w, p->N, rb, caps->min_storage_align, "matmul", "W", mm_segment, &c);
+    mm_ctx c = {ex, caps, p, &pl, w, x, y, xb, yb, &wt};
+    return op_each_segment_units(w, p->N, wt.unit_rows, wt.unit_bytes, wb, caps->min_storage_align, "matmul", "W",
+                                 mm_segment, &c);
 }

@@ -18,8 +18,10 @@ typedef struct {
     const char *shader;
     lgpu_ref w, dy, dx;
     size_t dyb, dxb;
-    uint32_t spec[6];
+    uint32_t spec[7]; /* the tiles; NF4: its compute type */
+    uint32_t n_spec;
     uint32_t groups[3];
+    const op_weight *wt;
 } mmb_ctx;
 
 static int mmb_dispatch(const mmb_ctx *c, lgpu_ref w, size_t wbind, uint32_t r0, uint32_t r1) {
@@ -31,8 +33,9 @@ static int mmb_dispatch(const mmb_ctx *c, lgpu_ref w, size_t wbind, uint32_t r0,
     op_bind(&d, w, wbind, false);
     op_bind(&d, c->dy, c->dyb, false);
     op_bind(&d, c->dx, c->dxb, true);
+    if (c->wt->nf4) op_bind(&d, c->wt->side, c->wt->side_bytes, false);
     memcpy(d.spec, c->spec, sizeof c->spec);
-    d.n_spec = 6;
+    d.n_spec = c->n_spec;
     memcpy(d.groups, c->groups, sizeof c->groups);
     return lgpu_exec_dispatch(c->ex, &d);
 }
@@ -54,10 +57,8 @@ int lgpu_op_matmul_backward(lgpu_exec *ex, const lgpu_matmul_backward_params *p,
         return lgpu_set_error(LGPU_EINVAL, "matmul_backward: row_offset is set by the op layer; pass 0");
     int st = op_check_x8(ex, p->w_x8, p->wtype, p->N, "matmul_backward");
     if (st) return st;
-    size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
-    if (rb == 0)
-        return lgpu_set_error(LGPU_EINVAL, "matmul_backward: K = %u is not a multiple of the %s block size (%lld)",
-                              p->K, tname, (long long)lgpu_type_block_elems((int)p->wtype));
+    op_weight wt;
+    if ((st = op_weight_resolve(p->wtype, p->N, p->K, w, "matmul_backward", &wt))) return st;
     lgpu_matmul_backward_params q = *p; /* strides 0 mean contiguous rows, as in the twin */
     if (!q.dy_stride) q.dy_stride = q.N;
     if (!q.dx_stride) q.dx_stride = q.K;
@@ -70,17 +71,23 @@ int lgpu_op_matmul_backward(lgpu_exec *ex, const lgpu_matmul_backward_params *p,
     if (dye > UINT32_MAX || dxe > UINT32_MAX)
         return lgpu_set_error(LGPU_ERANGE, "matmul_backward: dy (%llu) or dx (%llu) elements exceed 2^32",
                               (unsigned long long)dye, (unsigned long long)dxe);
-    size_t dyb = (size_t)dye * sizeof(float), dxb = (size_t)dxe * sizeof(float), wb = (size_t)p->N * rb;
+    size_t dyb = (size_t)dye * sizeof(float), dxb = (size_t)dxe * sizeof(float), wb = wt.bytes;
     if ((st = op_check_ref(dy, dyb, "matmul_backward", "dy")) || (st = op_check_ref(dx, dxb, "matmul_backward", "dx")) ||
         (st = op_check_ref(w, 0, "matmul_backward", "w")))
         return st;
     if (op_ref_avail(w) < wb)
-        return lgpu_set_error(LGPU_ERANGE, "matmul_backward: W of %u rows x %zu bytes needs %zu bytes from offset "
-                              "%zu, buffer has %zu", p->N, rb, wb, w.off, op_ref_avail(w));
+        return lgpu_set_error(LGPU_ERANGE, "matmul_backward: W of %u rows (%s, K = %u) needs %zu bytes from offset "
+                              "%zu, buffer has %zu", p->N, tname, p->K, wb, w.off, op_ref_avail(w));
 
     if (lgpu_exec_is_host(ex)) {
         if ((st = op_check_ref(w, wb, "matmul_backward", "w"))) return st;
-        lgpu_ref_matmul_backward(p, lgpu_ref_host(w), lgpu_ref_host(dy), lgpu_ref_host(dx), lgpu_exec_threads(ex));
+        const void *side = wt.nf4 ? lgpu_ref_host(wt.side) : NULL;
+        if (side && ((const lgpu_nf4_side *)side)->n_blocks < lgpu_nf4_blocks((int64_t)p->N * p->K))
+            return lgpu_set_error(LGPU_EINVAL, "matmul_backward: the side table covers %u blocks, W has %lld",
+                                  ((const lgpu_nf4_side *)side)->n_blocks,
+                                  (long long)lgpu_nf4_blocks((int64_t)p->N * p->K));
+        lgpu_ref_matmul_backward(p, lgpu_ref_host(w), side, lgpu_ref_host(dy), lgpu_ref_host(dx),
+                                 lgpu_exec_threads(ex));
         return 0;
     }
 
@@ -89,9 +96,11 @@ int lgpu_op_matmul_backward(lgpu_exec *ex, const lgpu_matmul_backward_params *p,
     char shader[40];
     snprintf(shader, sizeof shader, "matmul_backward_%s", tname);
     op_tiles t = op_pick_tiles(caps, p->M, p->K);
-    mmb_ctx c = {ex, p, shader, w, dy, dx, dyb, dxb, {t.wg, t.br, t.bc, 16 /* BN */, t.tr, t.tc}, {0}};
+    mmb_ctx c = {ex, p, shader, w, dy, dx, dyb, dxb, {t.wg, t.br, t.bc, 16 /* BN */, t.tr, t.tc, wt.compute_type},
+                 wt.nf4 ? 7 : 6, {0}, &wt};
     if ((st = op_tile_grid(caps, &t, p->M, p->K, c.groups, "matmul_backward"))) return st;
     /* N = 0: the empty sum, one dispatch that reads no W (dx bound in its place) */
     if (p->N == 0) return mmb_dispatch(&c, dx, dxb, 0, 0);
-    return op_each_segment(w, p->N, rb, caps->min_storage_align, "matmul_backward", "W", mmb_segment, &c);
+    return op_each_segment_units(w, p->N, wt.unit_rows, wt.unit_bytes, wb, caps->min_storage_align,
+                                 "matmul_backward", "W", mmb_segment, &c);
 }

@@ -108,6 +108,9 @@ static int check_n(const char *what, int type, int64_t n) {
     if (!be || type == LGPU_TYPE_I32)
         return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: type %d (%s) is not a float/quantized type", what, type,
                               lgpu_type_name(type) ? lgpu_type_name(type) : "unknown");
+    if (type == LGPU_TYPE_NF4 || type == LGPU_TYPE_NF4_NODQ) /* blocks run across rows; scales per tensor */
+        return lgpu_set_error(LGPU_EUNSUPPORTED, "%s: %s values need their tensor's side table (quant/nf4.h)", what,
+                              lgpu_type_name(type));
     if (n < 0 || n % be)
         return lgpu_set_error(LGPU_EINVAL, "%s: n=%lld is not a multiple of the %s block size %lld", what,
                               (long long)n, lgpu_type_name(type), (long long)be);

@@ -18,16 +18,25 @@
 #endif
 
 #include "core/parallel.h"
+#include "quant/nf4.h"
 #include "quant/quant.h"
 #include "ref/ref_ops.h"
 
 /* Checks the type and applies row_offset; x_stride / y_stride 0 mean
  * contiguous rows. Bad parameters are logged (the twins return void; the op
  * layer validates before calling). */
-static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads, mm_call *c) {
+static int resolve(const lgpu_matmul_params *p, const void *w, const void *side, const float *x, float *y,
+                   int nthreads, mm_call *c) {
     int64_t be = lgpu_type_block_elems((int)p->wtype);
     size_t rb = lgpu_type_row_bytes((int)p->wtype, p->K);
-    if (be <= 0 || p->K % be || p->wtype == LGPU_TYPE_I32) {
+    bool nf4 = lgpu_type_is_nf4((int)p->wtype);
+    if (nf4) { /* rows need not be whole blocks; the binding starts on one */
+        if (!side || ((uint64_t)p->row_offset * p->K) % LGPU_NF4_BLOCK) {
+            lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul: NF4 W without its side table, or row_offset %u off a block",
+                     p->row_offset);
+            return -1;
+        }
+    } else if (be <= 0 || p->K % be || p->wtype == LGPU_TYPE_I32) {
         lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul: unsupported wtype %u or K=%u not a multiple of its block",
                  p->wtype, p->K);
         return -1;
@@ -49,6 +58,8 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
     c->accumulate = p->accumulate != 0;
     c->nthreads = nthreads < 1 ? 1 : nthreads;
     c->x8 = p->w_x8 != 0;
+    c->side = nf4 ? side : NULL;
+    c->block0 = nf4 ? (int64_t)p->row_offset * p->K / LGPU_NF4_BLOCK : 0;
     return 0;
 }
 
@@ -56,6 +67,7 @@ static int resolve(const lgpu_matmul_params *p, const void *w, const float *x, f
 static const float *w_row(const mm_call *c, int n, float *dst) {
     const uint8_t *src = c->w + (size_t)n * c->row_bytes;
     if (c->x8) lgpu_dequantize_row_q4_0_x8(c->w, n, c->K, dst);
+    else if (c->side) lgpu_nf4_dequantize(c->wtype, c->w, c->side, c->block0, (int64_t)n * c->K, c->K, dst, true);
     else if (c->wtype == LGPU_TYPE_F32) return (const float *)src;
     else lgpu_dequantize_row(c->wtype, src, dst, c->K);
     return dst;
@@ -71,9 +83,9 @@ static bool empty_sum(const mm_call *c) {
 
 /* ---------------------------------------------------------------- exact */
 
-void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y) {
+void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const void *w_side, const float *x, float *y) {
     mm_call c;
-    if (resolve(p, w, x, y, 1, &c) || !c.M || !c.N) return;
+    if (resolve(p, w, w_side, x, y, 1, &c) || !c.M || !c.N) return;
     if (empty_sum(&c)) return;
     float *row = malloc((size_t)c.K * sizeof *row);
     if (!row) {
@@ -187,10 +199,14 @@ int lgpu_ref_matmul_isa(void) {
     return h ? LGPU_MM_ISA_AVX2 : LGPU_MM_ISA_PLAIN;
 }
 
-void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads) {
+void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const void *w_side, const float *x, float *y,
+                     int nthreads) {
     mm_call c;
-    if (resolve(p, w, x, y, nthreads, &c) || !c.M || !c.N) return;
+    if (resolve(p, w, w_side, x, y, nthreads, &c) || !c.M || !c.N) return;
     if (empty_sum(&c)) return;
-    if (lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2 && lgpu_mm_avx2(&c)) return;
+    /* NF4: the plain kernel over rows dequantized to the compute type (the
+     * AVX2 family has no NF4 kernel: the training path's matmuls are
+     * dominated by the dequantization, which the plain kernel shares) */
+    if (!c.side && lgpu_ref_matmul_isa() == LGPU_MM_ISA_AVX2 && lgpu_mm_avx2(&c)) return;
     mm_plain(&c);
 }

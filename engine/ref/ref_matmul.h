@@ -27,6 +27,8 @@ typedef struct mm_call {
     int accumulate;
     int nthreads;
     int x8; /* W is Q4_0 in lgpu_block_q4_0x8 groups (row_offset 0, N % 8 == 0) */
+    const void *side; /* NF4: the tensor's side table; w starts at its block block0 */
+    int64_t block0;
 } mm_call;
 
 /* AVX2+FMA+F16C kernels; only call when the CPU has them. Returns 0 when the

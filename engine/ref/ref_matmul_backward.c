@@ -1,5 +1,6 @@
 /* C twin of shaders/matmul_backward.comp: dx[m, k] (+)= sum_n dy[m, n] W[n, k],
- * W frozen, of any matmul weight type (the host's Q4_0 8-row groups too).
+ * W frozen, of any matmul weight type (the host's Q4_0 8-row groups, and NF4
+ * with its side table, dequantized to its compute type, too).
  *
  * Every dx element is the float sum s = ((0 + p_0) + p_1) + ... of the
  * products p_n = dy[m, n] * W[n, k] in increasing n, then dx + s when
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "core/parallel.h"
+#include "quant/nf4.h"
 #include "quant/quant.h"
 #include "ref/ref_ops.h"
 #include "ref/ref_tile.h"
@@ -37,6 +39,8 @@ typedef struct {
     size_t dy_stride, dx_stride;
     uint32_t k_tiles;
     float *scratch; /* per thread: SCRATCH floats */
+    const void *side; /* NF4: the tensor's side table; w starts at its block block0 */
+    int64_t block0;
 } mmb_ctx;
 
 #define SCRATCH (TM * TK + NC * TM + NC * TK)
@@ -70,6 +74,9 @@ static void mmb_range(void *vctx, int64_t t0, int64_t t1, int thread) {
                 const uint8_t *row = c->w + (size_t)(n0 + n) * c->row_bytes;
                 if (p->w_x8)
                     lgpu_dequantize_blocks_q4_0_x8(c->w, n0 + n, p->K, k0 / LGPU_QK, kb / LGPU_QK, wn);
+                else if (c->side) /* values (n0 + n) K + k0 .. of the flattened blocks, at the compute type */
+                    lgpu_nf4_dequantize((int)p->wtype, c->w, c->side, c->block0, (int64_t)(n0 + n) * p->K + k0, kb,
+                                        wn, true);
                 else if (p->wtype == LGPU_TYPE_F32)
                     memcpy(wn, (const float *)row + k0, kb * sizeof *wn);
                 else
@@ -89,10 +96,16 @@ static void mmb_range(void *vctx, int64_t t0, int64_t t1, int thread) {
     }
 }
 
-void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *w, const float *dy, float *dx,
-                              int nthreads) {
+void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *w, const void *w_side,
+                              const float *dy, float *dx, int nthreads) {
     int64_t be = lgpu_type_block_elems((int)p->wtype);
-    if (be <= 0 || p->K % be || p->wtype == LGPU_TYPE_I32 || TK % be) {
+    bool nf4 = lgpu_type_is_nf4((int)p->wtype);
+    if (nf4 && (!w_side || ((uint64_t)p->row_offset * p->K) % LGPU_NF4_BLOCK)) {
+        lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul_backward: NF4 W without its side table, or row_offset %u off a block",
+                 p->row_offset);
+        return;
+    }
+    if (!nf4 && (be <= 0 || p->K % be || p->wtype == LGPU_TYPE_I32 || TK % be)) {
         lgpu_log(LGPU_LOG_ERROR, "lgpu_ref_matmul_backward: unsupported wtype %u or K=%u not a multiple of its block",
                  p->wtype, p->K);
         return;
@@ -114,6 +127,8 @@ void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *
         .dy_stride = p->dy_stride ? p->dy_stride : (size_t)p->N + p->row_offset,
         .dx_stride = p->dx_stride ? p->dx_stride : p->K,
         .k_tiles = (p->K + TK - 1) / TK,
+        .side = nf4 ? w_side : NULL,
+        .block0 = nf4 ? (int64_t)p->row_offset * p->K / LGPU_NF4_BLOCK : 0,
     };
     int64_t tiles = (int64_t)((p->M + TM - 1) / TM) * c.k_tiles;
     if (nthreads < 1 || (uint64_t)p->M * p->K * (p->N + 1) < 65536) nthreads = 1; /* small: the calling thread */

@@ -30,12 +30,18 @@
  * thread (waking the pool costs more than the work, e.g. one decode token). */
 #define LGPU_REF_PARALLEL_MIN 16384
 
-void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const float *x, float *y, int nthreads);
-/* Test oracle for lgpu_ref_matmul: W dequantized with lgpu_dequantize_row,
- * double accumulation, one thread. lgpu_ref_matmul matches it within
- * NMSE 1e-10 for F32/F16/BF16 W and ~1e-4 for quantized W (whose x is
- * rounded to int8 blocks on AVX2 CPUs); see tests/test_ref_matmul.c. */
-void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const float *x, float *y);
+/* w: W's rows from row p->row_offset (the shader's binding 0); w_side: an
+ * NF4 W's side table (lgpu_nf4_side of the whole tensor: binding 3), NULL
+ * for the other types. An NF4 W is dequantized to its side table's compute
+ * type (quant/nf4.h) and then multiplied like any other. */
+void lgpu_ref_matmul(const lgpu_matmul_params *p, const void *w, const void *w_side, const float *x, float *y,
+                     int nthreads);
+/* Test oracle for lgpu_ref_matmul: W dequantized with lgpu_dequantize_row
+ * (NF4: lgpu_nf4_dequantize), double accumulation, one thread.
+ * lgpu_ref_matmul matches it within NMSE 1e-10 for F32/F16/BF16/NF4 W and
+ * ~1e-4 for the GGML quantized W (whose x is rounded to int8 blocks on AVX2
+ * CPUs); see tests/test_ref_matmul.c. */
+void lgpu_ref_matmul_exact(const lgpu_matmul_params *p, const void *w, const void *w_side, const float *x, float *y);
 void lgpu_ref_rmsnorm(const lgpu_rmsnorm_params *p, const float *x, const float *w, float *y, int nthreads);
 void lgpu_ref_rope(const lgpu_rope_params *p, float *x, const int32_t *pos, const float *inv_freq);
 void lgpu_ref_softmax(const lgpu_softmax_params *p, const float *x, float *y);
@@ -58,8 +64,9 @@ void lgpu_ref_lora(const lgpu_lora_op_params *p, const float *x, const float *w,
 
 /* ---- training ---- */
 void lgpu_ref_gemm(const lgpu_gemm_params *p, const float *a, const float *b, float *c, int nthreads);
-void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *w, const float *dy, float *dx,
-                              int nthreads);
+/* w, w_side: as for lgpu_ref_matmul. */
+void lgpu_ref_matmul_backward(const lgpu_matmul_backward_params *p, const void *w, const void *w_side,
+                              const float *dy, float *dx, int nthreads);
 void lgpu_ref_rmsnorm_backward(const lgpu_rmsnorm_backward_params *p, const float *x, const float *w,
                                const float *dy, float *dx, int nthreads);
 /* rope with the angle negated (the gradient through lgpu_ref_rope). */

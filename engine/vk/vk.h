@@ -19,7 +19,7 @@
 #include "lgpu/device.h"
 
 #define LGPU_VK_MAX_BINDINGS 8 /* bindings of every descriptor set layout */
-#define LGPU_VK_MAX_SPEC 8     /* specialization constants of a pipeline */
+#define LGPU_VK_MAX_SPEC 10    /* specialization constants of a pipeline */
 #define LGPU_VK_TEXEL_BYTES 16 /* one R32G32B32A32_UINT texel */
 
 /* KHR cooperative matrices: only when the shaders were built for them

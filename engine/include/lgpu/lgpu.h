@@ -52,7 +52,9 @@ const char *lgpu_last_error(void);
 int lgpu_set_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lgpu_clear_error(void);
 
-/* Tensor element types. Values are GGML's type ids so GGUF files map directly. */
+/* Tensor element types. Values below LGPU_TYPE_COUNT_ are GGML's type ids, so
+ * GGUF files map directly; lgpu's own types lie above it and are never read
+ * from or written to a file. */
 typedef enum lgpu_type {
     LGPU_TYPE_F32 = 0,
     LGPU_TYPE_F16 = 1,
@@ -62,7 +64,14 @@ typedef enum lgpu_type {
     LGPU_TYPE_Q6_K = 14,
     LGPU_TYPE_I32 = 26,
     LGPU_TYPE_BF16 = 30,
-    LGPU_TYPE_COUNT_ = 40, /* upper bound of ids, not a type */
+    LGPU_TYPE_COUNT_ = 40, /* upper bound of GGML's ids (the types a file may hold), not a type */
+    /* bitsandbytes' 4-bit NormalFloat (QLoRA's frozen base, made at load):
+     * blocks of 64 in the tensor's flattened order, 4-bit indices into the
+     * NF4 code book plus each block's absmax, 8-bit double-quantized (NF4,
+     * 33 bytes a block + a per-tensor side table: ~4.127 bits a value) or
+     * float32 (NF4_NODQ, 36 bytes: 4.5 bits). engine/quant/nf4.h. */
+    LGPU_TYPE_NF4 = 64,
+    LGPU_TYPE_NF4_NODQ = 65,
     LGPU_TYPE_AUTO = -1    /* not a type: where a setting allows it, the engine chooses */
 } lgpu_type;
 

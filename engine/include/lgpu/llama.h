@@ -27,6 +27,21 @@ typedef struct lgpu_model_params {
     const char *tokenizer_path; /* optional tokenizer file (tokenizer.bin / tokenizer.json / GGUF) */
     const char *device;         /* device selector; NULL: $LGPU_DEVICE, else automatic */
     bool progress;              /* print load progress on stderr */
+    /* QLoRA's frozen base (docs/TRAINING.md): quantize every projection
+     * weight (attention q, k, v, o; feed-forward gate, up, down) to
+     * bitsandbytes' NF4 at load, as Linear4bit does; embeddings, norms and
+     * the output head stay as they are. From F32, F16, BF16, Q8_0 and Q6_K
+     * (dequantized first); a Q4_0 or Q4_K projection is kept as it is. */
+    bool quantize_nf4;
+    /* With quantize_nf4: keep each 64-block's absmax in float32
+     * (bnb_4bit_use_double_quant = false, 4.5 bits a weight). Default:
+     * double quantization, as QLoRA (4.127 bits). */
+    bool nf4_no_double_quant;
+    /* With quantize_nf4: what each dequantized weight is rounded to before
+     * the products (bnb_4bit_compute_dtype): LGPU_TYPE_F32 (0: exact,
+     * bitsandbytes' default), LGPU_TYPE_F16 or LGPU_TYPE_BF16. x and the
+     * sums stay F32. */
+    lgpu_type nf4_compute_type;
 } lgpu_model_params;
 
 /* The model built into liblgpu (models/README.md: TinyStories 260K, MIT),
@@ -59,6 +74,17 @@ const char *lgpu_model_desc(const lgpu_model *model);
 size_t lgpu_model_weight_bytes(const lgpu_model *model);
 /* Number of weight parameters (all tensors, the tied classifier once). */
 uint64_t lgpu_model_n_params(const lgpu_model *model);
+
+/* How lgpu_model_params.quantize_nf4 left the projections (all zero when it
+ * was off): how many became NF4 and how many were kept in a 4-bit GGUF type
+ * (Q4_0 / Q4_K), and the NF4 settings (what an adapter's saved
+ * quantization_config records). */
+typedef struct lgpu_model_nf4_info {
+    uint32_t n_nf4, n_kept_4bit;
+    bool double_quant;
+    lgpu_type compute_type;
+} lgpu_model_nf4_info;
+lgpu_model_nf4_info lgpu_model_nf4(const lgpu_model *model);
 
 typedef struct lgpu_ctx_params {
     uint32_t n_ctx;      /* max tokens per sequence (0: the model's training context, at most 4096) */
