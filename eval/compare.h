@@ -69,8 +69,6 @@ typedef struct cmp_side {
     double gen_seconds, prompt_seconds, load_seconds, ppl_seconds;
 } cmp_side;
 
-/* NULL when adapters can be applied during inference, else why not. */
-const char *cmp_adapters_supported(void);
 
 /* Evaluates one side: loads it, scores the perplexity data and answers the
  * test set (ts may be NULL). Prints the error and returns nonzero on

@@ -50,18 +50,13 @@ typedef struct side_state {
 
 /* Attaches the side's adapters to a sequence (lgpu_seq_init_fn): for the
  * perplexity chunks and lines, and for the generator's sequence after each
- * reset. This and cmp_adapters_supported are the places that change when
- * per-sequence adapters land in the inference API. */
+ * reset. Each sequence is empty here, as lgpu_seq_set_adapters needs. */
 static int attach_adapters(void *user, lgpu_ctx *ctx, int seq) {
     side_state *st = user;
-    (void)ctx, (void)seq;
     if (!st->s->n_adapters) return 0;
-    return lgpu_set_error(LGPU_EUNSUPPORTED, "%s", cmp_adapters_supported());
-}
-
-const char *cmp_adapters_supported(void) {
-    return "applying LoRA adapters during inference is not in this build of liblgpu yet; until it is, compare two "
-           "model files with --vs MODEL";
+    float scales[CMP_MAX_ADAPTERS];
+    for (int i = 0; i < st->s->n_adapters; i++) scales[i] = st->s->adapters[i].scale;
+    return lgpu_seq_set_adapters(ctx, seq, (const lgpu_lora *const *)st->loras, scales, st->s->n_adapters);
 }
 
 static int load_adapters(side_state *st) {

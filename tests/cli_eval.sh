@@ -123,6 +123,41 @@ grep -q '^| once | contains |' "$work/same/compare.md" || fail "the Markdown los
 ! ls "$work/same"/*.svg >/dev/null 2>&1 || fail "SVG files written without gnuplot"
 echo "C path: a model against itself answers alike; no-gnuplot report keeps its tables"
 
+# ---- the C path: the base against the base with a LoRA adapter ----
+# A PEFT adapter folder on q and v with deterministic values (written here so
+# no binary lives in the repo); at scale 0 it must change nothing.
+python3 - "$work/adapter" <<'PY'
+import json, os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+rng = random.Random(7); r = 4; head = {}; blobs = []; off = 0
+for l in range(5):
+    for mod, out in (("q_proj", 64), ("v_proj", 32)):
+        for ab, shape in (("A", [r, 64]), ("B", [out, r])):
+            vals = [rng.uniform(-0.3, 0.3) for _ in range(shape[0] * shape[1])]
+            name = f"base_model.model.model.layers.{l}.self_attn.{mod}.lora_{ab}.weight"
+            head[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + 4 * len(vals)]}
+            blobs.append(struct.pack(f"<{len(vals)}f", *vals)); off += 4 * len(vals)
+h = json.dumps(head).encode(); h += b" " * (-len(h) % 8)
+open(f"{d}/adapter_model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+json.dump({"peft_type": "LORA", "r": r, "lora_alpha": 8, "lora_dropout": 0, "bias": "none",
+           "target_modules": ["q_proj", "v_proj"], "base_model_name_or_path": "stories260K"},
+          open(f"{d}/adapter_config.json", "w"))
+PY
+run cpu env LGPU_GNUPLOT=none "$EVAL" compare -m "$MODEL" --vs "$work/adapter" --tests "$TESTS" --ppl "$TEXT" \
+    --ctx 64 --limit 3 -n 12 -q -o "$work/lora"
+[ "$rc" = 0 ] || fail "compare of the base with base + adapter exited $rc"
+json_check "$work/lora/compare.json" \
+    'd["tuned"]["adapters"][0]["path"].endswith("/adapter") and d["tuned"]["adapters"][0]["scale"] == 1' \
+    'd["base"]["perplexity"]["ppl"] != d["tuned"]["perplexity"]["ppl"]' \
+    'any(e["base"]["output"] != e["tuned"]["output"] for e in d["tests"]["examples"])'
+run cpu env LGPU_GNUPLOT=none "$EVAL" compare -m "$MODEL" --lora "$work/adapter:0" --tests "$TESTS" --ppl "$TEXT" \
+    --ctx 64 --limit 3 -n 12 -q -o "$work/lora0"
+[ "$rc" = 0 ] || fail "compare with an adapter at scale 0 exited $rc"
+json_check "$work/lora0/compare.json" \
+    'd["base"]["perplexity"]["ppl"] == d["tuned"]["perplexity"]["ppl"]' \
+    'all(e["base"]["output"] == e["tuned"]["output"] for e in d["tests"]["examples"])'
+echo "C path: base + adapter differs from the base; at scale 0 it equals it"
+
 # ---- bad input ----
 expect_error() { # WANT_RC MESSAGE ARGS...
     local want=$1 msg=$2
@@ -143,13 +178,8 @@ expect_error 2 "-o DIR is required" -m "$MODEL" --vs "$work/q4.gguf" --tests "$T
 expect_error 2 "unknown --metric 'bleu'" -m "$MODEL" --vs "$work/q4.gguf" --tests "$TESTS" --metric bleu -o "$work/x"
 expect_error 2 "bad value '0' for -n" -m "$MODEL" --vs "$work/q4.gguf" --tests "$TESTS" -n 0 -o "$work/x"
 expect_error 2 "no adapter at $work/missing-adapter" -m "$MODEL" --lora "$work/missing-adapter:0.5" --tests "$TESTS" -o "$work/x"
-# --vs on a PEFT adapter directory means the base with that adapter. Until
-# per-sequence adapters are in the inference API, that says so at once
-# (eval/compare_side.c, cmp_adapters_supported); once they are, this becomes
-# a comparison of the base with and without a saved adapter.
-mkdir -p "$work/adapter" && echo '{}' >"$work/adapter/adapter_config.json"
-expect_error 1 "$work/adapter: applying LoRA adapters during inference is not in this build" \
-    -m "$MODEL" --vs "$work/adapter" --tests "$TESTS" -o "$work/x"
+mkdir -p "$work/empty-adapter" && echo '{}' >"$work/empty-adapter/adapter_config.json"
+expect_error 1 "empty-adapter" -m "$MODEL" --vs "$work/empty-adapter" --tests "$TESTS" -o "$work/x"
 expect_error 1 "cannot load $work/missing.gguf" -m "$MODEL" --vs "$work/missing.gguf" --tests "$TESTS" -o "$work/x"
 expect_error 1 "need at least 1024 tokens for a context of 512" -m "$MODEL" --vs "$work/q4.gguf" --ppl "$TEXT" -o "$work/x"
 touch "$work/file"
