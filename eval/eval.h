@@ -6,5 +6,6 @@
 int lgpu_eval_perplexity(int argc, char **argv);
 int lgpu_eval_bench(int argc, char **argv); /* loadgen.c */
 int lgpu_eval_compare(int argc, char **argv); /* compare.c */
+int lgpu_eval_gate(int argc, char **argv);    /* gate.c */
 
 #endif

@@ -13,7 +13,8 @@ typedef struct {
 
 static const eval_cmd CMDS[] = {
     {"perplexity", lgpu_eval_perplexity, "perplexity of a text file (llama-perplexity's method)"},
-    {"bench", lgpu_eval_bench, "load-test an OpenAI-compatible server: tokens/s and time to first token"},
+    {"bench", lgpu_eval_bench, "load-test an OpenAI-compatible server: throughput and latency percentiles"},
+    {"gate", lgpu_eval_gate, "fail when a bench result regressed against a baseline (CI)"},
     {"compare", lgpu_eval_compare, "base vs fine-tuned model: perplexity and task metrics, a report"},
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "nvml.h"
 #include "lgpu/lora.h"
 #include "lgpu/device.h"
 
@@ -149,8 +150,12 @@ void srv_api_monitor_gpu(srv_http_req *r) {
     json_object_set_new(o, "type", json_string(lgpu_dev_kind_of(dev) == LGPU_DEV_VULKAN ? "vulkan" : "cpu"));
     json_object_set_new(o, "memory_used_bytes", json_integer((json_int_t)used));
     json_object_set_new(o, "memory_budget_bytes", json_integer((json_int_t)budget));
+    /* the high-water mark of our own device buffers since the server started */
+    json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)lgpu_dev_memory_peak(dev)));
     /* share of recent wall time the engine thread spent in decode steps */
     json_object_set_new(o, "utilization", json_real(st.busy_fraction));
+    json_object_set_new(o, "utilization_source", json_string("engine: the share of the last second the engine thread spent in decode steps, each waiting for the device"));
+    json_object_set_new(o, "nvml", srv_nvml_json());
     srv_send_json(r, 200, o);
 }
 
